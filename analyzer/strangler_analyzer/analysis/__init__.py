@@ -1,0 +1,40 @@
+"""Pure analyses of an estate's dependency graph; ``analyze`` runs them all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strangler_analyzer.analysis.cycles import CycleGroup, find_cycles
+from strangler_analyzer.analysis.graph import build_graph
+from strangler_analyzer.analysis.impact import Impact, blast_radius
+from strangler_analyzer.analysis.plan import Candidate, Extraction, extract, rank_candidates
+from strangler_analyzer.analysis.waves import CriticalPath, Waves, critical_path, startup_waves, what_if_removed, what_if_soft
+from strangler_analyzer.model import Estate
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    estate: Estate
+    waves: Waves
+    critical_path: CriticalPath
+    cycles: tuple[CycleGroup, ...]
+    candidates: tuple[Candidate, ...]
+    extraction: Extraction | None
+
+
+def analyze(estate: Estate, extraction: bool = True) -> Analysis:
+    """Waves, critical path, cycles and the extraction ranking of an estate."""
+    g = build_graph(estate)
+    waves = startup_waves(g)
+    path = critical_path(g)
+    cycles = find_cycles(g)
+    candidates = rank_candidates(g, waves, path)
+    top = extract(estate, candidates[0].component)[1] if extraction and candidates else None
+    return Analysis(estate, waves, path, cycles, candidates, top)
+
+
+__all__ = [
+    "Analysis", "Candidate", "CriticalPath", "CycleGroup", "Extraction", "Impact", "Waves",
+    "analyze", "blast_radius", "build_graph", "critical_path", "extract", "find_cycles",
+    "rank_candidates", "startup_waves", "what_if_removed", "what_if_soft",
+]

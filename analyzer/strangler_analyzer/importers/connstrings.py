@@ -1,0 +1,111 @@
+"""Find the network endpoints that connection strings in configuration point at.
+
+Pure text work: ``find_endpoints`` returns every (scheme, host, port) it recognises in a
+value; resolving hosts to components is the estate builder's job.
+
+>>> [(e.scheme, e.host, e.port) for e in find_endpoints("jdbc:oracle:thin:@//ora1:1521/CRM")]
+[('oracle', 'ora1', 1521)]
+>>> [(e.scheme, e.host, e.port) for e in find_endpoints("Server=sql01,1433;Database=x")]
+[('sqlserver', 'sql01', 1433)]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PORTS = {
+    "http": 80, "https": 443, "amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379,
+    "mongodb": 27017, "postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306,
+    "oracle": 1521, "sqlserver": 1433, "ldap": 389, "ldaps": 636, "tcp": None, "nats": 4222,
+    "kafka": 9092, "elasticsearch": 9200, "ssl": None, "nio": None, "t3": 7001, "t3s": 7002,
+    "jms": None, "stomp": 61613, "mqtt": 1883, "memcached": 11211, "smtp": 25, "ftp": 21,
+    "sftp": 22, "iiop": None, "db2": 50000,
+}
+
+_HOST = r"(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)"
+_PORT = r"(?::(?P<port>\d{1,5}))?"
+# scheme://[user[:pass]@]host[:port][,host2[:port2]...]
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?:[^@/\s,;'\"]*@)?"
+    r"(?P<hosts>(?:(?![A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#;'\")])+)"
+)
+_JDBC_ORACLE = re.compile(
+    r"jdbc:oracle:(?:thin|oci):(?:[^@\s]*)@(?://)?" + _HOST + _PORT
+)
+_ORACLE_TNS = re.compile(r"\(\s*HOST\s*=\s*" + _HOST + r"\s*\)\s*\(\s*PORT\s*=\s*(?P<port>\d+)\s*\)", re.I)
+_ADO = re.compile(
+    r"(?:^|[;\s\"'])(?:Server|Data Source|Host|Address|Addr|Network Address)\s*=\s*"
+    r"(?:tcp:)?" + _HOST + r"(?:[,:](?P<port>\d{1,5}))?\s*(?:;|$|[\"'])",
+    re.I,
+)
+_ADO_PORT = re.compile(r"(?:^|;)\s*Port\s*=\s*(?P<port>\d{1,5})", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    scheme: str
+    host: str
+    port: int | None
+    raw: str
+
+
+def _port(text: str | None, scheme: str) -> int | None:
+    if text:
+        value = int(text)
+        return value if 0 < value < 65536 else None
+    return DEFAULT_PORTS.get(scheme)
+
+
+def _split_hosts(hosts: str, scheme: str, raw: str) -> list[Endpoint]:
+    out = []
+    for part in hosts.split(","):
+        m = re.fullmatch(_HOST + _PORT, part.strip())
+        if m:
+            out.append(Endpoint(scheme, m["host"].strip("[]").lower(), _port(m["port"], scheme), raw))
+    return out
+
+
+def find_endpoints(text: str) -> list[Endpoint]:
+    """Every endpoint named by a connection string in ``text``, in order of appearance."""
+    found: list[tuple[int, Endpoint]] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(start: int, end: int, endpoints: list[Endpoint]) -> None:
+        if any(s <= start < e for s, e in taken):
+            return
+        taken.append((start, end))
+        found.extend((start, ep) for ep in endpoints)
+
+    for m in _JDBC_ORACLE.finditer(text):
+        add(m.start(), m.end(), [Endpoint("oracle", m["host"].lower(), _port(m["port"], "oracle"), m[0])])
+    for m in _ORACLE_TNS.finditer(text):
+        add(m.start(), m.end(), [Endpoint("oracle", m["host"].lower(), int(m["port"]), m[0])])
+    for m in _URL.finditer(text):
+        scheme = m["scheme"].lower()
+        if scheme.startswith("jdbc:"):
+            scheme = scheme[5:]
+        scheme = scheme.split(":")[-1].split("+")[0]
+        if scheme in ("file", "classpath", "jar", "vm"):
+            continue
+        add(m.start(), m.end(), _split_hosts(m["hosts"], scheme, m[0]))
+    for m in _ADO.finditer(text):
+        port = m["port"]
+        if port is None:
+            extra = _ADO_PORT.search(text)
+            port = extra["port"] if extra else None
+        add(m.start(), m.end(), [Endpoint("sqlserver", m["host"].lower(), _port(port, "sqlserver"), m[0].strip(" ;\"'"))])
+    # ``jdbc:mysql://`` etc. are matched by _URL through their inner scheme.
+    return [ep for _, ep in sorted(found, key=lambda t: t[0])]
+
+
+_HOSTPORT = re.compile(r"(?<![\w.:/-])" + _HOST + r":(?P<port>\d{1,5})(?![\w.-])")
+
+
+def find_host_ports(text: str) -> list[Endpoint]:
+    """Bare ``host:port`` values (the Kubernetes ``FOO_ADDR: svc:3550`` style)."""
+    return [
+        Endpoint("tcp", m["host"].lower(), int(m["port"]), m[0])
+        for m in _HOSTPORT.finditer(text)
+        if 0 < int(m["port"]) < 65536
+    ]

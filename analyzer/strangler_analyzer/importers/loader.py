@@ -1,0 +1,251 @@
+"""Detect each input's kind, run its importer, and merge everything into one ``Estate``.
+
+This module owns reading files; the importers turn parsed documents into partial estates.
+Connection strings found in any configuration value are resolved to components here, which
+is also where declarations and configuration are compared (drift).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from strangler_analyzer.errors import InputError, UnknownInputError
+from strangler_analyzer.importers.base import ConfigValue, Partial
+from strangler_analyzer.importers.compose import read_compose
+from strangler_analyzer.importers.connstrings import Endpoint, find_endpoints, find_host_ports
+from strangler_analyzer.importers.inventory import read_inventory
+from strangler_analyzer.importers.kubernetes import read_kubernetes
+from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, read_units
+from strangler_analyzer.model import (
+    Component, Drift, Edge, Estate, Evidence, Warning_, merge_components, merge_edges,
+)
+from strangler_common import ConfigError, Location, load_yaml_file
+
+Kind = Literal["inventory", "compose", "kubernetes", "systemd", "config"]
+CONFIG_SUFFIXES = {".properties", ".xml", ".conf", ".ini", ".env", ".cfg", ".toml", ".json", ".yaml", ".yml", ".txt", ".config"}
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv"}
+
+
+def _yaml_kind(docs: list[Any]) -> Kind:
+    first = docs[0] if docs else None
+    if not isinstance(first, dict):
+        return "config"
+    if "apiVersion" in first and "kind" in first:
+        return "kubernetes"
+    if "components" in first:
+        return "inventory"
+    if "services" in first and isinstance(first["services"], dict):
+        return "compose"
+    return "config"
+
+
+def _files(path: Path, explicit: bool, warnings: list[Warning_]) -> list[Path]:
+    if path.is_dir():
+        out: list[Path] = []
+        for root, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+            for name in sorted(names):
+                p = Path(root) / name
+                if p.suffix in UNIT_SUFFIXES or p.suffix in CONFIG_SUFFIXES or name == ".env":
+                    out.append(p)
+                else:
+                    warnings.append(Warning_(str(p), None, "not a kind the analyzer reads; skipped"))
+        return out
+    if not path.exists():
+        raise UnknownInputError(f"{path}: no such file or directory")
+    if explicit and path.suffix not in UNIT_SUFFIXES and path.suffix not in CONFIG_SUFFIXES and path.name != ".env":
+        raise UnknownInputError(
+            f"{path}: unknown file kind; expected a Compose or Kubernetes YAML file, an inventory "
+            f"YAML, a systemd unit ({', '.join(UNIT_SUFFIXES[:3])}...) or a config file "
+            f"({', '.join(sorted(CONFIG_SUFFIXES))})"
+        )
+    return [path]
+
+
+def load_estate(
+    paths: Sequence[str | Path], profiles: Sequence[str] = (), env_file: str | Path | None = None
+) -> Estate:
+    """Read every path (files or directories, any mix of kinds) into one estate.
+
+    Compose files are merged in the order given, like ``docker compose -f a -f b``; a
+    directory's ``compose.override.yaml`` follows its ``compose.yaml``.
+    """
+    warnings: list[Warning_] = []
+    files: list[Path] = []
+    for p in paths:
+        files += _files(Path(p), True, warnings)
+    files = _order_compose(files)
+    compose_docs: list[tuple[str, object]] = []
+    k8s_docs: list[tuple[str, object]] = []
+    units: list[tuple[str, str]] = []
+    config_files: list[Path] = []
+    parts: list[Partial] = []
+    for f in files:
+        if f.suffix in UNIT_SUFFIXES:
+            units.append((str(f), _read_text(f)))
+            continue
+        if f.suffix not in (".yaml", ".yml"):
+            config_files.append(f)
+            continue
+        docs = load_yaml_file(f)
+        kind = _yaml_kind(docs)
+        if kind == "kubernetes":
+            k8s_docs += [(str(f), d) for d in docs]
+        elif kind == "compose":
+            compose_docs.append((str(f), docs[0]))
+        elif kind == "inventory":
+            parts.append(read_inventory(docs[0], str(f)))
+        else:
+            config_files.append(f)
+    if compose_docs:
+        parts.append(read_compose(compose_docs, profiles, Path(env_file) if env_file else None))
+    elif env_file is not None and not Path(env_file).is_file():
+        raise ConfigError(Location(str(env_file)), "env file not found")
+    if k8s_docs:
+        parts.append(read_kubernetes(k8s_docs))
+    if units:
+        parts.append(read_units(units))
+    whole = Partial()
+    for part in parts:
+        whole.extend(part)
+    whole.warnings[:0] = warnings
+    components = merge_components(whole.components)
+    names = {c.name for c in components}
+    for f in config_files:
+        owner = _owner(f, components)
+        if owner is None:
+            whole.warn(str(f), None, "config file belongs to no known component (name a directory after one); not scanned")
+            continue
+        for number, line in enumerate(_read_text(f).splitlines(), 1):
+            if line.strip():
+                whole.config.append(ConfigValue(owner, line, str(f), number, "", "file"))
+    declared = [e for e in whole.edges]
+    for e in declared:
+        if e.dst not in names:
+            ev = e.evidence[0]
+            raise InputError(Location(ev.source, ev.line, e.src), f"depends on undefined component {e.dst!r}; defined: {', '.join(sorted(names)) or 'none'}")
+    found, unresolved = _config_edges(whole.config, components)
+    for w in unresolved:
+        whole.warnings.append(w)
+    drift = _drift(declared, found, whole.config, components)
+    edges = merge_edges(declared + found)
+    sources = tuple(sorted({str(f) for f in files}))
+    return Estate(
+        components=components,
+        edges=edges,
+        warnings=tuple(sorted(set(whole.warnings), key=lambda w: (w.source, w.line or 0, w.message))),
+        drift=drift,
+        sources=sources,
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(Location(str(path)), f"cannot read file: {exc.strerror}") from None
+
+
+def _order_compose(files: list[Path]) -> list[Path]:
+    """Within one directory, Compose reads ``compose.yaml`` before its override file."""
+    def rank(p: Path) -> int:
+        if p.name in COMPOSE_NAMES:
+            return 0
+        if ".override." in p.name and p.name.replace(".override", "") in COMPOSE_NAMES:
+            return 1
+        return 2
+    out: list[Path] = []
+    for f in files:
+        out.append(f)
+    # stable: keep the user's order across directories, fix it only within a directory
+    by_dir: dict[Path, list[int]] = {}
+    for i, f in enumerate(out):
+        if rank(f) < 2:
+            by_dir.setdefault(f.parent, []).append(i)
+    for idxs in by_dir.values():
+        ordered = sorted((out[i] for i in idxs), key=rank)
+        for i, f in zip(idxs, ordered):
+            out[i] = f
+    return out
+
+
+def _owner(path: Path, components: Sequence[Component]) -> str | None:
+    known: dict[str, str] = {}
+    for c in components:
+        known[c.name.lower()] = c.name
+        for a in c.aliases:
+            known.setdefault(a, c.name)
+    for part in [path.stem, *reversed(path.parent.parts)]:
+        if part.lower() in known:
+            return known[part.lower()]
+    return None
+
+
+def _index(components: Sequence[Component]) -> tuple[dict[str, str], dict[tuple[str, int], str]]:
+    by_host: dict[str, str] = {}
+    by_host_port: dict[tuple[str, int], str] = {}
+    for c in components:
+        for host in (c.name.lower(), *(c.aliases), *((c.host,) if c.host else ())):
+            by_host.setdefault(host, c.name)
+            if c.port:
+                by_host_port.setdefault((host, c.port), c.name)
+    return by_host, by_host_port
+
+
+def _resolve(ep: Endpoint, by_host: dict[str, str], by_hp: dict[tuple[str, int], str]) -> str | None:
+    candidates = [ep.host]
+    if "." in ep.host and not ep.host.replace(".", "").isdigit():
+        candidates.append(ep.host.split(".")[0])  # svc.ns.svc.cluster.local, mq.local
+    for host in candidates:
+        if ep.port and (host, ep.port) in by_hp:
+            return by_hp[(host, ep.port)]
+    for host in candidates:
+        if host in by_host:
+            return by_host[host]
+    return None
+
+
+_DATA_SCHEMES = {"oracle", "mysql", "postgresql", "postgres", "sqlserver", "amqp", "amqps", "redis", "rediss", "mongodb", "ldap", "ldaps", "t3", "t3s", "db2", "kafka", "nats", "stomp"}
+
+
+def _config_edges(config: list[ConfigValue], components: Sequence[Component]) -> tuple[list[Edge], list[Warning_]]:
+    by_host, by_hp = _index(components)
+    edges: list[Edge] = []
+    warnings: list[Warning_] = []
+    for value in config:
+        endpoints = find_endpoints(value.text) or find_host_ports(value.text)
+        if value.origin == "k8s.init" and not endpoints:
+            endpoints = [Endpoint("tcp", w.lower(), None, w) for w in value.text.replace(";", " ").split() if w.lower() in by_host]
+        for ep in endpoints:
+            dst = _resolve(ep, by_host, by_hp)
+            if dst is None:
+                if ep.scheme in _DATA_SCHEMES and ep.host not in ("localhost", "127.0.0.1"):
+                    warnings.append(Warning_(value.source, value.line, f"{value.owner} connects to {ep.host}:{ep.port or '?'} ({ep.scheme}), which no component in the input matches"))
+                continue
+            if dst == value.owner:
+                continue
+            detail = f"{value.key}: {ep.raw}" if value.key else ep.raw
+            edges.append(Edge(value.owner, dst, "hard", True, (Evidence(value.source, value.line, f"config.{value.origin}", detail),), declared=False))
+    return edges, warnings
+
+
+def _drift(declared: list[Edge], found: list[Edge], config: list[ConfigValue], components: Sequence[Component]) -> tuple[Drift, ...]:
+    declared_keys = {e.key for e in declared}
+    declaring = {e.src for e in declared} | {c.name for c in components if any(ev.kind in ("inventory", "compose.service", "systemd.unit") for ev in c.evidence)}
+    configured = {v.owner for v in config}
+    found_by_key: dict[tuple[str, str], list[Evidence]] = {}
+    for e in found:
+        found_by_key.setdefault(e.key, []).extend(e.evidence)
+    drift: list[Drift] = []
+    for key, ev in found_by_key.items():
+        if key not in declared_keys and key[0] in declaring:
+            drift.append(Drift(key[0], key[1], "undeclared", tuple(ev)))
+    external = {c.name for c in components if c.external}
+    for e in declared:
+        if e.src in configured and e.key not in found_by_key and e.dst not in external:
+            drift.append(Drift(e.src, e.dst, "unconfigured", e.evidence))
+    return tuple(sorted(drift, key=lambda d: (d.src, d.dst, d.kind)))

@@ -1,0 +1,59 @@
+"""Graphviz DOT and Mermaid: arrows point from a dependency to what waits for it."""
+
+from __future__ import annotations
+
+import json
+
+from strangler_analyzer.analysis import Analysis
+
+
+def _path_edges(a: Analysis) -> set[tuple[str, str]]:
+    p = a.critical_path.components
+    return set(zip(p, p[1:]))
+
+
+def render_dot(a: Analysis) -> str:
+    cyclic = {n for g in a.waves.cyclic for n in g}
+    on_path = _path_edges(a)
+    q = json.dumps
+    out = ["digraph estate {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+    for i, wave in enumerate(a.waves.waves):
+        out.append(f"  subgraph cluster_wave{i} {{ label={q(f'wave {i + 1}')}; style=dashed;")
+        for n in wave:
+            attrs = ', color=red, penwidth=2' if n in cyclic else ""
+            out.append(f"    {q(n)} [label={q(n)}{attrs}];")
+        out.append("  }")
+    for e in a.estate.edges:
+        attrs = []
+        if e.strength == "soft":
+            attrs.append("style=dashed")
+        if not e.declared:
+            attrs.append("color=gray50")
+        if (e.dst, e.src) in on_path:
+            attrs += ["color=blue", "penwidth=3"]
+        out.append(f"  {q(e.dst)} -> {q(e.src)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_mermaid(a: Analysis) -> str:
+    ids = {c.name: f"n{i}" for i, c in enumerate(a.estate.components)}
+    out = ["flowchart LR"]
+    for i, wave in enumerate(a.waves.waves):
+        out.append(f"  subgraph wave{i + 1}[\"wave {i + 1}\"]")
+        out += [f"    {ids[n]}[\"{n}\"]" for n in wave]
+        out.append("  end")
+    links = []
+    for e in a.estate.edges:
+        arrow = "-.->" if e.strength == "soft" else "-->"
+        out.append(f"  {ids[e.dst]} {arrow} {ids[e.src]}")
+        links.append((e.dst, e.src))
+    on_path = _path_edges(a)
+    for i, link in enumerate(links):
+        if link in on_path:
+            out.append(f"  linkStyle {i} stroke:#1f6feb,stroke-width:3px")
+    cyclic = sorted({n for g in a.waves.cyclic for n in g})
+    if cyclic:
+        out.append("  classDef cycle stroke:#d1242f,stroke-width:3px")
+        out.append(f"  class {','.join(ids[n] for n in cyclic)} cycle")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,68 @@
+"""``strangler``: one subcommand per module; the one place errors become exit codes.
+
+Exit codes: 0 success; 1 a user error (bad input, a failed gate) with a one-line message;
+2 a usage error (argparse); 3 a bug, with its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from strangler_common import StranglerError
+
+from strangler_cli import analyze_cmd
+
+SUBCOMMANDS = [analyze_cmd]
+
+
+def _optional_subcommands() -> list[object]:
+    mods: list[object] = []
+    try:
+        from strangler_cli import proxy_cmd, routes_cmd
+    except ImportError:  # pragma: no cover - the proxy's dependencies are always installed
+        return mods
+    return [proxy_cmd, routes_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="strangler",
+        description="Move a legacy estate to services one module at a time (choke and release).",
+    )
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("strangler")
+    except PackageNotFoundError:  # pragma: no cover
+        ver = "unknown"
+    parser.add_argument("--version", action="version", version=f"strangler {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for mod in SUBCOMMANDS:
+        mod.register(sub)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except StranglerError as exc:
+        print(f"strangler: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("strangler: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:  # a bug: say so, with everything needed to report it
+        traceback.print_exc()
+        print("strangler: internal error; please report it with the traceback above", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Safe YAML loading that remembers the line of every key and list item.
+
+PyYAML's safe loader drops positions once it builds plain Python values, yet every error a
+user sees must name the line. ``MarkedMap`` and ``MarkedList`` are ``dict`` and ``list``
+subclasses carrying those lines, so the rest of the code treats them as plain values.
+Duplicate keys, which PyYAML silently resolves to the last one, are an error here (as in
+Compose and Kubernetes). Anchors, aliases and ``<<`` merge keys work as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from strangler_common.errors import ConfigError, Location
+
+
+class MarkedMap(dict[str, Any]):
+    """A mapping that knows its own line and the line of each key (1-based)."""
+
+    line: int | None = None
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int | None:
+        return self.key_lines.get(key, self.line) if hasattr(self, "key_lines") else self.line
+
+
+class MarkedList(list[Any]):
+    """A sequence that knows its own line and the line of each item (1-based)."""
+
+    line: int | None = None
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int | None:
+        lines = getattr(self, "item_lines", [])
+        return lines[index] if 0 <= index < len(lines) else self.line
+
+
+def line_of(container: object, key: str | int) -> int | None:
+    """The line of ``key`` inside ``container`` when it is a marked value, else ``None``."""
+    if isinstance(container, MarkedMap) and isinstance(key, str):
+        return container.line_of(key)
+    if isinstance(container, MarkedList) and isinstance(key, int):
+        return container.line_of(key)
+    return getattr(container, "line", None)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[MarkedMap]:
+    data = MarkedMap()
+    data.line = node.start_mark.line + 1
+    data.key_lines = {}
+    yield data
+    loader.flatten_mapping(node)
+    explicit: set[Any] = set()
+    merged_from = getattr(node, "_merged_count", 0)
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "found an unhashable key", key_node.start_mark
+            ) from None
+        if index >= merged_from and key in explicit:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        if index >= merged_from:
+            explicit.add(key)
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.key_lines[str(key)] = key_node.start_mark.line + 1
+
+
+def _flatten_mapping(self: _Loader, node: yaml.MappingNode) -> None:
+    explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+    yaml.SafeLoader.flatten_mapping(self, node)
+    # Keys that came from ``<<`` merges are put first; overriding them is allowed.
+    node._merged_count = len(node.value) - explicit  # type: ignore[attr-defined]
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[MarkedList]:
+    data = MarkedList()
+    data.line = node.start_mark.line + 1
+    data.item_lines = [child.start_mark.line + 1 for child in node.value]
+    yield data
+    data.extend(loader.construct_object(child, deep=True) for child in node.value)
+
+
+_Loader.flatten_mapping = _flatten_mapping  # type: ignore[method-assign]
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)  # type: ignore[arg-type]
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)  # type: ignore[arg-type]
+
+
+def load_yaml_documents(text: str, source: str) -> list[Any]:
+    """Parse every document of a YAML stream into marked values.
+
+    >>> doc = load_yaml_documents("a:\\n  b: 1\\n", "x.yaml")[0]
+    >>> doc["a"].line_of("b")
+    2
+    """
+    try:
+        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]  # noqa: S506
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(Location(source, line), f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(Location(source), f"invalid YAML: {exc}") from None
+
+
+def load_yaml_file(path: str | Path) -> list[Any]:
+    """Read and parse a YAML file; an unreadable file is a ``ConfigError`` too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(Location(str(path)), f"cannot read file: {exc}") from None
+    return load_yaml_documents(text, str(path))

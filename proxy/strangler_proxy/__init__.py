@@ -1,0 +1,1 @@
+"""strangler proxy (data plane)."""
