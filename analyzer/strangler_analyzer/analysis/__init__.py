@@ -29,7 +29,7 @@ def analyze(estate: Estate, extraction: bool = True) -> Analysis:
     path = critical_path(g)
     cycles = find_cycles(g)
     candidates = rank_candidates(g, waves, path)
-    top = extract(estate, candidates[0].component)[1] if extraction and candidates else None
+    top = extract(estate, candidates[0].component, waves)[1] if extraction and candidates else None
     return Analysis(estate, waves, path, cycles, candidates, top)
 
 

@@ -14,7 +14,7 @@ from itertools import islice, permutations
 
 import networkx as nx
 
-from strangler_analyzer.analysis.graph import edge_of, ordering_graph
+from strangler_analyzer.analysis.graph import condensed, edge_of
 
 MAX_LISTED_CYCLES = 20
 EXACT_LIMIT = 8
@@ -40,15 +40,16 @@ def edge_cost(g: nx.DiGraph, u: str, v: str) -> int:
 
 
 def find_cycles(g: nx.DiGraph) -> tuple[CycleGroup, ...]:
-    o = ordering_graph(g)
     groups = []
-    for scc in nx.strongly_connected_components(o):
+    for _, scc in condensed(g).nodes(data="members"):
         members = sorted(scc)
-        if len(members) == 1 and not o.has_edge(members[0], members[0]):
+        if len(members) == 1 and not (g.has_edge(members[0], members[0]) and g.edges[members[0], members[0]]["edge"].ordered):
             continue
         sub = nx.DiGraph()
         sub.add_nodes_from(members)
-        sub.add_edges_from(sorted((u, v, o.edges[u, v]) for u in members for v in o.successors(u) if v in scc))
+        sub.add_edges_from(sorted(
+            (u, v, g.edges[u, v]) for u in members for v in g.successors(u) if v in scc and g.edges[u, v]["edge"].ordered
+        ))
         groups.append(_group(sub))
     return tuple(sorted(groups, key=lambda grp: grp.components))
 

@@ -21,11 +21,22 @@ def build_graph(estate: Estate) -> nx.DiGraph:
 
 
 def ordering_graph(g: nx.DiGraph) -> nx.DiGraph:
-    """Only the edges that order start-up (``ready before start``)."""
+    """Only the edges that order start-up (``ready before start``), without attributes:
+    look an edge's ``model.Edge`` up in ``g``."""
     o = nx.DiGraph()
-    o.add_nodes_from(g.nodes(data=True))
-    o.add_edges_from((u, v, d) for u, v, d in g.edges(data=True) if d["edge"].ordered)
+    o.add_nodes_from(g)
+    o.add_edges_from((u, v) for u, v, e in g.edges(data="edge") if e.ordered)
     return o
+
+
+def condensed(g: nx.DiGraph) -> nx.DiGraph:
+    """The ordering graph with each strongly connected component folded into one node
+    (attribute ``members``); cached on ``g`` since every start-up analysis needs it."""
+    cached: nx.DiGraph | None = g.graph.get("_condensed")
+    if cached is None:
+        cached = nx.condensation(ordering_graph(g))
+        g.graph["_condensed"] = cached
+    return cached
 
 
 def edge_of(g: nx.DiGraph, u: str, v: str) -> Edge:

@@ -17,12 +17,12 @@ shared_datastore           0.20   1 / (1 + others sharing its datastores)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 
 from strangler_analyzer.analysis.waves import CriticalPath, Waves
-from strangler_analyzer.model import Component, Edge, Estate
+from strangler_analyzer.model import Component, Edge, Estate, Evidence, merge_edges
 
 WEIGHTS = {
     "fan_in": 0.25, "fan_out": 0.15, "wave_depth": 0.10,
@@ -98,15 +98,13 @@ def rank_candidates(g: nx.DiGraph, waves: Waves, path: CriticalPath) -> tuple[Ca
     return tuple(sorted(out, key=lambda c: (-c.score, c.component)))
 
 
-def extract(estate: Estate, name: str) -> tuple[Estate, Extraction]:
+def extract(estate: Estate, name: str, waves: Waves) -> tuple[Estate, Extraction]:
     """Add ``<name>-service`` beside ``name``: callers reach it through the proxy, and it
-    needs everything ``name`` needs. Returns the new estate and the edges it adds."""
-    from dataclasses import replace
+    needs everything ``name`` needs. Returns the new estate and the edges it adds.
 
-    from strangler_analyzer.analysis.graph import build_graph
-    from strangler_analyzer.analysis.waves import startup_waves
-    from strangler_analyzer.model import Evidence, merge_edges
-
+    The service waits for exactly what the module waits for, so it starts in the module's
+    wave and no other component moves: the waves after are the waves with it added.
+    """
     service = f"{name}-service"
     ev = (Evidence("plan", None, "plan.extraction"),)
     new: list[Edge] = []
@@ -122,5 +120,5 @@ def extract(estate: Estate, name: str) -> tuple[Estate, Extraction]:
         components=tuple(sorted(estate.components + (replace(comp, name=service, aliases=(), evidence=ev),), key=lambda c: c.name)),
         edges=merge_edges(estate.edges + tuple(new)),
     )
-    waves = startup_waves(build_graph(after)).waves
-    return after, Extraction(name, service, tuple(sorted(e.key for e in new)), waves)
+    waves_after = tuple(tuple(sorted(w + (service,))) if name in w else w for w in waves.waves)
+    return after, Extraction(name, service, tuple(sorted(e.key for e in new)), waves_after)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from strangler_analyzer.analysis.graph import ordering_graph
+from strangler_analyzer.analysis.graph import condensed
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +31,6 @@ class CriticalPath:
     seconds: float
 
 
-def _condense(g: nx.DiGraph) -> tuple[nx.DiGraph, dict[str, int]]:
-    o = ordering_graph(g)
-    c = nx.condensation(o)
-    return c, c.graph["mapping"]
-
-
 def startup_waves(g: nx.DiGraph) -> Waves:
     """What can start in parallel, wave by wave; every ordered edge points to a later wave.
 
@@ -49,7 +43,7 @@ def startup_waves(g: nx.DiGraph) -> Waves:
     >>> startup_waves(g).waves
     (('db',), ('app',), ('web',))
     """
-    c, _ = _condense(g)
+    c = condensed(g)
     waves = []
     for generation in nx.topological_generations(c):
         waves.append(tuple(sorted(name for scc in generation for name in c.nodes[scc]["members"])))
@@ -68,7 +62,7 @@ def critical_path(g: nx.DiGraph) -> CriticalPath:
     That sum is the minimal cold-start time: nothing can be ready sooner. A start-up cycle
     counts as one step taking its slowest member's time.
     """
-    c, _ = _condense(g)
+    c = condensed(g)
     if c.number_of_nodes() == 0:
         return CriticalPath((), 0.0)
     weight = {n: max(g.nodes[m]["seconds"] for m in members) for n, members in c.nodes(data="members")}
@@ -106,6 +100,7 @@ def what_if_soft(g: nx.DiGraph, src: str, dst: str) -> CriticalPath:
     from dataclasses import replace
 
     h = g.copy()
+    h.graph.pop("_condensed", None)
     if h.has_edge(dst, src):
         h.edges[dst, src]["edge"] = replace(h.edges[dst, src]["edge"], strength="soft", ordered=False)
     return critical_path(h)
@@ -114,6 +109,7 @@ def what_if_soft(g: nx.DiGraph, src: str, dst: str) -> CriticalPath:
 def what_if_removed(g: nx.DiGraph, name: str) -> CriticalPath:
     """The critical path if component ``name`` were gone (extracted or retired)."""
     h = g.copy()
+    h.graph.pop("_condensed", None)
     if name in h:
         h.remove_node(name)
     return critical_path(h)

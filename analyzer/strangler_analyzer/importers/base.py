@@ -72,6 +72,7 @@ DATASTORE_IMAGES = {
     "elasticsearch": "search", "opensearch": "search", "solr": "search",
     "rabbitmq": "broker", "activemq": "broker", "artemis": "broker", "kafka": "broker",
     "nats": "broker", "zookeeper": "broker", "openldap": "directory", "keycloak": "directory",
+    "nginx": "web", "httpd": "web", "apache": "web", "haproxy": "web", "traefik": "web", "envoy": "web",
 }
 
 

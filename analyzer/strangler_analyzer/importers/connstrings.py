@@ -99,7 +99,10 @@ def find_endpoints(text: str) -> list[Endpoint]:
     return [ep for _, ep in sorted(found, key=lambda t: t[0])]
 
 
-_HOSTPORT = re.compile(r"(?<![\w.:/-])" + _HOST + r":(?P<port>\d{1,5})(?![\w.-])")
+_HOSTPORT = re.compile(
+    r"(?<![\w.:/-])(?P<host>[A-Za-z][A-Za-z0-9_.-]*[A-Za-z0-9]|\d{1,3}(?:\.\d{1,3}){3})"
+    r":(?P<port>\d{1,5})(?![\w.-])"
+)
 
 
 def find_host_ports(text: str) -> list[Endpoint]:

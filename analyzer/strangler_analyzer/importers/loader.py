@@ -102,6 +102,9 @@ def load_estate(
         else:
             config_files.append(f)
     if compose_docs:
+        # a Compose project's .env holds interpolation variables, read by read_compose
+        compose_dirs = {Path(src).parent for src, _ in compose_docs}
+        config_files = [f for f in config_files if not (f.name == ".env" and f.parent in compose_dirs)]
         parts.append(read_compose(compose_docs, profiles, Path(env_file) if env_file else None))
     elif env_file is not None and not Path(env_file).is_file():
         raise ConfigError(Location(str(env_file)), "env file not found")
@@ -179,7 +182,9 @@ def _owner(path: Path, components: Sequence[Component]) -> str | None:
         known[c.name.lower()] = c.name
         for a in c.aliases:
             known.setdefault(a, c.name)
-    for part in [path.stem, *reversed(path.parent.parts)]:
+    parents = list(reversed(path.parent.parts))
+    # the nearest folder names the owner best (config/tomcat-1/db.properties), then the file
+    for part in [*parents[:1], path.stem, *parents[1:]]:
         if part.lower() in known:
             return known[part.lower()]
     return None

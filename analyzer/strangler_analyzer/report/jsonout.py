@@ -37,7 +37,7 @@ def edge_json(e: Edge) -> dict[str, Any]:
         "strength": e.strength,
         "ordered": e.ordered,
         "declared": e.declared,
-        "config_derived": all(ev.config_derived for ev in e.evidence),
+        "config_derived": not e.declared,  # merge_edges keeps declared iff any evidence declares it
         "evidence": [ev.to_json() for ev in e.evidence],
     }
 

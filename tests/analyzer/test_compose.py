@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strangler_analyzer import example_path, load_estate
+from strangler_common import ConfigError
+
+
+def edges(estate):  # type: ignore[no-untyped-def]
+    return {e.key: e for e in estate.edges}
+
+
+def test_shop_example_merges_override_and_reads_every_form() -> None:
+    estate = load_estate([example_path("shop-compose")])
+    e = edges(estate)
+    assert ("cart", "mq") in e  # added by compose.override.yaml, merged by key
+    assert e[("cart", "db")].evidence[0].kind == "compose.depends_on.service_healthy"
+    assert e[("catalog", "db")].strength == "hard"  # short form
+    assert e[("worker", "cart")].evidence[0].kind in {"compose.network_mode", "compose.volumes_from"}
+    assert e[("worker", "mq")].evidence[0].kind == "compose.links"
+    assert ("storefront", "search") not in e  # profile inactive
+    assert {c.name for c in estate.components} == {"web", "storefront", "catalog", "cart", "db", "mq", "worker"}
+    assert any("search left out" in w.message for w in estate.warnings)
+    db = estate.component("db")
+    assert db is not None and db.tier == "database" and db.check is not None and db.check.target == "pg_isready -U shop"
+
+
+def test_profiles_activate_services_and_soft_required_false() -> None:
+    estate = load_estate([example_path("shop-compose")], profiles=["search", "debug"])
+    e = edges(estate)
+    assert e[("storefront", "search")].strength == "soft"
+    assert ("adminer", "db") in e
+
+
+def test_interpolation_uses_env_file_and_defaults(write, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("DBHOST", raising=False)
+    monkeypatch.delenv("CACHE_PORT", raising=False)
+    compose = write("c/compose.yaml", (
+        "services:\n"
+        "  app:\n    image: app\n    environment:\n"
+        "      DB: jdbc:postgresql://${DBHOST}:5432/x\n"
+        "      CACHE: redis://cache:${CACHE_PORT:-6379}\n"
+        "      PRICE: $$5\n"
+        "  database: {image: postgres}\n  cache: {image: redis}\n"
+    ))
+    env = write("vars.env", "DBHOST=database\n")
+    estate = load_estate([compose], env_file=env)
+    e = edges(estate)
+    assert ("app", "database") in e and ("app", "cache") in e
+    assert not e[("app", "database")].declared
+
+
+def test_required_variable_missing_is_an_error_with_line(write, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("NEEDED", raising=False)
+    compose = write("compose.yaml", "services:\n  app:\n    image: app\n    environment:\n      X: ${NEEDED:?set NEEDED}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_estate([compose])
+    assert exc.value.location.line == 5 and "required variable NEEDED" in str(exc.value)
+
+
+def test_files_merge_in_given_order(write) -> None:  # type: ignore[no-untyped-def]
+    a = write("a.yml", "services:\n  app: {image: a, depends_on: [db]}\n  db: {image: postgres}\n  mq: {image: rabbitmq}\n")
+    b = write("b.yml", "services:\n  app:\n    depends_on:\n      mq: {condition: service_started, required: false}\n")
+    e = edges(load_estate([a, b]))
+    assert e[("app", "db")].strength == "hard" and e[("app", "mq")].strength == "soft"
+
+
+def test_undefined_service_is_an_error(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("compose.yaml", "services:\n  app:\n    image: a\n    depends_on: [ghost]\n")
+    with pytest.raises(ConfigError, match=r"compose.yaml:4: .*undefined service 'ghost'"):
+        load_estate([path])
+
+
+def test_unknown_service_key_is_a_warning(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("compose.yaml", "services:\n  app:\n    image: a\n    colour: red\n")
+    estate = load_estate([path])
+    assert any("'colour' is not part of the Compose spec" in w.message and w.line == 4 for w in estate.warnings)
+
+
+def test_bad_condition_names_its_key(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("compose.yaml", "services:\n  app:\n    image: a\n    depends_on:\n      db: {condition: whenever}\n  db: {image: x}\n")
+    with pytest.raises(ConfigError, match=r"services.app.depends_on.db.condition: expected one of"):
+        load_estate([path])
+
+
+def test_directory_reads_compose_before_override(tmp_path: Path, write) -> None:  # type: ignore[no-untyped-def]
+    write("d/docker-compose.override.yml", "services:\n  app: {image: over}\n")
+    write("d/docker-compose.yml", "services:\n  app: {image: postgres}\n")
+    estate = load_estate([tmp_path / "d"])
+    assert estate.component("app").tier == "app"  # type: ignore[union-attr]

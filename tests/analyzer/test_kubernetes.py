@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from strangler_analyzer import load_estate
+
+
+def test_env_configmaps_and_init_containers_become_config_derived_edges(fixtures) -> None:  # type: ignore[no-untyped-def]
+    estate = load_estate([fixtures / "k8s"])
+    e = {x.key: x for x in estate.edges}
+    assert {c.name for c in estate.components} == {"frontend", "productcatalog", "redis-cart", "cart", "checkout"}
+    assert e[("frontend", "productcatalog")].evidence[0].kind == "config.k8s.env"
+    assert e[("frontend", "cart")].evidence[0].kind == "config.k8s.env"
+    assert e[("frontend", "checkout")].evidence[0].kind == "config.k8s.configmap"  # svc FQDN
+    assert "config.k8s.init" in {ev.kind for ev in e[("cart", "redis-cart")].evidence}
+    assert "config.k8s.configmap" in {ev.kind for ev in e[("cart", "redis-cart")].evidence}
+    assert all(not x.declared for x in estate.edges)
+    frontend = estate.component("frontend")
+    assert frontend is not None and frontend.check is not None and frontend.check.kind == "http"
+    assert estate.component("redis-cart").tier == "cache"  # type: ignore[union-attr]
+    messages = " ".join(w.message for w in estate.warnings)
+    assert "Widget" in messages and "Ingress" not in messages
