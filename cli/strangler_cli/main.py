@@ -13,18 +13,9 @@ from collections.abc import Sequence
 
 from strangler_common import StranglerError
 
-from strangler_cli import analyze_cmd
+from strangler_cli import analyze_cmd, proxy_cmd, routes_cmd
 
-SUBCOMMANDS = [analyze_cmd]
-
-
-def _optional_subcommands() -> list[object]:
-    mods: list[object] = []
-    try:
-        from strangler_cli import proxy_cmd, routes_cmd
-    except ImportError:  # pragma: no cover - the proxy's dependencies are always installed
-        return mods
-    return [proxy_cmd, routes_cmd]
+SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

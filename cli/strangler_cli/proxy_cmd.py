@@ -1,0 +1,72 @@
+"""``strangler proxy``: serve the routing proxy in front of the monolith."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from strangler_common import StranglerError
+
+
+def hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, found {text!r}")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("proxy", help="serve the routing proxy")
+    p.add_argument("--routes", required=True, type=Path, metavar="FILE", help="route table (YAML)")
+    p.add_argument("--listen", type=hostport, default=("127.0.0.1", 8000), metavar="HOST:PORT")
+    p.add_argument("--admin", default="127.0.0.1:9901", metavar="HOST:PORT|off",
+                   help="admin API listener (loopback by default; 'off' to disable)")
+    p.add_argument("--admin-token", default=None, metavar="TOKEN",
+                   help="bearer token for the admin API (default: $STRANGLER_ADMIN_TOKEN, else generated into the state folder)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
+    p.add_argument("--state", type=Path, default=None, metavar="PATH",
+                   help="SQLite state store (default: .strangler/state.sqlite3 beside the route file)")
+    p.add_argument("--access-log", action="store_true", help="one JSON line per request on stdout (off by default)")
+    p.set_defaults(func=run)
+
+
+def _token(given: str | None, state: Path) -> str:
+    token = given or os.environ.get("STRANGLER_ADMIN_TOKEN")
+    if token:
+        return token
+    path = state.parent / "admin-token"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        state.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    except OSError as exc:
+        raise StranglerError(f"{path}: cannot store the admin token: {exc.strerror}") from None
+    print(f"strangler proxy: admin token written to {path}", file=sys.stderr)
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
+    from strangler_proxy.server import ServeOptions
+    from strangler_proxy.server import run as serve
+
+    if args.workers < 1:
+        raise StranglerError(f"--workers: expected at least 1, found {args.workers}")
+    admin = None if args.admin == "off" else hostport(args.admin)
+    if admin is not None:
+        try:
+            if not ipaddress.ip_address(admin[0]).is_loopback:
+                print(f"strangler proxy: warning: the admin API listens on {admin[0]}, not loopback", file=sys.stderr)
+        except ValueError:
+            pass
+    state = args.state or args.routes.resolve().parent / ".strangler" / "state.sqlite3"
+    token = _token(args.admin_token, state) if admin is not None else ""
+    return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
+                              state=state, token=token, access_log=args.access_log))

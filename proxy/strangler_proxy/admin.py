@@ -1,0 +1,164 @@
+"""The admin API: a Starlette app on its own listener (loopback by default).
+
+Every endpoint but ``/healthz`` needs ``Authorization: Bearer <token>``.
+
+    GET    /healthz                    liveness, no token
+    GET    /metrics                    Prometheus exposition
+    GET    /routes                     the effective route table
+    GET    /modules                    each module's stage, weight, override and breaker
+    GET    /modules/{name}
+    PATCH  /modules/{name}             {"stage": "canary", "weight": 10, "reason": "..."}
+    DELETE /modules/{name}/override    back to the route file's values
+    GET    /ledger[?module=NAME]       the append-only change history, newest first
+    POST   /reload                     re-read the route file now (as SIGHUP does)
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from strangler_proxy.config import STAGES, Module
+from strangler_proxy.errors import ProxyError
+from strangler_proxy.runtime import Override, Runtime
+from strangler_proxy.state import StateStore
+
+
+class TokenAuth:
+    """Pure ASGI: 401 unless the bearer token matches; ``/healthz`` is open."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token:
+            raise ValueError("the admin API needs a token")
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/healthz":
+            given = next((v for n, v in scope["headers"] if n == b"authorization"), b"")
+            if not hmac.compare_digest(given, self.expected):
+                await JSONResponse({"error": "missing or wrong bearer token"}, 401,
+                                   headers={"www-authenticate": "Bearer"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def module_json(m: Module, runtime: Runtime) -> dict[str, Any]:
+    snap = runtime.snapshot
+    breaker = snap.breakers.get(m.name)
+    return {
+        "name": m.name, "stage": m.stage, "weight": m.weight, "service": m.service, "legacy": m.legacy,
+        "override": m.name in runtime.overrides,
+        "breaker": breaker.state if breaker else None,
+        "match": [
+            {k: v for k, v in {
+                "path": list(x.path), "path_prefix": list(x.path_prefix),
+                "path_regex": [r.pattern for r in x.path_regex], "methods": sorted(x.methods),
+                "hosts": list(x.hosts), "headers": dict(x.headers)}.items() if v}
+            for x in m.matches
+        ],
+    }
+
+
+def build_admin(
+    runtime: Runtime,
+    store: StateStore,
+    token: str,
+    reload: Callable[[], str | None],
+    registry: CollectorRegistry | None = None,
+) -> ASGIApp:
+    """``reload`` re-reads the route file and returns an error message or ``None``."""
+
+    async def healthz(request: Request) -> Response:
+        snap = runtime.snapshot
+        return JSONResponse({"status": "ok", "routes": snap.table.source, "loaded_at": snap.loaded_at,
+                             "modules": len(snap.modules)})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry or runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def routes(request: Request) -> Response:
+        snap = runtime.snapshot
+        return JSONResponse({
+            "source": snap.table.source,
+            "upstreams": {n: u.origin for n, u in snap.table.upstreams.items()},
+            "modules": [module_json(m, runtime) for m in snap.modules.values()],
+        })
+
+    async def modules(request: Request) -> Response:
+        return JSONResponse([module_json(m, runtime) for m in runtime.snapshot.modules.values()])
+
+    def _module(request: Request) -> Module | Response:
+        name = request.path_params["name"]
+        m = runtime.snapshot.modules.get(name)
+        if m is None:
+            return JSONResponse({"error": f"unknown module {name!r}", "modules": sorted(runtime.snapshot.modules)}, 404)
+        return m
+
+    async def module(request: Request) -> Response:
+        m = _module(request)
+        return m if isinstance(m, Response) else JSONResponse(module_json(m, runtime))
+
+    async def patch(request: Request) -> Response:
+        m = _module(request)
+        if isinstance(m, Response):
+            return m
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "expected a JSON object such as {\"weight\": 10}"}, 400)
+        if not isinstance(body, dict) or not body.keys() <= {"stage", "weight", "reason", "actor"} or not ({"stage", "weight"} & body.keys()):
+            return JSONResponse({"error": "expected a JSON object with 'stage' and/or 'weight' (and optional 'reason', 'actor')"}, 400)
+        stage = body.get("stage")
+        weight = body.get("weight")
+        if stage is not None and stage not in STAGES:
+            return JSONResponse({"error": f"stage: expected one of {', '.join(STAGES)}, found {stage!r}"}, 400)
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100):
+            return JSONResponse({"error": f"weight: expected a number from 0 to 100, found {weight!r}"}, 400)
+        actor = str(body.get("actor") or "admin-api")
+        try:
+            store.set(m.name, stage, None if weight is None else float(weight), actor, str(body.get("reason", "")))
+            runtime.set_overrides(store.overrides())
+        except ProxyError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
+        return JSONResponse(module_json(runtime.snapshot.modules[m.name], runtime))
+
+    async def clear(request: Request) -> Response:
+        m = _module(request)
+        if isinstance(m, Response):
+            return m
+        store.clear(m.name, "admin-api")
+        runtime.set_overrides(store.overrides())
+        return JSONResponse(module_json(runtime.snapshot.modules[m.name], runtime))
+
+    async def ledger(request: Request) -> Response:
+        entries = store.ledger(request.query_params.get("module"), int(request.query_params.get("limit", "100")))
+        return JSONResponse([asdict(e) for e in entries])
+
+    async def do_reload(request: Request) -> Response:
+        error = reload()
+        if error:
+            return JSONResponse({"error": error, "kept": runtime.snapshot.table.source}, 422)
+        return JSONResponse({"status": "reloaded", "modules": len(runtime.snapshot.modules)})
+
+    app = Starlette(routes=[
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/routes", routes),
+        Route("/modules", modules),
+        Route("/modules/{name}", module, methods=["GET"]),
+        Route("/modules/{name}", patch, methods=["PATCH"]),
+        Route("/modules/{name}/override", clear, methods=["DELETE"]),
+        Route("/ledger", ledger),
+        Route("/reload", do_reload, methods=["POST"]),
+    ])
+    return TokenAuth(app, token)

@@ -1,0 +1,330 @@
+"""The data plane: a pure ASGI app (no middleware stack) that routes each request.
+
+Per request: take the current snapshot, route to a module, decide the side (stage, pin,
+sticky cohort, breaker), forward with streaming both ways, and fall back to legacy when the
+new service failed and the rules allow it. Everything precomputable lives in the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Awaitable, Callable
+
+from strangler_proxy.body import Body, ClientGone
+from strangler_proxy.cohort import bucket, cookie_value, on_new_side
+from strangler_proxy.config import Module
+from strangler_proxy.decision import Decision, Failure, decide, may_fall_back, parse_pin
+from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
+from strangler_proxy.forwarding import request_head, response_headers
+from strangler_proxy.metrics import UNCLAIMED
+from strangler_proxy.runtime import Runtime, Snapshot
+from strangler_proxy.upstream import Exchange, Pool
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+WATCH_AFTER = 0.05  # start watching for a client disconnect once a response takes this long
+CHUNK_END = b"0\r\n\r\n"
+
+
+def _plain(status: int, text: str) -> tuple[Message, Message]:
+    body = text.encode()
+    return (
+        {"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]},
+        {"type": "http.response.body", "body": body},
+    )
+
+
+class _Watch:
+    """Aborts the upstream exchange in progress if the client goes away."""
+
+    __slots__ = ("conn", "finished", "handle", "task")
+
+    def __init__(self) -> None:
+        self.conn: Exchange | None = None
+        self.finished = False
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[Message] | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
+        self.handle = loop.call_later(WATCH_AFTER, self._begin, loop, receive)
+
+    def _begin(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
+        self.handle = None
+        if not self.finished:
+            self.task = loop.create_task(receive())  # type: ignore[arg-type]
+            self.task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Message]) -> None:
+        if task.cancelled() or self.finished:
+            return
+        if task.result().get("type") == "http.disconnect" and self.conn is not None:
+            self.conn.abort()
+
+    def stop(self) -> None:
+        self.finished = True
+        if self.handle is not None:
+            self.handle.cancel()
+        # a pending receive() ends by itself when the response completes
+
+
+class ProxyApp:
+    def __init__(self, runtime: Runtime, access_log: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.runtime = runtime
+        self.metrics = runtime.metrics
+        self.access_log = access_log
+        self.random = random.random
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "websocket":
+            from strangler_proxy.websocket import proxy_websocket
+
+            await proxy_websocket(self, scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    self.runtime.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    # -- routing -------------------------------------------------------------------------
+    def choose(self, snap: Snapshot, scope: Scope) -> tuple[Module | None, Decision, str]:
+        """The module, the side and why, for a request scope (shared with ``explain``)."""
+        headers = scope["headers"]
+
+        def header(name: str) -> str | None:
+            b = name.encode("latin-1")
+            for n, v in headers:
+                if n == b:
+                    return v.decode("latin-1")
+            return None
+
+        host = header("host") or ""
+        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        route = snap.router.route(scope["method"], scope["path"], hostname.lower(), header)
+        if route is None:
+            return None, Decision("legacy", "no module claims it"), "no module claims it: legacy"
+        module = route.module
+        stage = module.stage
+        pin = None
+        new_side: bool | None = None
+        if stage in ("canary", "released"):
+            table = snap.table
+            pin_value = header(table.pin.header) if table.pin.header else None
+            if pin_value is None and table.pin.cookie:
+                cookies = header("cookie")
+                pin_value = cookie_value(cookies, table.pin.cookie) if cookies else None
+            pin = parse_pin(pin_value, module.name)
+            if stage == "canary" and pin is None:
+                key = self.cohort_key(snap, scope, header)
+                if key is None:
+                    new_side = self.random() * 100 < module.weight
+                else:
+                    new_side = on_new_side(bucket(module.name, key, table.cohort.buckets), module.weight, table.cohort.buckets)
+        decision = decide(stage, module.weight, pin, new_side, False)
+        if decision.side == "service" and stage != "retired" and pin is None and not snap.breakers[module.name].allow():
+            decision = Decision("legacy", "circuit breaker open")
+        why = f"{route.why} -> module {module.name} ({stage}): {decision.why}"
+        return module, decision, why
+
+    @staticmethod
+    def cohort_key(snap: Snapshot, scope: Scope, header: Callable[[str], str | None]) -> str | None:
+        for kind, name in snap.table.cohort.sources:
+            if kind == "cookie":
+                cookies = header("cookie")
+                value = cookie_value(cookies, name) if cookies else None
+            elif kind == "header":
+                value = header(name)
+            else:
+                client = scope.get("client")
+                value = client[0] if client else None
+            if value:
+                return f"{kind}:{value}"
+        return None
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        snap = self.runtime.snapshot
+        started = time.perf_counter()
+        headers = scope["headers"]
+        if "strangler.absolute_form" in scope:
+            await self._reply(send, 400, "absolute-form request targets are not accepted by this proxy\n")
+            return
+        size = 0
+        length: bytes | None = None
+        chunked = False
+        host = b""
+        for n, v in headers:
+            size += len(n) + len(v) + 4
+            if n == b"content-length":
+                length = v
+            elif n == b"transfer-encoding":
+                chunked = True
+            elif n == b"host":
+                host = v
+        if size > snap.table.max_header_bytes:
+            await self._reply(send, 431, "request header fields too large\n")
+            return
+        module, decision, _ = self.choose(snap, scope)
+        label = module.name if module is not None else UNCLAIMED
+        method = scope["method"]
+        query = scope.get("query_string")
+        target = scope["raw_path"] + (b"?" + query if query else b"")
+        present = chunked or (length is not None and length != b"0")
+        body = Body(receive, snap.table.fallback_body_limit, present)
+        client = scope.get("client")
+        head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), chunked and length is None)
+        public = (scope.get("scheme", "http") + "://").encode() + host if host else None
+        timeout = module.timeout if module is not None else 30.0
+        side = decision.side
+        upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
+        watch = _Watch()
+        status = 502
+        try:
+            try:
+                conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
+                if side == "service" and module is not None:
+                    breaker = snap.breakers[module.name]
+                    if conn.status >= 500:
+                        breaker.failure()
+                        self.metrics.errors.labels(label, side, "5xx").inc()
+                        if self._may_fall_back(module, method, headers, "5xx", body, label):
+                            snap.pools[upstream].discard(conn)
+                            raise _FallBack()
+                    else:
+                        breaker.success()
+            except _FallBack:
+                side, upstream = "legacy", module.legacy  # type: ignore[union-attr]
+                conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
+            except UpstreamError as exc:
+                failure: Failure = "refused" if isinstance(exc, ConnectFailed) else ("timeout" if isinstance(exc, UpstreamTimeout) else "broken")
+                self.metrics.errors.labels(label, side, failure).inc()
+                if side == "service" and module is not None:
+                    snap.breakers[module.name].failure()
+                    if self._may_fall_back(module, method, headers, failure, body, label):
+                        side, upstream = "legacy", module.legacy
+                        conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
+                    else:
+                        raise
+                else:
+                    raise
+            status = conn.status
+            if not await self.respond(snap.pools[upstream], conn, snap.origins[upstream], public, method, send, watch):
+                self.metrics.errors.labels(label, side, "truncated").inc()
+        except UpstreamError as exc:
+            watch.stop()
+            status = 504 if isinstance(exc, UpstreamTimeout) else 502
+            await self._reply(send, status, f"strangler: {exc}\n")
+        except ClientGone:
+            watch.stop()
+            status = 499
+        finally:
+            watch.stop()
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(label, side, status, elapsed)
+        if self.access_log is not None:
+            self.access_log({
+                "ts": time.time(), "method": method, "path": scope["path"], "module": label, "side": side,
+                "upstream": upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": decision.why,
+            })
+
+    def _may_fall_back(self, module: Module, method: str, headers: list[tuple[bytes, bytes]], failure: Failure, body: Body, label: str) -> bool:
+        key = module.idempotency_key
+        has_key = key is not None and any(n == key.encode() for n, _ in headers)
+        if not may_fall_back(module, module.stage, method, has_key, failure):
+            self.metrics.fallback_refused.labels(label, "retired" if module.stage == "retired" else "not idempotent").inc()
+            return False
+        if not body.rewind():
+            self.metrics.fallback_refused.labels(label, "body too large to replay").inc()
+            return False
+        self.metrics.fallbacks.labels(label, failure).inc()
+        return True
+
+    async def exchange(self, pool: Pool, head: bytes, body: Body, chunked: bool, timeout: float,
+                       watch: _Watch, receive: Receive, method: str) -> Exchange:
+        """Send the request on a pooled connection and wait for the response head."""
+        conn, reused = await pool.acquire()
+        watch.conn = conn
+        try:
+            chunk = await body.next() if body.kept or not body.complete else None
+            if chunk is None:
+                conn.write(head + CHUNK_END if chunked else head)
+            else:
+                conn.write(head + (b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk))
+                while True:
+                    await conn.drain()
+                    chunk = await body.next()
+                    if chunk is None:
+                        break
+                    conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if chunked:
+                    conn.write(CHUNK_END)
+            if watch.handle is None and watch.task is None:
+                watch.start(pool.loop, receive)
+            await conn.response_head(timeout)
+            return conn
+        except BaseException as exc:
+            pool.discard(conn)
+            # a pooled connection the upstream had already closed: resend once, fresh
+            if (reused and isinstance(exc, UpstreamError) and not isinstance(exc, UpstreamTimeout)
+                    and not conn.got_bytes and method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") and body.rewind()):
+                return await self.exchange(pool, head, body, chunked, timeout, watch, receive, method)
+            raise
+
+    async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: bytes | None,
+                      method: str, send: Send, watch: _Watch) -> bool:
+        """Stream the response to the client; False if the upstream cut it short (or the
+        client left), in which case the client's connection is closed mid-body too."""
+        await send({"type": "http.response.start", "status": conn.status,
+                    "headers": response_headers(conn.headers, origins, public)})
+        if method == "HEAD" or conn.status in (204, 304):
+            watch.stop()
+            await send({"type": "http.response.body", "body": b""})
+            if method == "HEAD":
+                pool.discard(conn)  # llhttp cannot be told the body is absent: do not reuse
+            else:
+                pool.release(conn)
+            return True
+        if conn.done:
+            data = conn.take_body()
+            watch.stop()
+            await send({"type": "http.response.body", "body": data})
+            pool.release(conn)
+            return True
+        try:
+            while True:
+                chunk = await conn.next_chunk()
+                if chunk is None:
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError:
+            # the response has started: all we can do is cut it short, as the upstream did
+            # (returning without the last body message makes the server close the connection)
+            watch.stop()
+            pool.discard(conn)
+            return False
+        watch.stop()
+        await send({"type": "http.response.body", "body": b""})
+        pool.release(conn)
+        return True
+
+    @staticmethod
+    async def _reply(send: Send, status: int, text: str) -> None:
+        start, body = _plain(status, text)
+        await send(start)
+        await send(body)
+
+
+class _FallBack(Exception):
+    """Internal: the new service answered 5xx and the request goes to legacy instead."""

@@ -1,0 +1,313 @@
+"""The route table: parsed once from YAML into immutable values, with precise errors.
+
+A minimal table::
+
+    upstreams:
+      legacy: http://127.0.0.1:8080
+      cases-service: http://127.0.0.1:9001
+    modules:
+      cases:
+        match: {path_prefix: [/cases, /api/cases]}
+        service: cases-service
+        stage: canary
+        weight: 25
+
+``legacy`` receives everything no module claims. The full format is documented in
+``routes/README.md`` and published as ``schemas/routes.schema.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+from urllib.parse import urlsplit
+
+from strangler_common import ConfigError, Location, Node, load_yaml_file
+
+from strangler_proxy.errors import RouteConfigError
+
+Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
+STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
+CohortSource = Literal["cookie", "header", "client_ip"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    scheme: Literal["http"]
+    host: str
+    port: int
+    connect_timeout: float = 3.0
+    max_idle: int = 128
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One match block: every condition given must hold."""
+
+    path: tuple[str, ...] = ()
+    path_prefix: tuple[str, ...] = ()
+    path_regex: tuple[re.Pattern[str], ...] = ()
+    methods: frozenset[str] = frozenset()
+    hosts: tuple[str, ...] = ()  # exact or "*.suffix", lower case, no port
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, exact value)
+    line: int | None = None
+
+    @property
+    def conditions(self) -> int:
+        return bool(self.methods) + bool(self.hosts) + len(self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    name: str
+    matches: tuple[Match, ...]
+    service: str
+    stage: Stage
+    weight: float  # 0-100, used in canary
+    legacy: str = "legacy"
+    idempotent: frozenset[str] = SAFE_METHODS
+    idempotency_key: str | None = None  # lower-case header name that makes a POST retryable
+    timeout: float = 30.0
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """Where the cohort key comes from, tried in order; no key means a per-request choice."""
+
+    sources: tuple[tuple[CohortSource, str], ...] = (("cookie", "JSESSIONID"), ("header", "x-user-id"))
+    buckets: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """Explicit pins: ``X-Strangler-Side: new`` or ``cases=new,kb=legacy``."""
+
+    header: str | None = "x-strangler-side"
+    cookie: str | None = "strangler_side"
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    failures: int = 5  # consecutive failures that open the breaker
+    cooldown: float = 30.0  # seconds before one trial request is let through
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    source: str
+    upstreams: Mapping[str, Upstream]
+    modules: tuple[Module, ...]
+    cohort: Cohort = field(default_factory=Cohort)
+    pin: Pin = field(default_factory=Pin)
+    breaker: Breaker = field(default_factory=Breaker)
+    fallback_body_limit: int = 1 << 20
+    max_header_bytes: int = 64 * 1024
+
+    def module(self, name: str) -> Module | None:
+        for m in self.modules:
+            if m.name == name:
+                return m
+        return None
+
+
+TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits"}
+MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description"}
+MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers"}
+UPSTREAM_KEYS = {"url", "connect_timeout", "max_idle"}
+
+
+def load_routes(path: str | Path) -> RouteTable:
+    """Read and validate a route file; every error names the file, line and key."""
+    try:
+        docs = load_yaml_file(path)
+    except ConfigError as exc:
+        raise RouteConfigError(exc.location, exc.message) from None
+    if len(docs) != 1:
+        raise RouteConfigError(Location(str(path), 1), f"expected exactly one YAML document, found {len(docs)}")
+    try:
+        return parse_routes(docs[0], str(path))
+    except RouteConfigError:
+        raise
+    except ConfigError as exc:
+        raise RouteConfigError(exc.location, exc.message) from None
+
+
+def parse_routes(doc: object, source: str) -> RouteTable:
+    root = Node.root(doc, source)
+    top = root.mapping(TOP_KEYS)
+    if "upstreams" not in top:
+        root.fail("expected an 'upstreams' mapping with at least 'legacy'")
+    upstreams = {name: _upstream(name, node) for name, node in top["upstreams"].items()}
+    if "legacy" not in upstreams:
+        top["upstreams"].fail("expected an upstream named 'legacy': it receives everything no module claims")
+    modules = tuple(_module(name, node, upstreams) for name, node in (top["modules"].items() if "modules" in top else []))
+    _check_ambiguous(modules, top.get("modules"))
+    fallback = top["fallback"].mapping({"body_limit"}) if "fallback" in top else {}
+    limits = top["limits"].mapping({"max_header_bytes"}) if "limits" in top else {}
+    return RouteTable(
+        source=source,
+        upstreams=MappingProxyType(upstreams),
+        modules=modules,
+        cohort=_cohort(top["cohort"]) if "cohort" in top else Cohort(),
+        pin=_pin(top["pin"]) if "pin" in top else Pin(),
+        breaker=_breaker(top["breaker"]) if "breaker" in top else Breaker(),
+        fallback_body_limit=fallback["body_limit"].integer(0) if "body_limit" in fallback else 1 << 20,
+        max_header_bytes=limits["max_header_bytes"].integer(1024) if "max_header_bytes" in limits else 64 * 1024,
+    )
+
+
+def _upstream(name: str, node: Node) -> Upstream:
+    fields = node.mapping(UPSTREAM_KEYS) if isinstance(node.value, dict) else {"url": node}
+    if "url" not in fields:
+        node.fail("expected 'url'")
+    url_node = fields["url"]
+    url = url_node.string("an http:// URL")
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        url_node.fail(f"expected an http://host:port URL, found {url!r} (TLS to upstreams is not supported yet)")
+    if parts.path not in ("", "/") or parts.query:
+        url_node.fail(f"expected no path in the upstream URL, found {url!r}")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        url_node.fail(f"invalid port in {url!r}")
+    return Upstream(
+        name=name,
+        scheme="http",
+        host=parts.hostname,
+        port=port,
+        connect_timeout=fields["connect_timeout"].number(0.001) if "connect_timeout" in fields else 3.0,
+        max_idle=fields["max_idle"].integer(0) if "max_idle" in fields else 128,
+    )
+
+
+def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:
+    f = node.mapping(MODULE_KEYS)
+    for key in ("match", "service", "stage"):
+        if key not in f:
+            node.fail(f"module {name} needs '{key}'")
+    service = f["service"].string("an upstream name")
+    if service not in upstreams:
+        f["service"].fail(f"unknown upstream {service!r}; defined: {', '.join(sorted(upstreams))}")
+    legacy = f["legacy"].string() if "legacy" in f else "legacy"
+    if legacy not in upstreams:
+        f["legacy"].fail(f"unknown upstream {legacy!r}; defined: {', '.join(sorted(upstreams))}")
+    stage = f["stage"].choice(STAGES)
+    if stage == "canary" and "weight" not in f:
+        f["stage"].fail("a module in canary needs 'weight' (0-100)")
+    weight = f["weight"].number(0, 100) if "weight" in f else (100.0 if stage in ("released", "retired") else 0.0)
+    blocks = f["match"].sequence() if isinstance(f["match"].value, list) else [f["match"]]
+    matches = tuple(_match(b) for b in blocks)
+    idempotent = set(SAFE_METHODS)
+    if "idempotent" in f:
+        for m in f["idempotent"].sequence_or_one():
+            idempotent.add(m.choice(HTTP_METHODS))
+    return Module(
+        name=name,
+        matches=matches,
+        service=service,
+        stage=stage,  # type: ignore[arg-type]
+        weight=weight,
+        legacy=legacy,
+        idempotent=frozenset(idempotent),
+        idempotency_key=f["idempotency_key"].string().lower() if "idempotency_key" in f else None,
+        timeout=f["timeout"].number(0.001) if "timeout" in f else 30.0,
+        line=node.line,
+    )
+
+
+def _match(node: Node) -> Match:
+    f = node.mapping(MATCH_KEYS)
+    if not ({"path", "path_prefix", "path_regex", "hosts", "headers"} & f.keys()):
+        node.fail("expected at least one of path, path_prefix, path_regex, hosts, headers")
+
+    def paths(key: str) -> tuple[str, ...]:
+        out = []
+        for p in f[key].sequence_or_one() if key in f else []:
+            text = p.string("a path starting with /")
+            if not text.startswith("/"):
+                p.fail(f"expected a path starting with /, found {text!r}")
+            out.append(text.rstrip("/") or "/" if key == "path_prefix" else text)
+        return tuple(out)
+
+    regexes = []
+    for r in f["path_regex"].sequence_or_one() if "path_regex" in f else []:
+        try:
+            regexes.append(re.compile(r.string("a regular expression")))
+        except re.error as exc:
+            r.fail(f"invalid regular expression: {exc}")
+    headers = []
+    if "headers" in f:
+        for hname, hvalue in f["headers"].items():
+            headers.append((hname.lower(), hvalue.scalar_text()))
+    return Match(
+        path=paths("path"),
+        path_prefix=paths("path_prefix"),
+        path_regex=tuple(regexes),
+        methods=frozenset(m.choice(HTTP_METHODS) for m in f["methods"].sequence_or_one()) if "methods" in f else frozenset(),
+        hosts=tuple(h.string().lower() for h in f["hosts"].sequence_or_one()) if "hosts" in f else (),
+        headers=tuple(sorted(headers)),
+        line=node.line,
+    )
+
+
+def _check_ambiguous(modules: tuple[Module, ...], node: Node | None) -> None:
+    """Two modules claiming the same path with the same conditions cannot both win."""
+    seen: dict[tuple[str, str, frozenset[str], tuple[str, ...], tuple[tuple[str, str], ...]], str] = {}
+    for mod in modules:
+        for m in mod.matches:
+            keys = [("=", p) for p in m.path] + [("^", p) for p in m.path_prefix] + [("~", r.pattern) for r in m.path_regex]
+            for kind, p in keys:
+                key = (kind, p, m.methods, m.hosts, m.headers)
+                other = seen.get(key)
+                if other is not None and other != mod.name and node is not None:
+                    child = node.mapping()[mod.name]
+                    child.fail(f"module {mod.name} claims {p!r} with the same conditions as module {other}: ambiguous")
+                seen[key] = mod.name
+
+
+def _cohort(node: Node) -> Cohort:
+    f = node.mapping({"key", "buckets"})
+    sources: list[tuple[CohortSource, str]] = []
+    for item in f["key"].sequence_or_one() if "key" in f else []:
+        text = item.string("cookie:NAME, header:NAME or client_ip")
+        kind, _, name = text.partition(":")
+        if kind == "client_ip" and not name:
+            sources.append(("client_ip", ""))
+        elif kind in ("cookie", "header") and name:
+            sources.append((kind, name.lower() if kind == "header" else name))  # type: ignore[arg-type]
+        else:
+            item.fail(f"expected cookie:NAME, header:NAME or client_ip, found {text!r}")
+    return Cohort(tuple(sources) if "key" in f else Cohort().sources, f["buckets"].integer(100, 1_000_000) if "buckets" in f else 10_000)
+
+
+def _pin(node: Node) -> Pin:
+    f = node.mapping({"header", "cookie"})
+    return Pin(
+        header=f["header"].string().lower() if "header" in f and f["header"].value else None,
+        cookie=f["cookie"].string() if "cookie" in f and f["cookie"].value else None,
+    )
+
+
+def _breaker(node: Node) -> Breaker:
+    f = node.mapping({"failures", "cooldown"})
+    return Breaker(
+        failures=f["failures"].integer(1) if "failures" in f else 5,
+        cooldown=f["cooldown"].number(0.001) if "cooldown" in f else 30.0,
+    )

@@ -1,0 +1,75 @@
+"""Which side serves a request, and whether a failed request may be retried on legacy.
+
+Pure functions over plain values: the app gathers the inputs, these decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from strangler_proxy.config import Module, Stage
+
+Side = Literal["legacy", "service"]
+Failure = Literal["refused", "5xx", "timeout", "broken"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    side: Side
+    why: str
+
+
+def parse_pin(value: str | None, module: str) -> Side | None:
+    """``new``/``legacy`` for every module, or ``cases=new,kb=legacy`` per module."""
+    if not value:
+        return None
+    for part in value.split(","):
+        name, sep, side = part.strip().partition("=")
+        if not sep:
+            side, name = name, module
+        if name.strip() == module:
+            side = side.strip().lower()
+            if side in ("new", "service"):
+                return "service"
+            if side == "legacy":
+                return "legacy"
+    return None
+
+
+def decide(stage: Stage, weight: float, pin: Side | None, new_side: bool | None, breaker_open: bool) -> Decision:
+    """The side for one request.
+
+    ``new_side`` is the cohort's answer (``None`` when the request carries no key and the
+    caller drew at random instead); ``pin`` an explicit tester pin.
+    """
+    if stage in ("legacy", "shadow"):
+        return Decision("legacy", f"stage {stage}")
+    if stage == "retired":
+        return Decision("service", "stage retired: legacy never serves it")
+    if pin is not None:
+        return Decision(pin, f"pinned to {pin}")
+    if breaker_open:
+        return Decision("legacy", "circuit breaker open")
+    if stage == "released":
+        return Decision("service", "stage released")
+    if new_side:
+        return Decision("service", f"canary {weight:g}%: cohort on the new side")
+    return Decision("legacy", f"canary {weight:g}%: cohort on the legacy side")
+
+
+def may_fall_back(module: Module, stage: Stage, method: str, has_idempotency_key: bool, failure: Failure) -> bool:
+    """Whether a request that failed on the new service may be sent to legacy.
+
+    A refused connection means the service never saw the request: any method is safe to
+    resend. After a 5xx, a timeout or a broken connection the service may have acted on
+    it: only idempotent methods are resent, and a POST only with the idempotency-key header
+    the route names. A retired module has no legacy to fall back to.
+    """
+    if stage == "retired":
+        return False
+    if failure == "refused":
+        return True
+    if method in module.idempotent:
+        return True
+    return method == "POST" and module.idempotency_key is not None and has_idempotency_key

@@ -1,0 +1,49 @@
+"""Errors of the proxy.
+
+    StranglerError (strangler_common)
+     └── ProxyError                    the proxy cannot do what was asked
+          ├── RouteConfigError         a route table is invalid (also a ConfigError: file, line, key)
+          ├── StateStoreError          the state store cannot be read or written
+          └── UpstreamError            forwarding to an upstream failed
+               ├── ConnectFailed       never connected: the upstream cannot have seen the request
+               ├── UpstreamTimeout     no response in time: it may have seen the request
+               └── UpstreamBroken      the connection failed mid-exchange: it may have seen it
+"""
+
+from __future__ import annotations
+
+from strangler_common import ConfigError, StranglerError
+
+
+class ProxyError(StranglerError):
+    """Base of the proxy's errors."""
+
+
+class RouteConfigError(ProxyError, ConfigError):
+    """A route table is invalid."""
+
+
+class StateStoreError(ProxyError):
+    """The state store cannot be opened, read or written."""
+
+
+class UpstreamError(ProxyError):
+    """Forwarding failed. ``may_have_seen`` tells whether the upstream may have acted on it."""
+
+    may_have_seen = True
+
+    def __init__(self, upstream: str, message: str) -> None:
+        self.upstream = upstream
+        super().__init__(f"{upstream}: {message}")
+
+
+class ConnectFailed(UpstreamError):
+    may_have_seen = False
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class UpstreamBroken(UpstreamError):
+    pass

@@ -1,0 +1,111 @@
+"""Faithful forwarding: the header transforms between client and upstream, as pure functions.
+
+Toward the upstream: hop-by-hop headers go (including every name listed in ``Connection``),
+``Expect`` is answered by the proxy itself, ``X-Forwarded-For/Proto/Host`` and ``Via`` are
+added, and nothing else is: no ``Accept-Encoding`` or ``User-Agent`` the client did not
+send, so compressed bodies pass through untouched. ``Host`` is kept as the client sent it.
+
+Toward the client: hop-by-hop headers go, and a redirect ``Location`` pointing at an
+upstream is rewritten to the address the client used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+Headers = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization",
+    b"te", b"trailer", b"transfer-encoding", b"upgrade", b"expect",
+})
+VIA = b"1.1 strangler"
+
+
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(tokens)
+
+
+def request_head(
+    method: str,
+    target: bytes,
+    headers: Headers,
+    client_ip: str | None,
+    scheme: str,
+    chunked: bool,
+) -> tuple[bytes, bytes | None]:
+    """The request line and headers to send upstream, and the client's Host value.
+
+    ``chunked`` adds ``Transfer-Encoding: chunked`` for a body of unknown length.
+    """
+    drop = HOP_BY_HOP
+    if any(n == b"connection" for n, _ in headers):
+        drop = HOP_BY_HOP | _connection_tokens(headers)
+    lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    host: bytes | None = None
+    xff: bytes | None = None
+    via: bytes | None = None
+    for name, value in headers:
+        if name in drop:
+            continue
+        if name == b"x-forwarded-for":
+            xff = value if xff is None else xff + b", " + value
+            continue
+        if name == b"via":
+            via = value if via is None else via + b", " + value
+            continue
+        if name == b"host":
+            host = value
+        elif name in (b"x-forwarded-proto", b"x-forwarded-host"):
+            continue  # set by us from what we saw, not trusted from the client
+        lines += [name, b": ", value, b"\r\n"]
+    if client_ip:
+        ip = client_ip.encode()
+        lines += [b"x-forwarded-for: ", xff + b", " + ip if xff else ip, b"\r\n"]
+    elif xff:
+        lines += [b"x-forwarded-for: ", xff, b"\r\n"]
+    lines += [b"x-forwarded-proto: ", scheme.encode(), b"\r\n"]
+    if host is not None:
+        lines += [b"x-forwarded-host: ", host, b"\r\n"]
+    lines += [b"via: ", via + b", " + VIA if via else VIA, b"\r\n"]
+    if chunked:
+        lines.append(b"transfer-encoding: chunked\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines), host
+
+
+def response_headers(raw: Headers, upstream_origins: tuple[bytes, ...], public_origin: bytes | None) -> Headers:
+    """Response headers for the client: hop-by-hop removed, ``Location`` rewritten."""
+    drop = HOP_BY_HOP
+    for name, _ in raw:
+        if name.lower() == b"connection":
+            drop = HOP_BY_HOP | _connection_tokens(raw)
+            break
+    out: Headers = []
+    for name, value in raw:
+        low = name.lower()
+        if low in drop:
+            continue
+        if low == b"location" and public_origin is not None:
+            for origin in upstream_origins:
+                if value.startswith(origin) and (len(value) == len(origin) or value[len(origin)] in b"/?#"):
+                    value = public_origin + value[len(origin):]
+                    break
+        out.append((low, value))
+    return out
+
+
+def upstream_origins(scheme: str, host: str, port: int) -> tuple[bytes, ...]:
+    """Every way an upstream may spell its own address in a redirect."""
+    base = f"{scheme}://{host}".encode()
+    out = [base + f":{port}".encode()]
+    if (scheme, port) in (("http", 80), ("https", 443)):
+        out.append(base)
+    if host in ("127.0.0.1", "localhost"):
+        other = "localhost" if host == "127.0.0.1" else "127.0.0.1"
+        out.append(f"{scheme}://{other}:{port}".encode())
+    return tuple(out)

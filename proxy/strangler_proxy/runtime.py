@@ -1,0 +1,120 @@
+"""The proxy's current state: an immutable snapshot swapped atomically on every change.
+
+A request takes the snapshot once when it starts and uses it to the end, so a reload or
+an admin change never moves a request in flight. Connection pools and circuit breakers
+outlive snapshots: pools are kept for upstreams whose address did not change, breakers
+for modules that still exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from strangler_proxy.breaker import CircuitBreaker
+from strangler_proxy.config import Module, RouteTable, Stage
+from strangler_proxy.forwarding import upstream_origins
+from strangler_proxy.metrics import Metrics
+from strangler_proxy.routing import Router
+from strangler_proxy.upstream import Pool
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A runtime change to a module's stage or weight (admin API, release controller)."""
+
+    stage: Stage | None = None
+    weight: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    table: RouteTable
+    modules: Mapping[str, Module]  # effective: the file's values with overrides applied
+    router: Router
+    pools: Mapping[str, Pool]
+    origins: Mapping[str, tuple[bytes, ...]]
+    breakers: Mapping[str, CircuitBreaker]
+    loaded_at: float
+
+
+def effective_modules(table: RouteTable, overrides: Mapping[str, Override]) -> tuple[Module, ...]:
+    out = []
+    for m in table.modules:
+        o = overrides.get(m.name)
+        if o is not None:
+            m = replace(m, stage=o.stage or m.stage, weight=m.weight if o.weight is None else o.weight)
+        out.append(m)
+    return tuple(out)
+
+
+class Runtime:
+    """Owns the current snapshot and the long-lived pools and breakers."""
+
+    def __init__(self, table: RouteTable, metrics: Metrics, overrides: Mapping[str, Override] | None = None) -> None:
+        self.metrics = metrics
+        self.overrides: dict[str, Override] = dict(overrides or {})
+        self._pools: dict[str, Pool] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self.snapshot = self._build(table)
+
+    def _pool(self, name: str, table: RouteTable) -> Pool:
+        up = table.upstreams[name]
+        pool = self._pools.get(name)
+        if pool is None or pool.upstream != up:
+            if pool is not None:
+                pool.close()
+            pool = self._pools[name] = Pool(up, _loop())
+        return pool
+
+    def _breaker(self, module: Module, table: RouteTable) -> CircuitBreaker:
+        b = self._breakers.get(module.name)
+        cfg = table.breaker
+        if b is None or (b.failures, b.cooldown) != (cfg.failures, cfg.cooldown):
+            name = module.name
+            b = self._breakers[name] = CircuitBreaker(
+                cfg.failures, cfg.cooldown, on_change=lambda old, new: self.metrics.breaker_changed(name, new)
+            )
+        return b
+
+    def _build(self, table: RouteTable) -> Snapshot:
+        modules = effective_modules(table, self.overrides)
+        pools = {name: self._pool(name, table) for name in table.upstreams}
+        for gone in set(self._pools) - set(pools):
+            self._pools.pop(gone).close()
+        breakers = {m.name: self._breaker(m, table) for m in modules}
+        for gone in set(self._breakers) - set(breakers):
+            del self._breakers[gone]
+        origins = {n: upstream_origins(u.scheme, u.host, u.port) for n, u in table.upstreams.items()}
+        return Snapshot(
+            table=table,
+            modules=MappingProxyType({m.name: m for m in modules}),
+            router=Router(modules),
+            pools=MappingProxyType(pools),
+            origins=MappingProxyType(origins),
+            breakers=MappingProxyType(breakers),
+            loaded_at=time.time(),
+        )
+
+    def swap_table(self, table: RouteTable) -> None:
+        """Install a new, already validated table."""
+        self.overrides = {k: v for k, v in self.overrides.items() if table.module(k) is not None}
+        self.snapshot = self._build(table)
+
+    def set_overrides(self, overrides: Mapping[str, Override]) -> None:
+        self.overrides = dict(overrides)
+        self.snapshot = self._build(self.snapshot.table)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+
+def _loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -1,0 +1,302 @@
+"""Serving: uvicorn with per-worker SO_REUSEPORT listeners, the admin listener, hot reload.
+
+One worker serves the proxy and the admin API in one process. With ``workers > 1`` the
+parent forks the workers, each with its own listening socket bound with SO_REUSEPORT so
+the kernel spreads connections evenly (uvicorn's shared socket leaves most on one worker);
+the parent serves the admin API, forwards SIGHUP, and aggregates the workers' metrics.
+Runtime changes reach workers through the state store, polled every ``poll`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from strangler_proxy.config import RouteTable, load_routes
+from strangler_proxy.errors import ProxyError, RouteConfigError
+
+
+class StranglerHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, marking absolute-form targets (``GET http://x/``)
+    so the app can refuse them: the proxy only ever talks to configured upstreams."""
+
+    def on_headers_complete(self) -> None:
+        url = self.url
+        if url and url[:1] != b"/" and url != b"*":
+            self.scope["strangler.absolute_form"] = url  # type: ignore[typeddict-unknown-key]
+        super().on_headers_complete()
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    routes: Path
+    listen: tuple[str, int]
+    admin: tuple[str, int] | None
+    workers: int
+    state: Path
+    token: str
+    access_log: bool = False
+    poll: float = 0.5
+
+
+def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ProxyError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: ours stops every server at once."""
+
+    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def _config(app: Any, proxy: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, http=StranglerHttpProtocol if proxy else "httptools", ws="websockets-sansio" if proxy else "none",
+        lifespan="on" if proxy else "off", access_log=False, server_header=False, date_header=False,
+        log_level="warning", timeout_keep_alive=75, backlog=2048,
+    )
+
+
+def _log(message: str) -> None:
+    print(f"strangler proxy [{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
+class Reloader:
+    """Re-reads the route file on change or SIGHUP; a bad file keeps the old table."""
+
+    def __init__(self, path: Path, install: Callable[[RouteTable], None], on_result: Callable[[str], None]) -> None:
+        self.path = path
+        self.install = install
+        self.on_result = on_result
+        self.stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def reload(self) -> str | None:
+        self.stamp = self._stamp()
+        try:
+            table = load_routes(self.path)
+        except RouteConfigError as exc:
+            _log(f"reload rejected, keeping the previous table: {exc}")
+            self.on_result("error")
+            return str(exc)
+        self.install(table)
+        self.on_result("ok")
+        _log(f"reloaded {self.path}: {len(table.modules)} modules")
+        return None
+
+    def changed(self) -> bool:
+        return self._stamp() != self.stamp
+
+
+def run(opts: ServeOptions) -> int:
+    table = load_routes(opts.routes)  # refuse to start on a bad table
+    if opts.workers > 1:
+        return _run_workers(opts, table)
+    import uvloop
+
+    uvloop.run(_serve_one(opts, table, bind(*opts.listen, reuse_port=False), with_admin=True))
+    return 0
+
+
+async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, with_admin: bool) -> None:
+    from strangler_proxy.admin import build_admin
+    from strangler_proxy.app import ProxyApp
+    from strangler_proxy.metrics import Metrics
+    from strangler_proxy.runtime import Runtime
+    from strangler_proxy.state import StateStore
+
+    store = StateStore(opts.state)
+    runtime = Runtime(table, Metrics(), store.overrides())
+    access = _access_logger() if opts.access_log else None
+    app = ProxyApp(runtime, access)
+    reloader = Reloader(opts.routes, runtime.swap_table, lambda r: runtime.metrics.reloads.labels(r).inc())
+    servers = [_Server(_config(app, proxy=True))]
+    sockets = [[sock]]
+    if with_admin and opts.admin is not None:
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload), proxy=False)))
+        sockets.append([bind(*opts.admin, reuse_port=False)])
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for s in servers:
+            s.should_exit = True
+
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+
+    async def watch() -> None:
+        version = store.version()
+        while True:
+            await asyncio.sleep(opts.poll)
+            if reloader.changed():
+                reloader.reload()
+            try:
+                v = store.version()
+                if v != version:
+                    version = v
+                    runtime.set_overrides(store.overrides())
+            except ProxyError as exc:
+                _log(f"state store: {exc}")
+
+    watcher = loop.create_task(watch())
+    _log(f"listening on http://{opts.listen[0]}:{opts.listen[1]}" + (
+        f", admin on http://{opts.admin[0]}:{opts.admin[1]}" if with_admin and opts.admin else ""))
+    try:
+        await asyncio.gather(*(s.serve(sockets=socks) for s, socks in zip(servers, sockets)))
+    finally:
+        watcher.cancel()
+        runtime.close()
+        store.close()
+
+
+def _access_logger() -> Callable[[dict[str, Any]], None]:
+    out = sys.stdout
+
+    def log(entry: dict[str, Any]) -> None:
+        out.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+    return log
+
+
+def _run_workers(opts: ServeOptions, table: RouteTable) -> int:
+    metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
+    children: list[int] = []
+    for _ in range(opts.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _multiprocess_metrics(metrics_dir)
+                import uvloop
+
+                uvloop.run(_serve_one(opts, table, bind(*opts.listen, reuse_port=True), with_admin=False))
+            except BaseException as exc:  # a worker must never return into the parent's code
+                _log(f"worker failed: {exc}")
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    import uvloop
+
+    try:
+        uvloop.run(_parent(opts, table, children, metrics_dir))
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        for pid in children:
+            while time.monotonic() < deadline:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    return 0
+
+
+def _multiprocess_metrics(directory: str) -> None:
+    """Workers write their metrics to files the parent aggregates (prometheus_client's
+    multiprocess mode), chosen here because the value class is fixed at import."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from prometheus_client import values
+
+    values.ValueClass = values.MultiProcessValue()
+
+
+async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], metrics_dir: str) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from strangler_proxy.admin import build_admin
+    from strangler_proxy.metrics import Metrics
+    from strangler_proxy.runtime import Runtime
+    from strangler_proxy.state import StateStore
+
+    store = StateStore(opts.state)
+    runtime = Runtime(table, Metrics(), store.overrides())
+
+    def forward_hup() -> None:
+        for pid in children:
+            os.kill(pid, signal.SIGHUP)
+
+    def reload() -> str | None:
+        try:
+            runtime.swap_table(load_routes(opts.routes))
+        except RouteConfigError as exc:
+            return str(exc)
+        forward_hup()
+        return None
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=metrics_dir)
+    servers: list[_Server] = []
+    if opts.admin is not None:
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, registry), proxy=False)))
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+
+    def stop() -> None:
+        for s in servers:
+            s.should_exit = True
+        stopped.set()
+
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGHUP, forward_hup)
+
+    async def reap() -> None:
+        while not stopped.is_set():
+            await asyncio.sleep(0.5)
+            for pid in list(children):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    _log(f"worker {pid} exited with status {status}; stopping")
+                    children.remove(pid)
+                    stop()
+
+    _log(f"{opts.workers} workers on http://{opts.listen[0]}:{opts.listen[1]}")
+    reaper = loop.create_task(reap())
+    if servers:
+        await asyncio.gather(*(s.serve(sockets=[bind(*opts.admin, reuse_port=False)]) for s in servers))  # type: ignore[misc]
+    await stopped.wait()
+    reaper.cancel()
+    store.close()

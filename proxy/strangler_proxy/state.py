@@ -1,0 +1,139 @@
+"""The state store: runtime stage and weight changes, and an append-only ledger.
+
+SQLite in WAL mode by default (one file). A change and its ledger entry commit in one
+transaction, so a proxy killed at any moment keeps every committed change. Other processes
+(proxy workers, the CLI) see changes through ``version()``, SQLite's ``data_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from strangler_proxy.config import STAGES, Stage
+from strangler_proxy.errors import StateStoreError
+from strangler_proxy.runtime import Override
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS modules (
+  name TEXT PRIMARY KEY,
+  stage TEXT,
+  weight REAL,
+  updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts REAL NOT NULL,
+  module TEXT NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  reason TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    ts: float
+    module: str
+    action: str
+    detail: dict[str, Any]
+    actor: str
+    reason: str
+
+
+class StateStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateStoreError(f"state store {self.path}: cannot open: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def version(self) -> int:
+        """Changes when another connection commits; cheap enough to poll."""
+        try:
+            return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: {exc}") from None
+
+    def overrides(self) -> dict[str, Override]:
+        try:
+            rows = self.db.execute("SELECT name, stage, weight FROM modules").fetchall()
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: {exc}") from None
+        return {name: Override(stage if stage in STAGES else None, weight) for name, stage, weight in rows}
+
+    def set(self, module: str, stage: Stage | None, weight: float | None, actor: str, reason: str = "") -> None:
+        """Record a change and its ledger entry in one transaction."""
+        now = time.time()
+        detail = json.dumps({k: v for k, v in (("stage", stage), ("weight", weight)) if v is not None})
+        try:
+            with self._tx():
+                old = self.db.execute("SELECT stage, weight FROM modules WHERE name=?", (module,)).fetchone()
+                new_stage = stage if stage is not None else (old[0] if old else None)
+                new_weight = weight if weight is not None else (old[1] if old else None)
+                self.db.execute(
+                    "INSERT INTO modules(name, stage, weight, updated_at) VALUES(?,?,?,?) "
+                    "ON CONFLICT(name) DO UPDATE SET stage=excluded.stage, weight=excluded.weight, updated_at=excluded.updated_at",
+                    (module, new_stage, new_weight, now),
+                )
+                self.db.execute(
+                    "INSERT INTO ledger(ts, module, action, detail, actor, reason) VALUES(?,?,?,?,?,?)",
+                    (now, module, "set", detail, actor, reason),
+                )
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: cannot record the change: {exc}") from None
+
+    def clear(self, module: str, actor: str, reason: str = "") -> None:
+        """Drop a module's runtime change: the route file's values apply again."""
+        try:
+            with self._tx():
+                self.db.execute("DELETE FROM modules WHERE name=?", (module,))
+                self.db.execute(
+                    "INSERT INTO ledger(ts, module, action, detail, actor, reason) VALUES(?,?,?,?,?,?)",
+                    (time.time(), module, "clear", "{}", actor, reason),
+                )
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: cannot record the change: {exc}") from None
+
+    def ledger(self, module: str | None = None, limit: int = 100) -> list[LedgerEntry]:
+        q = "SELECT id, ts, module, action, detail, actor, reason FROM ledger"
+        args: tuple[Any, ...] = ()
+        if module is not None:
+            q += " WHERE module=?"
+            args = (module,)
+        q += " ORDER BY id DESC LIMIT ?"
+        rows = self.db.execute(q, (*args, limit)).fetchall()
+        return [LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def _tx(self) -> _Tx:
+        return _Tx(self.db)
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

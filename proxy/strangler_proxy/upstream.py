@@ -1,0 +1,249 @@
+"""The one module that talks to upstreams: a lean HTTP/1.1 connection pool.
+
+Built on asyncio protocols and httptools (llhttp) rather than httpx's default transport,
+which measures ~350 req/s at 32 concurrent requests here against ~8,500 for aiohttp's
+client: the forwarding path is what this project exists for. Each ``Exchange`` is one
+request/response on one pooled keep-alive connection, with:
+
+- errors that say whether the upstream may have seen the request (``ConnectFailed`` vs
+  ``UpstreamTimeout``/``UpstreamBroken``), so the caller can decide on fallback;
+- flow control both ways: the response body is read only as fast as the client takes it
+  (reading pauses above ``HIGH_WATER`` bytes buffered), so a 1 GiB body keeps memory flat;
+- no state shared between requests but the idle connections themselves (no cookie jar,
+  no default headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import httptools
+
+from strangler_proxy.config import Upstream
+from strangler_proxy.errors import ConnectFailed, UpstreamBroken, UpstreamError, UpstreamTimeout
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+class Exchange(asyncio.Protocol):
+    """One upstream connection's protocol; reused for one exchange after another."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: deque[bytes] = deque()
+        self.buffered = 0
+        self.got_bytes = False
+        self.head_done = False
+        self.done = False
+        self.keep_alive = True
+        self.error: UpstreamError | None = None
+        self.upgraded: bytes | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.reading_paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.upgraded = data[exc.args[0]:] if exc.args else b""
+            self._wake()
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamBroken(self.pool.name, f"invalid HTTP response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.done:
+            self._fail(UpstreamBroken(self.pool.name, "connection closed before the response ended"))
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # -- httptools callbacks ---------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.headers = []  # an interim response: wait for the real one
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        self.head_done = True
+        self._cancel_timer()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if not self.head_done:
+            return
+        self.done = True
+        self._wake()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self.error is None:
+            self.error = error
+        self._cancel_timer()
+        self._wake()
+        self.abort()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def _wait(self) -> None:
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    # -- the exchange ------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamBroken(self.pool.name, "connection closed while sending the request")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.write_paused and not self.closed:
+            self._drain = self.loop.create_future()
+            await self._drain
+        if self.error is not None:
+            raise self.error
+        if self.closed:
+            raise UpstreamBroken(self.pool.name, "connection closed while sending the request")
+
+    async def response_head(self, timeout: float) -> None:
+        """Wait for the status line and headers; ``UpstreamTimeout`` after ``timeout`` s."""
+        if not self.head_done and self.error is None:
+            self._timer = self.loop.call_later(
+                timeout, self._fail, UpstreamTimeout(self.pool.name, f"no response within {timeout:g} s")
+            )
+            while not self.head_done and self.error is None and self.upgraded is None:
+                await self._wait()
+        if self.error is not None and not self.head_done:
+            raise self.error
+
+    async def next_chunk(self) -> bytes | None:
+        """The next piece of the response body, or ``None`` at its end."""
+        while True:
+            if self.body:
+                chunk = self.body.popleft()
+                self.buffered -= len(chunk)
+                if self.reading_paused and self.buffered < LOW_WATER and self.transport is not None:
+                    self.reading_paused = False
+                    self.transport.resume_reading()
+                return chunk
+            if self.done:
+                return None
+            if self.error is not None:
+                raise self.error
+            await self._wait()
+
+    def take_body(self) -> bytes:
+        """All the body buffered so far, at once (the common case: it is all here)."""
+        data = b"".join(self.body) if len(self.body) != 1 else self.body[0]
+        self.body.clear()
+        self.buffered = 0
+        return data
+
+
+class Pool:
+    """Idle keep-alive connections to one upstream."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def __init__(self, upstream: Upstream, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.upstream = upstream
+        self.name = upstream.name
+        self._loop = loop
+        self.idle: list[Exchange] = []
+        self.open = 0  # connections alive, idle or busy: for tests and metrics
+
+    async def acquire(self) -> tuple[Exchange, bool]:
+        """A connection and whether it was reused; ``ConnectFailed`` if none can be made."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                conn.reset()
+                return conn, True
+            self.open -= 1
+        up = self.upstream
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: Exchange(self), up.host, up.port), up.connect_timeout
+            )
+        except asyncio.TimeoutError:
+            raise ConnectFailed(self.name, f"connect to {up.authority} timed out after {up.connect_timeout:g} s") from None
+        except OSError as exc:
+            raise ConnectFailed(self.name, f"cannot connect to {up.authority}: {exc.strerror or exc}") from None
+        self.open += 1
+        return conn, False
+
+    def release(self, conn: Exchange) -> None:
+        """Back to the pool if the exchange ended cleanly, else closed."""
+        if conn.done and conn.keep_alive and not conn.closed and not conn.body and conn.upgraded is None and len(self.idle) < self.upstream.max_idle:
+            self.idle.append(conn)
+            return
+        self.discard(conn)
+
+    def discard(self, conn: Exchange) -> None:
+        if not conn.closed:
+            conn.abort()
+        self.open -= 1
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.abort()
+        self.open -= len(self.idle)
+        self.idle.clear()
