@@ -40,14 +40,22 @@ def _plain(status: int, text: str) -> tuple[Message, Message]:
     )
 
 
+async def _until_disconnect(receive: Receive) -> Message:
+    while True:  # an unread (empty) request body comes first
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return message
+
+
 class _Watch:
     """Aborts the upstream exchange in progress if the client goes away."""
 
-    __slots__ = ("conn", "finished", "handle", "task")
+    __slots__ = ("conn", "finished", "gone", "handle", "task")
 
     def __init__(self) -> None:
         self.conn: Exchange | None = None
         self.finished = False
+        self.gone = False
         self.handle: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[Message] | None = None
 
@@ -57,13 +65,13 @@ class _Watch:
     def _begin(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
         self.handle = None
         if not self.finished:
-            self.task = loop.create_task(receive())  # type: ignore[arg-type]
+            self.task = loop.create_task(_until_disconnect(receive))
             self.task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[Message]) -> None:
-        if task.cancelled() or self.finished:
-            return
-        if task.result().get("type") == "http.disconnect" and self.conn is not None:
+        # the server also says "disconnect" once the response is complete: finished by then
+        if not task.cancelled() and not self.finished and self.conn is not None:
+            self.gone = True
             self.conn.abort()
 
     def stop(self) -> None:
@@ -186,9 +194,10 @@ class ProxyApp:
         client = scope.get("client")
         head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), chunked and length is None)
         public = (scope.get("scheme", "http") + "://").encode() + host if host else None
-        timeout = module.timeout if module is not None else 30.0
         side = decision.side
         upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
+        ups = snap.table.upstreams
+        timeout = (module.timeout or ups[upstream].timeout) if module is not None and side == "service" else ups[upstream].timeout
         watch = _Watch()
         status = 502
         try:
@@ -206,6 +215,7 @@ class ProxyApp:
                         breaker.success()
             except _FallBack:
                 side, upstream = "legacy", module.legacy  # type: ignore[union-attr]
+                timeout = ups[upstream].timeout
                 conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
             except UpstreamError as exc:
                 failure: Failure = "refused" if isinstance(exc, ConnectFailed) else ("timeout" if isinstance(exc, UpstreamTimeout) else "broken")
@@ -214,6 +224,7 @@ class ProxyApp:
                     snap.breakers[module.name].failure()
                     if self._may_fall_back(module, method, headers, failure, body, label):
                         side, upstream = "legacy", module.legacy
+                        timeout = ups[upstream].timeout
                         conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
                     else:
                         raise
@@ -276,6 +287,8 @@ class ProxyApp:
             return conn
         except BaseException as exc:
             pool.discard(conn)
+            if watch.gone:
+                raise ClientGone() from None
             # a pooled connection the upstream had already closed: resend once, fresh
             if (reused and isinstance(exc, UpstreamError) and not isinstance(exc, UpstreamTimeout)
                     and not conn.got_bytes and method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") and body.rewind()):

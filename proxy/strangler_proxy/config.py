@@ -44,6 +44,7 @@ class Upstream:
     host: str
     port: int
     connect_timeout: float = 3.0
+    timeout: float = 30.0  # for the response head
     max_idle: int = 128
 
     @property
@@ -82,7 +83,7 @@ class Module:
     legacy: str = "legacy"
     idempotent: frozenset[str] = SAFE_METHODS
     idempotency_key: str | None = None  # lower-case header name that makes a POST retryable
-    timeout: float = 30.0
+    timeout: float | None = None  # for the new service's response head; else its upstream's
     line: int | None = None
 
 
@@ -129,7 +130,7 @@ class RouteTable:
 TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description"}
 MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers"}
-UPSTREAM_KEYS = {"url", "connect_timeout", "max_idle"}
+UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle"}
 
 
 def load_routes(path: str | Path) -> RouteTable:
@@ -193,6 +194,7 @@ def _upstream(name: str, node: Node) -> Upstream:
         host=parts.hostname,
         port=port,
         connect_timeout=fields["connect_timeout"].number(0.001) if "connect_timeout" in fields else 3.0,
+        timeout=fields["timeout"].number(0.001) if "timeout" in fields else 30.0,
         max_idle=fields["max_idle"].integer(0) if "max_idle" in fields else 128,
     )
 
@@ -227,7 +229,7 @@ def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:
         legacy=legacy,
         idempotent=frozenset(idempotent),
         idempotency_key=f["idempotency_key"].string().lower() if "idempotency_key" in f else None,
-        timeout=f["timeout"].number(0.001) if "timeout" in f else 30.0,
+        timeout=f["timeout"].number(0.001) if "timeout" in f else None,
         line=node.line,
     )
 
@@ -277,8 +279,10 @@ def _check_ambiguous(modules: tuple[Module, ...], node: Node | None) -> None:
                 key = (kind, p, m.methods, m.hosts, m.headers)
                 other = seen.get(key)
                 if other is not None and other != mod.name and node is not None:
-                    child = node.mapping()[mod.name]
-                    child.fail(f"module {mod.name} claims {p!r} with the same conditions as module {other}: ambiguous")
+                    raise RouteConfigError(
+                        Location(node.file, m.line, f"modules.{mod.name}.match"),
+                        f"module {mod.name} claims {p!r} with the same conditions as module {other}: ambiguous",
+                    )
                 seen[key] = mod.name
 
 

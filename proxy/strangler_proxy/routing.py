@@ -82,7 +82,7 @@ class Router:
                 for p in m.path:
                     self._exact.setdefault(p, []).append((mod, m))
                 for p in m.path_prefix:
-                    self._prefix.setdefault(p, []).append((mod, m))
+                    self._prefix.setdefault(p.rstrip("/") or "/", []).append((mod, m))
                 if m.path_regex:
                     self._regex.append((mod, m))
                 if not (m.path or m.path_prefix or m.path_regex):

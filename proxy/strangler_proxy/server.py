@@ -82,6 +82,9 @@ def _config(app: Any, proxy: bool) -> uvicorn.Config:
         app, http=StranglerHttpProtocol if proxy else "httptools", ws="websockets-sansio" if proxy else "none",
         lifespan="on" if proxy else "off", access_log=False, server_header=False, date_header=False,
         log_level="warning", timeout_keep_alive=75, backlog=2048,
+        # the client address is the peer's: never taken from a client-sent X-Forwarded-For
+        # (it may be a cohort key), and no middleware layer on the hot path
+        proxy_headers=False, interface="asgi3",
     )
 
 

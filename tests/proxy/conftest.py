@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.proxy.harness import ProxyProcess
+from tests.proxy.upstreams import Upstream
+
+
+@pytest.fixture
+def legacy() -> Iterator[Upstream]:
+    up = Upstream("legacy").start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def service() -> Iterator[Upstream]:
+    up = Upstream("service").start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def proxies(tmp_path: Path) -> Iterator[list[ProxyProcess]]:
+    started: list[ProxyProcess] = []
+    yield started
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def start_proxy(proxies: list[ProxyProcess], tmp_path: Path):  # type: ignore[no-untyped-def]
+    def _start(routes: Path, **kw) -> ProxyProcess:  # type: ignore[no-untyped-def]
+        p = ProxyProcess(routes, tmp_path, **kw)
+        proxies.append(p)
+        return p.start()
+
+    return _start

@@ -1,0 +1,103 @@
+"""Run the real ``strangler proxy`` process against real upstreams."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.cli.helpers import BIN
+from tests.proxy.upstreams import free_port
+
+TOKEN = "test-token"
+
+
+class ProxyProcess:
+    def __init__(self, routes: Path, workdir: Path, workers: int = 1, access_log: bool = False) -> None:
+        self.routes = routes
+        self.workdir = workdir
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.workers = workers
+        self.access_log = access_log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = workdir / f"proxy-{self.port}.log"
+        self.out = workdir / f"proxy-{self.port}.out"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self) -> ProxyProcess:
+        assert BIN
+        cmd = [BIN, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{self.port}",
+               "--admin", f"127.0.0.1:{self.admin_port}", "--admin-token", TOKEN,
+               "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)]
+        if self.access_log:
+            cmd.append("--access-log")
+        with self.out.open("ab") as out, self.log.open("ab") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"proxy exited {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.admin}/healthz", timeout=0.5).status_code == 200:
+                    if self._serving():
+                        return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"proxy did not come up: {self.log.read_text()}")
+
+    def _serving(self) -> bool:
+        try:
+            httpx.get(f"{self.url}/__probe__", timeout=0.5)
+            return True
+        except httpx.HTTPError:
+            return False
+
+    def admin_call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.admin}{path}", headers={"authorization": f"Bearer {TOKEN}"}, timeout=5, **kw)
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = self.admin_call("GET", "/metrics").text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def hup(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def routes_file(path: Path, upstreams: dict[str, str], modules: str = "", extra: str = "") -> Path:
+    text = "upstreams:\n" + "".join(f"  {k}: {v}\n" for k, v in upstreams.items()) + extra
+    if modules:
+        text += "modules:\n" + modules
+    path.write_text(text)
+    return path

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strangler_proxy.config import load_routes
+from strangler_proxy.errors import RouteConfigError
+
+ROOT = Path(__file__).parent.parent.parent
+MINIMAL = (ROOT / "routes" / "example.yaml").read_text()
+
+
+def test_minimal_table_from_the_issue_works_as_is() -> None:
+    table = load_routes(ROOT / "routes" / "example.yaml")
+    (cases,) = table.modules
+    assert (cases.name, cases.stage, cases.weight, cases.service) == ("cases", "canary", 25.0, "cases-service")
+    assert cases.matches[0].path_prefix == ("/cases", "/api/cases")
+    assert table.upstreams["legacy"].port == 8080
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (MINIMAL.replace("weight: 25", "weight: 250"), 10, "modules.cases.weight: expected a number from 0 to 100, found 250"),
+        (MINIMAL.replace("service: cases-service", "service: nowhere"), 8, "modules.cases.service: unknown upstream 'nowhere'"),
+        (MINIMAL.replace("stage: canary", "stage: halfway"), 9, "modules.cases.stage: expected one of canary, legacy, released, retired, shadow"),
+        (MINIMAL.replace("  legacy: http", "  old: http"), 2, "upstreams: expected an upstream named 'legacy'"),
+        (MINIMAL.replace("http://127.0.0.1:9001", "https://127.0.0.1:9001"), 4, "upstreams.cases-service: expected an http://host:port URL"),
+        (MINIMAL.replace("    weight: 25\n", ""), 9, "modules.cases.stage: a module in canary needs 'weight'"),
+        (MINIMAL.replace("path_prefix: [/cases, /api/cases]", "path_regex: '[unclosed'"), 7, "modules.cases.match.path_regex: invalid regular expression"),
+        (MINIMAL.replace("path_prefix: [/cases, /api/cases]", "path_prefix: [cases]"), 7, "expected a path starting with /"),
+        (MINIMAL + "    colour: blue\n", 11, "modules.cases.colour: unknown key 'colour'"),
+        (MINIMAL + "  kb:\n    match: {path_prefix: /cases}\n    service: cases-service\n    stage: released\n", 12,
+         "module kb claims '/cases' with the same conditions as module cases: ambiguous"),
+    ],
+)
+def test_invalid_tables_name_file_line_and_key(tmp_path: Path, text: str, line: int, message: str) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    with pytest.raises(RouteConfigError) as exc:
+        load_routes(path)
+    assert exc.value.location.file == str(path)
+    assert exc.value.location.line == line, str(exc.value)
+    assert message in str(exc.value)
+
+
+def test_syntax_error_is_a_route_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("upstreams: {legacy: http://x:1\n")
+    with pytest.raises(RouteConfigError, match=r"r.yaml:\d+: invalid YAML"):
+        load_routes(path)
+
+
+def test_long_forms(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "upstreams:\n  legacy: {url: 'http://127.0.0.1:1', connect_timeout: 0.5}\n  svc: http://127.0.0.1:2\n"
+        "cohort: {key: [header:X-User-Id, client_ip]}\npin: {header: X-Side, cookie: null}\nbreaker: {failures: 2, cooldown: 1.5}\n"
+        "fallback: {body_limit: 1024}\n"
+        "modules:\n  m:\n    match:\n      - {path: /exact, methods: [POST]}\n      - {hosts: ['*.corp'], headers: {X-Beta: '1'}}\n"
+        "    service: svc\n    stage: released\n    idempotent: [PUT]\n    idempotency_key: Idempotency-Key\n    timeout: 2\n"
+    )
+    t = load_routes(path)
+    m = t.modules[0]
+    assert t.upstreams["legacy"].connect_timeout == 0.5
+    assert t.cohort.sources == (("header", "x-user-id"), ("client_ip", ""))
+    assert t.pin.header == "x-side" and t.pin.cookie is None
+    assert (t.breaker.failures, t.breaker.cooldown, t.fallback_body_limit) == (2, 1.5, 1024)
+    assert "PUT" in m.idempotent and m.idempotency_key == "idempotency-key" and m.weight == 100
+    assert m.matches[1].headers == (("x-beta", "1"),)
