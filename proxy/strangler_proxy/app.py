@@ -8,6 +8,7 @@ new service failed and the rules allow it. Everything precomputable lives in the
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from typing import Any, Awaitable, Callable
@@ -87,6 +88,7 @@ class ProxyApp:
         self.metrics = runtime.metrics
         self.access_log = access_log
         self.random = random.random
+        self.pid = os.getpid()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -246,7 +248,7 @@ class ProxyApp:
         self.metrics.observe(label, side, status, elapsed)
         if self.access_log is not None:
             self.access_log({
-                "ts": time.time(), "method": method, "path": scope["path"], "module": label, "side": side,
+                "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,
                 "upstream": upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": decision.why,
             })
 

@@ -1,0 +1,75 @@
+"""Serving: workers share one port evenly; WebSockets are proxied; bad tables refuse to start."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+from tests.cli.helpers import strangler
+from tests.proxy.harness import routes_file
+from tests.proxy.upstreams import Upstream, free_port
+
+
+async def _hammer(port: int, connections: int, per_connection: int) -> None:
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(per_connection):
+            writer.write(b"GET /echo/x HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+        writer.close()
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+
+
+def test_two_workers_share_the_port_evenly(tmp_path: Path, legacy: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url}), workers=2, access_log=True)
+    asyncio.run(_hammer(p.port, 64, 20))
+    p.stop()
+    pids = collections.Counter(json.loads(line)["pid"] for line in p.out.read_text().splitlines() if '"/echo/x"' in line)
+    assert len(pids) == 2, pids
+    total = sum(pids.values())
+    assert total == 64 * 20
+    for count in pids.values():
+        assert 0.35 <= count / total <= 0.65, pids
+
+
+def test_websocket_is_proxied_to_the_decided_side(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    modules = "  chat:\n    match: {path: /ws, headers: {x-beta: '1'}}\n    service: service\n    stage: released\n"
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, modules))
+
+    async def talk(headers: dict[str, str]) -> list[str | bytes]:
+        async with connect(f"ws://127.0.0.1:{p.port}/ws", additional_headers=headers, subprotocols=["chat.v1"]) as ws:  # type: ignore[list-item]
+            assert ws.subprotocol == "chat.v1"
+            await ws.send("hello")
+            await ws.send(b"\x00\x01")
+            return [await ws.recv(), await ws.recv()]
+
+    assert asyncio.run(talk({"x-beta": "1"})) == ["service:hello", b"\x00\x01"]
+    assert asyncio.run(talk({})) == ["legacy:hello", b"\x00\x01"]
+
+
+def test_bad_table_refuses_to_start(tmp_path: Path) -> None:
+    bad = tmp_path / "r.yaml"
+    bad.write_text("upstreams:\n  legacy: http://127.0.0.1:1\nmodules:\n  m:\n    match: {path: /x}\n    service: ghost\n    stage: released\n")
+    r = strangler("proxy", "--routes", str(bad), "--listen", f"127.0.0.1:{free_port()}", "--admin", "off", timeout=30)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{bad}:6: modules.m.service: unknown upstream 'ghost'" in r.stderr
+
+
+def test_routes_check_and_explain(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent.parent / "routes" / "example.yaml"
+    r = strangler("routes", "check", str(root))
+    assert r.returncode == 0 and "1 modules (1 canary)" in r.stdout
+    r = strangler("routes", "explain", str(root), "GET", "/api/cases/7", "-H", "X-Strangler-Side: new", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["module"] == "cases" and doc["side"] == "service" and doc["url"] == "http://127.0.0.1:9001"
+    assert "pinned" in doc["why"]
+    r = strangler("routes", "explain", str(root), "GET", "http://portal.corp/kb")
+    assert "legacy receives it" in r.stdout
