@@ -62,7 +62,7 @@ def run_explain(args: argparse.Namespace) -> int:
     upstream = "legacy" if module is None else (module.service if decision.side == "service" else module.legacy)
     if args.format == "json":
         print(json.dumps({"module": module.name if module else None, "side": decision.side,
-                          "upstream": upstream, "url": snap.table.upstreams[upstream].origin, "why": why}))
+                          "upstream": upstream, "url": snap.table.upstreams[upstream].origin, "why": str(why)}))
     else:
         print(f"module:   {module.name if module else '(none: legacy receives it)'}")
         print(f"side:     {decision.side}")

@@ -16,10 +16,11 @@ from typing import Any, Awaitable, Callable
 from strangler_proxy.body import Body, ClientGone
 from strangler_proxy.cohort import bucket, cookie_value, on_new_side
 from strangler_proxy.config import Module
-from strangler_proxy.decision import Decision, Failure, decide, may_fall_back, parse_pin
+from strangler_proxy.decision import BREAKER_OPEN, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
 from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
 from strangler_proxy.forwarding import request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
+from strangler_proxy.routing import Route
 from strangler_proxy.runtime import Runtime, Snapshot
 from strangler_proxy.upstream import Exchange, Pool
 
@@ -46,6 +47,20 @@ async def _until_disconnect(receive: Receive) -> Message:
         message = await receive()
         if message["type"] == "http.disconnect":
             return message
+
+
+class _Why:
+    """The reason for a routing decision, formatted only when someone reads it."""
+
+    __slots__ = ("route", "module", "decision")
+
+    def __init__(self, route: Route, module: Module, decision: Decision) -> None:
+        self.route, self.module, self.decision = route, module, decision
+
+    def __str__(self) -> str:
+        m = self.module
+        weight = f" at {m.weight:g}%" if m.stage == "canary" else ""
+        return f"{self.route.why} -> module {m.name} ({m.stage}{weight}): {self.decision.why}"
 
 
 class _Watch:
@@ -109,8 +124,13 @@ class ProxyApp:
                     return
 
     # -- routing -------------------------------------------------------------------------
-    def choose(self, snap: Snapshot, scope: Scope) -> tuple[Module | None, Decision, str]:
-        """The module, the side and why, for a request scope (shared with ``explain``)."""
+    def choose(self, snap: Snapshot, scope: Scope, host: str | None = None,
+               cookies: str | None | bool = False) -> tuple[Module | None, Decision, object]:
+        """The module, the side and why, for a request scope (shared with ``explain``).
+
+        ``host`` and ``cookies`` may be passed when the caller has already read them
+        (``cookies=False`` means not looked up yet).
+        """
         headers = scope["headers"]
 
         def header(name: str) -> str | None:
@@ -120,39 +140,39 @@ class ProxyApp:
                     return v.decode("latin-1")
             return None
 
-        host = header("host") or ""
+        if host is None:
+            host = header("host") or ""
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         route = snap.router.route(scope["method"], scope["path"], hostname.lower(), header)
         if route is None:
-            return None, Decision("legacy", "no module claims it"), "no module claims it: legacy"
+            return None, UNCLAIMED_DECISION, "no module claims it: legacy"
         module = route.module
         stage = module.stage
         pin = None
         new_side: bool | None = None
         if stage in ("canary", "released"):
             table = snap.table
-            pin_value = header(table.pin.header) if table.pin.header else None
-            if pin_value is None and table.pin.cookie:
+            if cookies is False:
                 cookies = header("cookie")
-                pin_value = cookie_value(cookies, table.pin.cookie) if cookies else None
-            pin = parse_pin(pin_value, module.name)
+            pin_value = header(table.pin.header) if table.pin.header else None
+            if pin_value is None and table.pin.cookie and cookies:
+                pin_value = cookie_value(cookies, table.pin.cookie)  # type: ignore[arg-type]
+            pin = parse_pin(pin_value, module.name) if pin_value else None
             if stage == "canary" and pin is None:
-                key = self.cohort_key(snap, scope, header)
+                key = self.cohort_key(snap, scope, header, cookies)  # type: ignore[arg-type]
                 if key is None:
                     new_side = self.random() * 100 < module.weight
                 else:
                     new_side = on_new_side(bucket(module.name, key, table.cohort.buckets), module.weight, table.cohort.buckets)
         decision = decide(stage, module.weight, pin, new_side, False)
         if decision.side == "service" and stage != "retired" and pin is None and not snap.breakers[module.name].allow():
-            decision = Decision("legacy", "circuit breaker open")
-        why = f"{route.why} -> module {module.name} ({stage}): {decision.why}"
-        return module, decision, why
+            decision = BREAKER_OPEN
+        return module, decision, _Why(route, module, decision)
 
     @staticmethod
-    def cohort_key(snap: Snapshot, scope: Scope, header: Callable[[str], str | None]) -> str | None:
+    def cohort_key(snap: Snapshot, scope: Scope, header: Callable[[str], str | None], cookies: str | None) -> str | None:
         for kind, name in snap.table.cohort.sources:
             if kind == "cookie":
-                cookies = header("cookie")
                 value = cookie_value(cookies, name) if cookies else None
             elif kind == "header":
                 value = header(name)
@@ -175,18 +195,21 @@ class ProxyApp:
         length: bytes | None = None
         chunked = False
         host = b""
+        cookies: str | None = None
         for n, v in headers:
             size += len(n) + len(v) + 4
-            if n == b"content-length":
+            if n == b"host":
+                host = v
+            elif n == b"cookie":
+                cookies = v.decode("latin-1") if cookies is None else cookies + "; " + v.decode("latin-1")
+            elif n == b"content-length":
                 length = v
             elif n == b"transfer-encoding":
                 chunked = True
-            elif n == b"host":
-                host = v
         if size > snap.table.max_header_bytes:
             await self._reply(send, 431, "request header fields too large\n")
             return
-        module, decision, _ = self.choose(snap, scope)
+        module, decision, _ = self.choose(snap, scope, host.decode("latin-1"), cookies)
         label = module.name if module is not None else UNCLAIMED
         method = scope["method"]
         query = scope.get("query_string")

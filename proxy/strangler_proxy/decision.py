@@ -20,6 +20,19 @@ class Decision:
     why: str
 
 
+# Decisions are shared constants: the hot path allocates nothing to say why.
+_STAGE_LEGACY = Decision("legacy", "stage legacy")
+_STAGE_SHADOW = Decision("legacy", "stage shadow")
+_RETIRED = Decision("service", "stage retired: legacy never serves it")
+_PIN_NEW = Decision("service", "pinned to the new service")
+_PIN_LEGACY = Decision("legacy", "pinned to legacy")
+BREAKER_OPEN = Decision("legacy", "circuit breaker open")
+_RELEASED = Decision("service", "stage released")
+_NEW_COHORT = Decision("service", "canary: the request's cohort is on the new side")
+_LEGACY_COHORT = Decision("legacy", "canary: the request's cohort is on the legacy side")
+UNCLAIMED_DECISION = Decision("legacy", "no module claims it")
+
+
 def parse_pin(value: str | None, module: str) -> Side | None:
     """``new``/``legacy`` for every module, or ``cases=new,kb=legacy`` per module."""
     if not value:
@@ -44,18 +57,16 @@ def decide(stage: Stage, weight: float, pin: Side | None, new_side: bool | None,
     caller drew at random instead); ``pin`` an explicit tester pin.
     """
     if stage in ("legacy", "shadow"):
-        return Decision("legacy", f"stage {stage}")
+        return _STAGE_LEGACY if stage == "legacy" else _STAGE_SHADOW
     if stage == "retired":
-        return Decision("service", "stage retired: legacy never serves it")
+        return _RETIRED
     if pin is not None:
-        return Decision(pin, f"pinned to {pin}")
+        return _PIN_NEW if pin == "service" else _PIN_LEGACY
     if breaker_open:
-        return Decision("legacy", "circuit breaker open")
+        return BREAKER_OPEN
     if stage == "released":
-        return Decision("service", "stage released")
-    if new_side:
-        return Decision("service", f"canary {weight:g}%: cohort on the new side")
-    return Decision("legacy", f"canary {weight:g}%: cohort on the legacy side")
+        return _RELEASED
+    return _NEW_COHORT if new_side else _LEGACY_COHORT
 
 
 def may_fall_back(module: Module, stage: Stage, method: str, has_idempotency_key: bool, failure: Failure) -> bool:

@@ -43,8 +43,10 @@ def request_head(
     ``chunked`` adds ``Transfer-Encoding: chunked`` for a body of unknown length.
     """
     drop = HOP_BY_HOP
-    if any(n == b"connection" for n, _ in headers):
-        drop = HOP_BY_HOP | _connection_tokens(headers)
+    for n, v in headers:
+        if n == b"connection" and v.lower() not in (b"keep-alive", b"close"):
+            drop = HOP_BY_HOP | _connection_tokens(headers)
+            break
     lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
     host: bytes | None = None
     xff: bytes | None = None
@@ -81,9 +83,11 @@ def request_head(
 def response_headers(raw: Headers, upstream_origins: tuple[bytes, ...], public_origin: bytes | None) -> Headers:
     """Response headers for the client: hop-by-hop removed, ``Location`` rewritten."""
     drop = HOP_BY_HOP
-    for name, _ in raw:
+    for name, value in raw:
         if name.lower() == b"connection":
-            drop = HOP_BY_HOP | _connection_tokens(raw)
+            # "keep-alive" and "close" name nothing beyond the usual hop-by-hop set
+            if value.lower() not in (b"keep-alive", b"close"):
+                drop = HOP_BY_HOP | _connection_tokens(raw)
             break
     out: Headers = []
     for name, value in raw:

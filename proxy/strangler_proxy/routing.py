@@ -26,7 +26,12 @@ HeaderGetter = Callable[[str], "str | None"]
 class Route:
     module: Module
     match: Match
-    why: str
+    kind: str  # "exact path", "path prefix", "path regex": formatted only when explained
+    pattern: str
+
+    @property
+    def why(self) -> str:
+        return f"{self.kind} {self.pattern}"
 
 
 def normalize_path(path: str) -> str:
@@ -99,7 +104,7 @@ class Router:
         if cands:
             for mod, m in cands:
                 if _conditions_hold(m, method, host, header):
-                    return Route(mod, m, f"exact path {path}")
+                    return Route(mod, m, "exact path", path)
         prefix = self._prefix
         probe = path.rstrip("/") or "/"
         while True:
@@ -107,7 +112,7 @@ class Router:
             if cands:
                 for mod, m in cands:
                     if _conditions_hold(m, method, host, header):
-                        return Route(mod, m, f"path prefix {probe}")
+                        return Route(mod, m, "path prefix", probe)
             if probe == "/":
                 break
             cut = probe.rfind("/")
@@ -115,5 +120,5 @@ class Router:
         for mod, m in self._regex:
             for rx in m.path_regex:
                 if rx.search(path) and _conditions_hold(m, method, host, header):
-                    return Route(mod, m, f"path regex {rx.pattern}")
+                    return Route(mod, m, "path regex", rx.pattern)
         return None

@@ -126,6 +126,10 @@ class Exchange(asyncio.Protocol):
         self._wake()
         self.abort()
 
+    def _timed_out(self, timeout: float) -> None:
+        self._timer = None
+        self._fail(UpstreamTimeout(self.pool.name, f"no response within {timeout:g} s"))
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -161,9 +165,7 @@ class Exchange(asyncio.Protocol):
     async def response_head(self, timeout: float) -> None:
         """Wait for the status line and headers; ``UpstreamTimeout`` after ``timeout`` s."""
         if not self.head_done and self.error is None:
-            self._timer = self.loop.call_later(
-                timeout, self._fail, UpstreamTimeout(self.pool.name, f"no response within {timeout:g} s")
-            )
+            self._timer = self.loop.call_later(timeout, self._timed_out, timeout)
             while not self.head_done and self.error is None and self.upgraded is None:
                 await self._wait()
         if self.error is not None and not self.head_done:
