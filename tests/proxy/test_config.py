@@ -69,3 +69,27 @@ def test_long_forms(tmp_path: Path) -> None:
     assert (t.breaker.failures, t.breaker.cooldown, t.fallback_body_limit) == (2, 1.5, 1024)
     assert "PUT" in m.idempotent and m.idempotency_key == "idempotency-key" and m.weight == 100
     assert m.matches[1].headers == (("x-beta", "1"),)
+
+
+def test_published_schema_agrees_with_the_parser(tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from strangler_common import load_yaml_file
+    from tests.cli.helpers import strangler
+
+    schema = json.loads(strangler("schema", "routes").stdout)
+    jsonschema.validate(json.loads(json.dumps(load_yaml_file(ROOT / "routes" / "example.yaml")[0])), schema)
+    for bad in (MINIMAL.replace("weight: 25", "weight: 250"), MINIMAL.replace("stage: canary", "stage: halfway"),
+                MINIMAL + "    colour: blue\n", MINIMAL.replace("    weight: 25\n", "")):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(json.loads(json.dumps(load_yaml_file_text(tmp_path, bad))), schema)
+
+
+def load_yaml_file_text(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    from strangler_common import load_yaml_file
+
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    return load_yaml_file(path)[0]
