@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"strangler {ver}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in SUBCOMMANDS:
-        mod.register(sub)  # type: ignore[attr-defined]
+        mod.register(sub)
     return parser
 
 

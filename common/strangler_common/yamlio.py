@@ -49,7 +49,11 @@ def line_of(container: object, key: str | int) -> int | None:
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        super().flatten_mapping(node)
+        # Keys that came from ``<<`` merges are put first; overriding them is allowed.
+        node._merged_count = len(node.value) - explicit  # type: ignore[attr-defined]
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[MarkedMap]:
@@ -78,13 +82,6 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[MarkedMa
         data.key_lines[str(key)] = key_node.start_mark.line + 1
 
 
-def _flatten_mapping(self: _Loader, node: yaml.MappingNode) -> None:
-    explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-    yaml.SafeLoader.flatten_mapping(self, node)
-    # Keys that came from ``<<`` merges are put first; overriding them is allowed.
-    node._merged_count = len(node.value) - explicit  # type: ignore[attr-defined]
-
-
 def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[MarkedList]:
     data = MarkedList()
     data.line = node.start_mark.line + 1
@@ -93,9 +90,8 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[MarkedL
     data.extend(loader.construct_object(child, deep=True) for child in node.value)
 
 
-_Loader.flatten_mapping = _flatten_mapping  # type: ignore[method-assign]
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)  # type: ignore[arg-type]
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)  # type: ignore[arg-type]
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 def load_yaml_documents(text: str, source: str) -> list[Any]:

@@ -137,7 +137,8 @@ class ProxyApp:
             b = name.encode("latin-1")
             for n, v in headers:
                 if n == b:
-                    return v.decode("latin-1")
+                    text: str = v.decode("latin-1")
+                    return text
             return None
 
         if host is None:

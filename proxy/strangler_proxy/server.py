@@ -71,7 +71,7 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server without its own signal handling: ours stops every server at once."""
 
-    def capture_signals(self):  # type: ignore[no-untyped-def, override]
+    def capture_signals(self):  # type: ignore[no-untyped-def]
         from contextlib import nullcontext
 
         return nullcontext()
@@ -242,7 +242,7 @@ def _multiprocess_metrics(directory: str) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     from prometheus_client import values
 
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], metrics_dir: str) -> None:
@@ -270,7 +270,7 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
         return None
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=metrics_dir)
+    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
         servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, registry), proxy=False)))

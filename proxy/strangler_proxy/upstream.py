@@ -198,11 +198,14 @@ class Exchange(asyncio.Protocol):
 class Pool:
     """Idle keep-alive connections to one upstream."""
 
+    _loop: asyncio.AbstractEventLoop | None
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def __init__(self, upstream: Upstream, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.upstream = upstream

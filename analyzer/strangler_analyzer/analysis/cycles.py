@@ -14,7 +14,7 @@ from itertools import islice, permutations
 
 import networkx as nx
 
-from strangler_analyzer.analysis.graph import condensed, edge_of
+from strangler_analyzer.analysis.graph import Graph, condensed, edge_of
 
 MAX_LISTED_CYCLES = 20
 EXACT_LIMIT = 8
@@ -32,20 +32,20 @@ class CycleGroup:
     more_cycles: bool = False
 
 
-def edge_cost(g: nx.DiGraph, u: str, v: str) -> int:
+def edge_cost(g: Graph, u: str, v: str) -> int:
     e = edge_of(g, u, v)
     if e.strength == "soft":
         return 1
     return 10 if e.declared else 3
 
 
-def find_cycles(g: nx.DiGraph) -> tuple[CycleGroup, ...]:
+def find_cycles(g: Graph) -> tuple[CycleGroup, ...]:
     groups = []
     for _, scc in condensed(g).nodes(data="members"):
         members = sorted(scc)
         if len(members) == 1 and not (g.has_edge(members[0], members[0]) and g.edges[members[0], members[0]]["edge"].ordered):
             continue
-        sub = nx.DiGraph()
+        sub: Graph = nx.DiGraph()
         sub.add_nodes_from(members)
         sub.add_edges_from(sorted(
             (u, v, g.edges[u, v]) for u in members for v in g.successors(u) if v in scc and g.edges[u, v]["edge"].ordered
@@ -54,7 +54,7 @@ def find_cycles(g: nx.DiGraph) -> tuple[CycleGroup, ...]:
     return tuple(sorted(groups, key=lambda grp: grp.components))
 
 
-def _group(sub: nx.DiGraph) -> CycleGroup:
+def _group(sub: Graph) -> CycleGroup:
     raw = list(islice(nx.simple_cycles(sub), MAX_LISTED_CYCLES + 1))
     cycles = []
     for cyc in raw[:MAX_LISTED_CYCLES]:
@@ -65,7 +65,7 @@ def _group(sub: nx.DiGraph) -> CycleGroup:
         cycles.append(tuple(dep + [dep[0]]))
     cuts = _min_cut(sub)
     # If the declared hard edges alone still form a cycle, cutting cheap edges cannot help.
-    hard = nx.DiGraph()
+    hard: Graph = nx.DiGraph()
     hard.add_edges_from((u, v) for u, v in sub.edges if edge_cost(sub, u, v) == 10)
     needs_hard = not nx.is_directed_acyclic_graph(hard)
     return CycleGroup(
@@ -77,7 +77,7 @@ def _group(sub: nx.DiGraph) -> CycleGroup:
     )
 
 
-def _min_cut(sub: nx.DiGraph) -> list[tuple[str, str]]:
+def _min_cut(sub: Graph) -> list[tuple[str, str]]:
     nodes = sorted(sub.nodes)
     edges = sorted(sub.edges)
     cost = {(u, v): edge_cost(sub, u, v) for u, v in edges}
@@ -94,7 +94,7 @@ def _min_cut(sub: nx.DiGraph) -> list[tuple[str, str]]:
     return _prune(sub, _eades(sub, cost), cost)
 
 
-def _eades(sub: nx.DiGraph, cost: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
+def _eades(sub: Graph, cost: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
     h = sub.copy()
     left: list[str] = []
     right: list[str] = []
@@ -123,9 +123,9 @@ def _eades(sub: nx.DiGraph, cost: dict[tuple[str, str], int]) -> list[tuple[str,
     return [(u, v) for u, v in sub.edges if pos[u] >= pos[v]]
 
 
-def _prune(sub: nx.DiGraph, cuts: list[tuple[str, str]], cost: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
+def _prune(sub: Graph, cuts: list[tuple[str, str]], cost: dict[tuple[str, str], int]) -> list[tuple[str, str]]:
     """Put back any cut edge whose return closes no cycle, dearest first."""
-    kept = nx.DiGraph(sub)
+    kept: Graph = nx.DiGraph(sub)
     kept.remove_edges_from(cuts)
     needed = []
     for u, v in sorted(cuts, key=lambda e: (-cost[e], e)):

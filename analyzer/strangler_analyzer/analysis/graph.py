@@ -7,38 +7,46 @@ edge attribute ``edge`` is the ``model.Edge`` (whose ``src`` is ``v`` and ``dst`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import networkx as nx
 
 from strangler_analyzer.model import Edge, Estate
 
+if TYPE_CHECKING:
+    Graph = nx.DiGraph[str]
+    Condensed = nx.DiGraph[int]  # nodes are numbers; attribute "members" holds the names
+else:
+    Graph = Condensed = nx.DiGraph
 
-def build_graph(estate: Estate) -> nx.DiGraph:
+
+def build_graph(estate: Estate) -> Graph:
     """The whole dependency graph; nodes and edges inserted in sorted order."""
-    g = nx.DiGraph()
+    g: Graph = nx.DiGraph()
     g.add_nodes_from((c.name, {"seconds": c.startup_seconds, "component": c}) for c in estate.components)
     g.add_edges_from((e.dst, e.src, {"edge": e}) for e in estate.edges)
     return g
 
 
-def ordering_graph(g: nx.DiGraph) -> nx.DiGraph:
+def ordering_graph(g: Graph) -> Graph:
     """Only the edges that order start-up (``ready before start``), without attributes:
     look an edge's ``model.Edge`` up in ``g``."""
-    o = nx.DiGraph()
+    o: Graph = nx.DiGraph()
     o.add_nodes_from(g)
-    o.add_edges_from((u, v) for u, v, e in g.edges(data="edge") if e.ordered)
+    o.add_edges_from((u, v) for u, v, d in g.edges(data=True) if d["edge"].ordered)
     return o
 
 
-def condensed(g: nx.DiGraph) -> nx.DiGraph:
+def condensed(g: Graph) -> Condensed:
     """The ordering graph with each strongly connected component folded into one node
     (attribute ``members``); cached on ``g`` since every start-up analysis needs it."""
-    cached: nx.DiGraph | None = g.graph.get("_condensed")
+    cached: Condensed | None = g.graph.get("_condensed")
     if cached is None:
         cached = nx.condensation(ordering_graph(g))
         g.graph["_condensed"] = cached
     return cached
 
 
-def edge_of(g: nx.DiGraph, u: str, v: str) -> Edge:
+def edge_of(g: Graph, u: str, v: str) -> Edge:
     edge: Edge = g.edges[u, v]["edge"]
     return edge

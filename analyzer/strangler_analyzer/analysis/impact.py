@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from strangler_analyzer.analysis.graph import edge_of
+from strangler_analyzer.analysis.graph import Graph, edge_of
 from strangler_analyzer.errors import UnknownComponentError
 
 
@@ -22,7 +22,7 @@ class Impact:
     upstream: tuple[str, ...]
 
 
-def _reach(g: nx.DiGraph, start: str, hard_only: bool, forward: bool) -> dict[str, int]:
+def _reach(g: Graph, start: str, hard_only: bool, forward: bool) -> dict[str, int]:
     seen = {start: 0}
     queue = deque([start])
     while queue:
@@ -40,7 +40,7 @@ def _reach(g: nx.DiGraph, start: str, hard_only: bool, forward: bool) -> dict[st
     return seen
 
 
-def blast_radius(g: nx.DiGraph, name: str, wave_of: dict[str, int]) -> Impact:
+def blast_radius(g: Graph, name: str, wave_of: dict[str, int]) -> Impact:
     """Dependents split into failing and degrading, and the upstream suspects.
 
     ``wave_of`` gives each component's start-up wave, so hard dependents come out in the

@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 
+from strangler_analyzer.analysis.graph import Graph
+
 from strangler_analyzer.analysis.waves import CriticalPath, Waves
 from strangler_analyzer.model import Component, Edge, Estate, Evidence, merge_edges
 
@@ -57,7 +59,7 @@ class Extraction:
     waves_after: tuple[tuple[str, ...], ...]
 
 
-def rank_candidates(g: nx.DiGraph, waves: Waves, path: CriticalPath) -> tuple[Candidate, ...]:
+def rank_candidates(g: Graph, waves: Waves, path: CriticalPath) -> tuple[Candidate, ...]:
     wave_of = waves.index()
     last = max(len(waves.waves) - 1, 1)
     cyclic = {n for group in waves.cyclic for n in group}

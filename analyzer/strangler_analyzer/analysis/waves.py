@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
-from strangler_analyzer.analysis.graph import condensed
+from strangler_analyzer.analysis.graph import Graph, condensed
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class CriticalPath:
     seconds: float
 
 
-def startup_waves(g: nx.DiGraph) -> Waves:
+def startup_waves(g: Graph) -> Waves:
     """What can start in parallel, wave by wave; every ordered edge points to a later wave.
 
     >>> import networkx as nx
@@ -51,12 +52,12 @@ def startup_waves(g: nx.DiGraph) -> Waves:
     return Waves(tuple(waves), cyclic)
 
 
-def _self_loop(g: nx.DiGraph, members: set[str]) -> bool:
+def _self_loop(g: Graph, members: set[str] | Any) -> bool:
     (only,) = members
     return bool(g.has_edge(only, only) and g.edges[only, only]["edge"].ordered)
 
 
-def critical_path(g: nx.DiGraph) -> CriticalPath:
+def critical_path(g: Graph) -> CriticalPath:
     """The chain of ordered dependencies whose start-up seconds add up to the most.
 
     That sum is the minimal cold-start time: nothing can be ready sooner. A start-up cycle
@@ -95,7 +96,7 @@ class _neg(str):
         return str.__lt__(self, other)
 
 
-def what_if_soft(g: nx.DiGraph, src: str, dst: str) -> CriticalPath:
+def what_if_soft(g: Graph, src: str, dst: str) -> CriticalPath:
     """The critical path if ``src`` no longer waited for ``dst`` at start-up."""
     from dataclasses import replace
 
@@ -106,7 +107,7 @@ def what_if_soft(g: nx.DiGraph, src: str, dst: str) -> CriticalPath:
     return critical_path(h)
 
 
-def what_if_removed(g: nx.DiGraph, name: str) -> CriticalPath:
+def what_if_removed(g: Graph, name: str) -> CriticalPath:
     """The critical path if component ``name`` were gone (extracted or retired)."""
     h = g.copy()
     h.graph.pop("_condensed", None)

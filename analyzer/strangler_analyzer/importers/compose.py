@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from strangler_analyzer.importers.base import ConfigValue, Partial, tier_from_image
 from strangler_analyzer.model import Check, Component, Edge, Evidence
@@ -123,7 +123,7 @@ class _Interpolator:
 def _as_map(node: Node, kind: str) -> MarkedMap:
     """Normalise list forms (``depends_on: [a]``, ``environment: [K=V]``) to mappings."""
     if isinstance(node.value, dict):
-        return node.value  # type: ignore[no-any-return]
+        return cast(MarkedMap, node.value)
     out = MarkedMap()
     out.line, out.key_lines = node.line, {}
     for item in node.sequence():
@@ -157,7 +157,7 @@ def _merge(base: Any, over: Any) -> Any:
         for i, v in enumerate(over):
             if v not in out_l:
                 out_l.append(v)
-                out_l.item_lines.append(over.line_of(i) if isinstance(over, MarkedList) else 0)
+                out_l.item_lines.append((over.line_of(i) if isinstance(over, MarkedList) else None) or 0)
         return out_l
     return over
 
@@ -285,5 +285,5 @@ def _healthcheck(node: Node) -> Check | None:
         command = " ".join(map(str, test[1:])) if test[0] in ("CMD", "CMD-SHELL") else " ".join(map(str, test))
     else:
         command = str(test)
-    options = {k: str(hc[k].value) for k in ("interval", "timeout", "retries", "start_period") if k in hc}
+    options: dict[str, str] = {k: str(hc[k].value) for k in ("interval", "timeout", "retries", "start_period") if k in hc}
     return Check("command", command, options)

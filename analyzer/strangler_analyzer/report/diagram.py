@@ -20,8 +20,8 @@ def render_dot(a: Analysis) -> str:
     for i, wave in enumerate(a.waves.waves):
         out.append(f"  subgraph cluster_wave{i} {{ label={q(f'wave {i + 1}')}; style=dashed;")
         for n in wave:
-            attrs = ', color=red, penwidth=2' if n in cyclic else ""
-            out.append(f"    {q(n)} [label={q(n)}{attrs}];")
+            style = ", color=red, penwidth=2" if n in cyclic else ""
+            out.append(f"    {q(n)} [label={q(n)}{style}];")
         out.append("  }")
     for e in a.estate.edges:
         attrs = []

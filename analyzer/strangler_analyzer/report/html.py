@@ -56,17 +56,17 @@ def render_html(a: Analysis) -> str:
             svg.append(f"<text class='wl' x='{40 + i * COL_W + BOX_W / 2}' y='26'>wave {i + 1}</text>")
         for e in a.estate.edges:
             (x1, y1), (x2, y2) = pos[e.dst], pos[e.src]
-            cls = ["e"]
+            classes = ["e"]
             if e.strength == "soft":
-                cls.append("soft")
+                classes.append("soft")
             if not e.declared:
-                cls.append("inferred")
+                classes.append("inferred")
             if (e.dst, e.src) in path_edges:
-                cls.append("path")
+                classes.append("path")
             sx, ex = (x1 + BOX_W, x2) if x2 > x1 else (x1, x2 + BOX_W)
             mid = (sx + ex) / 2
             svg.append(
-                f"<path class='{' '.join(cls)}' marker-end='url(#arr)' "
+                f"<path class='{' '.join(classes)}' marker-end='url(#arr)' "
                 f"d='M{sx},{y1 + BOX_H / 2} C{mid},{y1 + BOX_H / 2} {mid},{y2 + BOX_H / 2} {ex},{y2 + BOX_H / 2}'>"
                 f"<title>{escape(e.src)} depends on {escape(e.dst)} ({e.strength})</title></path>"
             )

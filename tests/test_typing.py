@@ -1,0 +1,15 @@
+"""mypy --strict over every package, so the types stay true (settings in pyproject.toml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_mypy_strict_is_clean() -> None:
+    r = subprocess.run([sys.executable, "-m", "mypy", "common", "analyzer", "proxy", "cli"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
