@@ -51,7 +51,7 @@ def wait_port(port: int, path: str = "/cases/1", timeout: float = 20) -> None:
 
 
 def wrk(port: int, conns: int, seconds: float, path: str = "/cases/1") -> tuple[float, float]:
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--latency",
                           f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     rps = float(next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec")))
     p99 = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("99%"))

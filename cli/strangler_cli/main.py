@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from strangler_common import StranglerError
 
-from strangler_cli import analyze_cmd, proxy_cmd, routes_cmd, schema_cmd
+from strangler_cli import analyze_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd
 
-SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, schema_cmd]
+SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

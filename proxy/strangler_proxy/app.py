@@ -21,6 +21,10 @@ from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
 from strangler_proxy.forwarding import request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
 from strangler_proxy.routing import Route
+from strangler_proxy.shadow.compare import Response
+from strangler_proxy.shadow.evidence import endpoint_template
+from strangler_proxy.shadow.helper import HelperClient
+from strangler_proxy.shadow.mirror import mirror_head
 from strangler_proxy.runtime import Runtime, Snapshot
 from strangler_proxy.upstream import Exchange, Pool
 
@@ -97,10 +101,33 @@ class _Watch:
         # a pending receive() ends by itself when the response completes
 
 
+class _Capture:
+    """Legacy's response, kept while it streams to the client, for the shadow comparison."""
+
+    __slots__ = ("cap", "headers", "chunks", "size", "overflow")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.overflow = False
+
+    def add(self, chunk: bytes) -> None:
+        if not self.overflow:
+            self.size += len(chunk)
+            if self.size > self.cap:
+                self.overflow = True
+                self.chunks = []
+            else:
+                self.chunks.append(chunk)
+
+
 class ProxyApp:
     def __init__(self, runtime: Runtime, access_log: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.runtime = runtime
         self.metrics = runtime.metrics
+        self.mirror: HelperClient | None = None  # set by the server: mirrors run in a helper process
         self.access_log = access_log
         self.random = random.random
         self.pid = os.getpid()
@@ -226,6 +253,15 @@ class ProxyApp:
         timeout = (module.timeout or ups[upstream].timeout) if module is not None and side == "service" else ups[upstream].timeout
         watch = _Watch()
         status = 502
+        capture: _Capture | None = None
+        shadow = module.shadow if module is not None else None
+        if shadow is not None and module is not None and side == "legacy" and decision is not BREAKER_OPEN and (
+                module.stage == "shadow" or (module.stage == "canary" and shadow.in_canary)) and (
+                shadow.percent >= 100 or self.random() * 100 < shadow.percent):
+            if method in shadow.methods:
+                capture = _Capture(shadow.max_response)
+            elif self.mirror is not None:
+                self.mirror.skip(label, endpoint_template(method, scope["path"]), "unsafe")
         try:
             try:
                 conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
@@ -257,8 +293,11 @@ class ProxyApp:
                 else:
                     raise
             status = conn.status
-            if not await self.respond(snap.pools[upstream], conn, snap.origins[upstream], public, method, send, watch):
+            if not await self.respond(snap.pools[upstream], conn, snap.origins[upstream], public, method, send, watch, capture):
                 self.metrics.errors.labels(label, side, "truncated").inc()
+            elif capture is not None and side == "legacy" and self.mirror is not None:
+                self._offer_mirror(self.mirror, snap, module, scope, method, target, headers, head,  # type: ignore[arg-type]
+                                   chunked and length is None, body, capture, status)
         except UpstreamError as exc:
             watch.stop()
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
@@ -275,6 +314,25 @@ class ProxyApp:
                 "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,
                 "upstream": upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": decision.why,
             })
+
+    @staticmethod
+    def _offer_mirror(mirror: HelperClient, snap: Snapshot, module: Module, scope: Scope, method: str, target: bytes,
+                      headers: list[tuple[bytes, bytes]], head: bytes, chunked: bool, body: Body, capture: _Capture,
+                      status: int) -> None:
+        shadow = module.shadow
+        assert shadow is not None
+        endpoint = endpoint_template(method, scope["path"])
+        if capture.overflow or body.size > shadow.max_body or not body.rewind():
+            mirror.skip(module.name, endpoint, "too_large")
+            return
+        data = b"".join(body.kept)
+        if chunked:
+            client = scope.get("client")
+            head = request_head(method, target, headers + [(b"content-length", str(len(data)).encode())],
+                                client[0] if client else None, scope.get("scheme", "http"), False)[0]
+        legacy = Response(status, tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in capture.headers),
+                          b"".join(capture.chunks), True)
+        mirror.job(module, snap.table.upstreams, endpoint, method, scope["path"], mirror_head(head), data, legacy)
 
     def _may_fall_back(self, module: Module, method: str, headers: list[tuple[bytes, bytes]], failure: Failure, body: Body, label: str) -> bool:
         key = module.idempotency_key
@@ -322,11 +380,13 @@ class ProxyApp:
             raise
 
     async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: bytes | None,
-                      method: str, send: Send, watch: _Watch) -> bool:
+                      method: str, send: Send, watch: _Watch, capture: _Capture | None = None) -> bool:
         """Stream the response to the client; False if the upstream cut it short (or the
         client left), in which case the client's connection is closed mid-body too."""
-        await send({"type": "http.response.start", "status": conn.status,
-                    "headers": response_headers(conn.headers, origins, public)})
+        headers = response_headers(conn.headers, origins, public)
+        await send({"type": "http.response.start", "status": conn.status, "headers": headers})
+        if capture is not None:
+            capture.headers = headers
         if method == "HEAD" or conn.status in (204, 304):
             watch.stop()
             await send({"type": "http.response.body", "body": b""})
@@ -337,6 +397,8 @@ class ProxyApp:
             return True
         if conn.done:
             data = conn.take_body()
+            if capture is not None:
+                capture.add(data)
             watch.stop()
             await send({"type": "http.response.body", "body": data})
             pool.release(conn)
@@ -346,6 +408,8 @@ class ProxyApp:
                 chunk = await conn.next_chunk()
                 if chunk is None:
                     break
+                if capture is not None:
+                    capture.add(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except UpstreamError:
             # the response has started: all we can do is cut it short, as the upstream did

@@ -18,6 +18,7 @@ A minimal table::
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 from strangler_common import ConfigError, Location, Node, load_yaml_file
 
 from strangler_proxy.errors import RouteConfigError
+from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
 STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
@@ -74,6 +76,27 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class Shadow:
+    """Mirroring and comparison for a module (the shadow stage, or canary's legacy share)."""
+
+    percent: float = 100.0  # share of the module's requests mirrored
+    methods: frozenset[str] = SAFE_METHODS  # unsafe methods only when ``writes: true``
+    max_body: int = 64 * 1024  # larger request bodies are not mirrored (skipped: too_large)
+    max_response: int = 1 << 20  # larger legacy responses are not compared (skipped: too_large)
+    timeout: float = 5.0
+    queue: int = 1000  # mirrors waiting; more are dropped (skipped: queue_full)
+    concurrency: int = 32
+    in_canary: bool = False  # in canary, also mirror the requests legacy served
+    noise: str | None = None  # "twice" (legacy again) or an upstream name: a second legacy copy
+    relative: float = 0.2
+    absolute: float = 0.0003
+    rules: Rules = field(default_factory=Rules)
+    samples: int = 20
+    redact: tuple[str, ...] = ()
+    min_samples: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Module:
     name: str
     matches: tuple[Match, ...]
@@ -84,6 +107,7 @@ class Module:
     idempotent: frozenset[str] = SAFE_METHODS
     idempotency_key: str | None = None  # lower-case header name that makes a POST retryable
     timeout: float | None = None  # for the new service's response head; else its upstream's
+    shadow: Shadow | None = None
     line: int | None = None
 
 
@@ -128,7 +152,11 @@ class RouteTable:
 
 
 TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits"}
-MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description"}
+MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
+               "shadow", "shadow_percent"}
+SHADOW_KEYS = {"percent", "writes", "methods", "max_body", "max_response", "timeout", "queue", "concurrency", "in_canary",
+               "noise", "thresholds", "compare", "samples", "redact", "min_samples"}
+COMPARE_KEYS = {"ignore_headers", "ignore", "unordered", "tolerance", "hook"}
 MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers"}
 UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle"}
 
@@ -230,7 +258,83 @@ def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:
         idempotent=frozenset(idempotent),
         idempotency_key=f["idempotency_key"].string().lower() if "idempotency_key" in f else None,
         timeout=f["timeout"].number(0.001) if "timeout" in f else None,
+        shadow=_shadow(f, upstreams) if "shadow" in f or "shadow_percent" in f or stage == "shadow" else None,
         line=node.line,
+    )
+
+
+def _shadow(f: dict[str, Node], upstreams: Mapping[str, Upstream]) -> Shadow:
+    node = f.get("shadow")
+    s = node.mapping(SHADOW_KEYS) if node is not None and node.value is not None else {}
+    d = Shadow()
+    methods = set(SAFE_METHODS)
+    writes = s["writes"].boolean() if "writes" in s else False
+    if "methods" in s:
+        methods = {m.choice(HTTP_METHODS) for m in s["methods"].sequence_or_one()}
+        unsafe = methods - SAFE_METHODS
+        if unsafe and not writes:
+            s["methods"].fail(f"mirroring {', '.join(sorted(unsafe))} may write twice: set 'writes: true' to opt in")
+    elif writes:
+        methods = set(HTTP_METHODS) - {"CONNECT", "TRACE"}
+    noise = None
+    if "noise" in s:
+        noise = s["noise"].string("'twice' or an upstream name")
+        if noise != "twice" and noise not in upstreams:
+            s["noise"].fail(f"expected 'twice' or an upstream name, found {noise!r}")
+    th = s["thresholds"].mapping({"relative", "absolute"}) if "thresholds" in s else {}
+    cmp = s["compare"].mapping(COMPARE_KEYS) if "compare" in s else {}
+    percent = f["shadow_percent"].number(0, 100) if "shadow_percent" in f else None
+    if "percent" in s:
+        percent = s["percent"].number(0, 100)
+    return Shadow(
+        percent=d.percent if percent is None else percent,
+        methods=frozenset(methods),
+        max_body=s["max_body"].integer(0) if "max_body" in s else d.max_body,
+        max_response=s["max_response"].integer(1) if "max_response" in s else d.max_response,
+        timeout=s["timeout"].number(0.001) if "timeout" in s else d.timeout,
+        queue=s["queue"].integer(1) if "queue" in s else d.queue,
+        concurrency=s["concurrency"].integer(1, 1024) if "concurrency" in s else d.concurrency,
+        in_canary=s["in_canary"].boolean() if "in_canary" in s else False,
+        noise=noise,
+        relative=th["relative"].number(0) if "relative" in th else d.relative,
+        absolute=th["absolute"].number(0, 1) if "absolute" in th else d.absolute,
+        rules=_rules(cmp),
+        samples=s["samples"].integer(0, 1000) if "samples" in s else d.samples,
+        redact=tuple(r.string() for r in s["redact"].sequence_or_one()) if "redact" in s else (),
+        min_samples=s["min_samples"].integer(1) if "min_samples" in s else d.min_samples,
+    )
+
+
+def _pointer(node: Node) -> str:
+    """A JSON Pointer or glob; array indices become ``*`` as in difference paths."""
+    text = node.string("a JSON Pointer such as /meta/timestamp, or a glob such as /items/*/id")
+    if not (text.startswith("/") or text.startswith("header:")):
+        node.fail(f"expected a JSON Pointer starting with / (or header:NAME), found {text!r}")
+    if text.startswith("header:"):
+        return text.lower()
+    return "/".join("*" if seg.isdigit() else seg for seg in text.split("/"))
+
+
+def _rules(cmp: dict[str, Node]) -> Rules:
+    ignore_headers = set(DEFAULT_IGNORED_HEADERS)
+    for h in cmp["ignore_headers"].sequence_or_one() if "ignore_headers" in cmp else []:
+        ignore_headers.add(h.string().lower())
+    hook = None
+    if "hook" in cmp:
+        spec = cmp["hook"].string("module:function")
+        mod_name, _, func = spec.partition(":")
+        try:
+            hook = getattr(importlib.import_module(mod_name), func) if func else None
+        except (ImportError, AttributeError) as exc:
+            cmp["hook"].fail(f"cannot load the normalisation hook {spec!r}: {exc}")
+        if not callable(hook):
+            cmp["hook"].fail(f"expected module:function naming a callable, found {spec!r}")
+    return Rules(
+        ignore_headers=frozenset(ignore_headers),
+        ignore=tuple(_pointer(p) for p in cmp["ignore"].sequence_or_one()) if "ignore" in cmp else (),
+        unordered=tuple(_pointer(p) for p in cmp["unordered"].sequence_or_one()) if "unordered" in cmp else (),
+        tolerance=cmp["tolerance"].number(0) if "tolerance" in cmp else 0.0,
+        normalize=hook,
     )
 
 

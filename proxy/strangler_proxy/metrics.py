@@ -26,6 +26,12 @@ class Metrics:
         self.breaker = Gauge("strangler_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["module"], registry=r)
         self.breaker_changes = Counter("strangler_breaker_transitions", "Circuit breaker changes by new state",
                                        ["module", "state"], registry=r)
+        self.shadow_compared = Counter("strangler_shadow_compared", "Mirrored requests compared", ["module"], registry=r)
+        self.shadow_matched = Counter("strangler_shadow_matched", "Mirrored requests that matched legacy", ["module"], registry=r)
+        self.shadow_mismatched = Counter("strangler_shadow_mismatched", "Mirrored requests that differed from legacy",
+                                         ["module"], registry=r)
+        self.shadow_skipped = Counter("strangler_shadow_skipped", "Requests not mirrored or not compared, by reason",
+                                      ["module", "reason"], registry=r)
         self.reloads = Counter("strangler_route_reloads", "Route table reloads by result", ["result"], registry=r)
         self._req: dict[tuple[str, str, int], Counter] = {}
         self._lat: dict[tuple[str, str], Histogram] = {}

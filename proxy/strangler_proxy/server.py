@@ -27,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from strangler_proxy.config import RouteTable, load_routes
 from strangler_proxy.errors import ProxyError, RouteConfigError
+from strangler_proxy.shadow.helper import spawn
 
 
 class StranglerHttpProtocol(HttpToolsProtocol):
@@ -131,15 +132,18 @@ def run(opts: ServeOptions) -> int:
         return _run_workers(opts, table)
     import uvloop
 
-    uvloop.run(_serve_one(opts, table, bind(*opts.listen, reuse_port=False), with_admin=True))
+    listener = bind(*opts.listen, reuse_port=False)
+    uvloop.run(_serve_one(opts, table, listener, with_admin=True, helper_proc=spawn(str(opts.state))))
     return 0
 
 
-async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, with_admin: bool) -> None:
+async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, with_admin: bool,
+                     helper_proc: tuple[socket.socket, int]) -> None:
     from strangler_proxy.admin import build_admin
     from strangler_proxy.app import ProxyApp
     from strangler_proxy.metrics import Metrics
     from strangler_proxy.runtime import Runtime
+    from strangler_proxy.shadow.helper import HelperClient
     from strangler_proxy.state import StateStore
 
     store = StateStore(opts.state)
@@ -162,6 +166,21 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGHUP, reloader.reload)
 
+    metrics = runtime.metrics
+
+    def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
+        for (counter, module, reason), n in counts.items():
+            if counter == "skipped":
+                metrics.shadow_skipped.labels(module, reason).inc(n)
+            elif counter == "error":
+                metrics.errors.labels(module, "shadow", reason).inc(n)
+            else:
+                getattr(metrics, f"shadow_{counter}").labels(module).inc(n)
+
+    helper = HelperClient(*helper_proc, on_counts, lambda m, r: metrics.shadow_skipped.labels(m, r).inc())
+    helper.start(loop)
+    app.mirror = helper
+
     async def watch() -> None:
         version = store.version()
         while True:
@@ -183,6 +202,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         await asyncio.gather(*(s.serve(sockets=socks) for s, socks in zip(servers, sockets)))
     finally:
         watcher.cancel()
+        helper.close()
         runtime.close()
         store.close()
 
@@ -207,7 +227,8 @@ def _run_workers(opts: ServeOptions, table: RouteTable) -> int:
                 _multiprocess_metrics(metrics_dir)
                 import uvloop
 
-                uvloop.run(_serve_one(opts, table, bind(*opts.listen, reuse_port=True), with_admin=False))
+                listener = bind(*opts.listen, reuse_port=True)
+                uvloop.run(_serve_one(opts, table, listener, with_admin=False, helper_proc=spawn(str(opts.state))))
             except BaseException as exc:  # a worker must never return into the parent's code
                 _log(f"worker failed: {exc}")
                 code = 1

@@ -128,7 +128,12 @@ class Exchange(asyncio.Protocol):
 
     def _timed_out(self, timeout: float) -> None:
         self._timer = None
-        self._fail(UpstreamTimeout(self.pool.name, f"no response within {timeout:g} s"))
+        self.timed_out(timeout)
+
+    def timed_out(self, timeout: float) -> None:
+        """Abort the exchange as timed out (called by a timer)."""
+        if not self.done:
+            self._fail(UpstreamTimeout(self.pool.name, f"no complete response within {timeout:g} s"))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -10,6 +10,9 @@ Each ``Upstream`` runs uvicorn in a thread with an ASGI app whose paths behave:
     /bytes/N             streams N bytes in 64 KiB chunks
     /redirect            302 to its own origin
     /gzip                a gzip body with Content-Encoding: gzip
+    /shadow/same         the same JSON on every upstream
+    /shadow/changed      "price" is 10 on "legacy", 12 elsewhere (a deterministic change)
+    /shadow/random       a fresh "request_id" on every answer (noise)
     /ws                  WebSocket echo (prefixes each message with the upstream's name)
 """
 
@@ -22,6 +25,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import uvicorn
@@ -36,8 +40,9 @@ def free_port() -> int:
 
 
 class Upstream:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, hang: bool = False) -> None:
         self.name = name
+        self.hang = hang
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -105,7 +110,18 @@ class Upstream:
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())] + (headers or [])})
             await send({"type": "http.response.body", "body": body})
 
-        if path.startswith("/status/"):
+        if self.hang and path.startswith("/shadow"):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.cancelled += 1
+            return
+        if path == "/shadow/same":
+            await reply(200, json.dumps({"id": 7, "items": [1, 2, 3], "title": "case"}).encode())
+        elif path == "/shadow/changed":
+            await reply(200, json.dumps({"id": 7, "price": 10 if self.name == "legacy" else 12, "title": "case"}).encode())
+        elif path == "/shadow/random":
+            await reply(200, json.dumps({"id": 7, "request_id": uuid.uuid4().hex, "title": "case"}).encode())
+        elif path.startswith("/status/"):
             await reply(int(path.split("/")[2]), json.dumps({"name": self.name, "status": path}).encode())
         elif path.startswith("/slow/"):
             await asyncio.sleep(float(path.split("/")[2]))
