@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from strangler_common import StranglerError
 
-from strangler_cli import analyze_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd
+from strangler_cli import analyze_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd, startup_cmd
 
-SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd]
+SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd, startup_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if words and words[0] == "wait" and "--" in words:  # strangler wait TARGET... -- COMMAND ARGS
+        cut = words.index("--")
+        words, command = words[:cut], words[cut + 1:]
+    args = parser.parse_args(words)
+    if command:
+        args.exec = command
     try:
         return int(args.func(args))
     except StranglerError as exc:

@@ -1,0 +1,1 @@
+"""Acting on the plan: readiness checks, ``strangler up``/``down``/``wait``, and exports."""

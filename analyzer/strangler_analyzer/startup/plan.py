@@ -1,0 +1,79 @@
+"""The start plan: who waits for whom, derived from the analyzer's graph. Pure.
+
+A component starts once every *hard, ordered* dependency is ready (soft ones never gate,
+and ``Requires=`` without ``After=`` does not order, as in systemd). A cycle among those
+edges is refused before anything starts, with the analyzer's cycle report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from strangler_analyzer.analysis.cycles import find_cycles
+from strangler_analyzer.analysis.graph import Graph
+from strangler_analyzer.analysis.waves import startup_waves
+from strangler_analyzer.errors import AnalyzerError
+from strangler_analyzer.model import Check, Estate
+
+
+class StartCycleError(AnalyzerError):
+    """Hard dependencies form a cycle: nothing in it could ever start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    wave: int
+    start: str | None
+    check: Check | None
+    needs: tuple[str, ...]  # hard, ordered dependencies: ready before this starts
+    seconds: float  # predicted start-to-ready time
+    predicted_start: float  # earliest start on a cold start, from the critical path
+
+
+@dataclass(frozen=True, slots=True)
+class StartPlan:
+    steps: tuple[Step, ...]
+    waves: tuple[tuple[str, ...], ...]
+    critical_seconds: float
+    critical_path: tuple[str, ...]
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+    def dependents(self, name: str) -> list[str]:
+        return sorted(s.name for s in self.steps if name in s.needs)
+
+
+def start_plan(estate: Estate) -> StartPlan:
+    gating = [e for e in estate.edges if e.strength == "hard" and e.ordered]
+    g: Graph = nx.DiGraph()
+    g.add_nodes_from((c.name, {"seconds": c.startup_seconds, "component": c}) for c in estate.components)
+    g.add_edges_from((e.dst, e.src, {"edge": e}) for e in gating)
+    cycles = find_cycles(g)
+    if cycles:
+        report = "; ".join(
+            " -> ".join(c.cycles[0]) + " (cut: " + ", ".join(f"{a} no longer waits for {b}" for a, b in c.suggested_cuts) + ")"
+            for c in cycles
+        )
+        raise StartCycleError(f"hard dependencies form a cycle, so nothing in it can start: {report}")
+    waves = startup_waves(g)
+    wave_of = waves.index()
+    earliest: dict[str, float] = {}
+    for name in nx.topological_sort(g):
+        earliest[name] = max((earliest[p] + g.nodes[p]["seconds"] for p in g.predecessors(name)), default=0.0)
+    ready = {n: earliest[n] + g.nodes[n]["seconds"] for n in g}
+    last = max(ready, key=lambda n: (ready[n], n)) if ready else None
+    path: list[str] = []
+    while last is not None:
+        path.append(last)
+        preds = list(g.predecessors(last))
+        last = max(preds, key=lambda p: (ready[p], p)) if preds else None
+    steps = tuple(
+        Step(c.name, wave_of[c.name], c.start, c.check, tuple(sorted(g.predecessors(c.name))), c.startup_seconds, earliest[c.name])
+        for c in sorted(estate.components, key=lambda c: (wave_of[c.name], c.name))
+    )
+    total = max(ready.values(), default=0.0)
+    return StartPlan(steps, waves.waves, round(total, 6), tuple(reversed(path)))
