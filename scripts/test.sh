@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Install strangler with its test extras into .venv, install the system tools some tests
-# need (nginx and wrk for the proxy's side-by-side checks), then run the whole suite.
+# The one test command (the README's and CI's): install strangler with its test extras into
+# .venv, install the servers some tests run for real (Redis, PostgreSQL) from Debian's
+# packages when they are missing, then run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]} (needed by the tests that use real servers)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "test.sh: cannot install ${need[*]}: the tests that need them will fail, loudly" >&2
+  fi
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'

@@ -3,6 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Properties assert behaviour, not speed: no per-example deadline on a busy 2-core CI box.
+settings.register_profile("strangler", deadline=None)
+settings.load_profile("strangler")
 
 FIXTURES = Path(__file__).parent / "analyzer" / "fixtures"
 
@@ -23,3 +28,6 @@ def write(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return _write
+
+
+from tests.servers import postgres_server, redis_server  # noqa: E402,F401  (session fixtures)

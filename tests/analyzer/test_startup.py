@@ -18,7 +18,7 @@ from strangler_analyzer.startup.checks import json_path
 from tests.cli.helpers import BIN, strangler
 from tests.proxy.upstreams import free_port
 
-FAKE = Path(__file__).parent / "fixtures" / "bin" / "fake_service.py"
+FAKE = Path(__file__).parent.parent.parent / "loadtests" / "fake_service.py"
 
 
 def component(name: str, port: int, delay: float, needs: list[str], flags: str = "", seconds: float | None = None) -> str:

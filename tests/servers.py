@@ -1,0 +1,97 @@
+"""Real Redis and PostgreSQL servers on free loopback ports, for the tests that need them.
+
+``scripts/test.sh`` installs them from Debian's packages. When a binary is missing the
+fixtures fail loudly, naming the package: a suite that needs a server never passes
+without one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    url: str
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Server]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run scripts/test.sh, or apt-get install redis-server")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, proc, "redis-server")
+        yield Server(port, f"redis://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed: run scripts/test.sh, or apt-get install postgresql")
+    return found[-1]
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the postgres user when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Server]:
+    initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
+    data = tempfile.mkdtemp(prefix="strangler-pg-")
+    os.chmod(data, 0o777)
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    subprocess.run(_as_postgres([initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+                   check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen(_as_postgres([postgres, "-D", data, "-p", str(port), "-h", "127.0.0.1", "-k", data,
+                                          "-c", "fsync=off", "-c", "shared_buffers=32MB"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, proc, "postgres")
+        yield Server(port, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        shutil.rmtree(data, ignore_errors=True)
