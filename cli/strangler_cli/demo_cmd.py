@@ -1,0 +1,130 @@
+"""``strangler demo``: the demo estate behind the proxy, one module walked from legacy to released."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from strangler_common import StranglerError
+
+if TYPE_CHECKING:
+    from strangler_proxy.demo.estate import DemoEstate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="start the demo estate and walk one module from legacy to released")
+    p.add_argument("--port", type=int, default=0, help="the proxy's port (default: a free one)")
+    p.add_argument("--step-seconds", type=float, default=5.0, help="how long each stage runs (default 5)")
+    p.add_argument("--once", action="store_true", help="stop everything after the walk instead of staying up")
+    p.add_argument("--workdir", type=Path, help="where logs, routes and state go (default: a temporary folder)")
+    p.set_defaults(func=run)
+
+
+def traffic(url: str, stop: threading.Event, users: int = 6) -> None:
+    """A few users clicking around, so every stage has something to show."""
+    clients = []
+    for i in range(users):
+        c = httpx.Client(base_url=url, timeout=10)
+        c.get(f"/login?user=demo-{i}")
+        clients.append(c)
+    n = 0
+    while not stop.is_set():
+        c = clients[n % users]
+        try:
+            c.get(f"/cases/{n % 200 + 1}")
+            c.get(f"/kb/{n % 50 + 1}")
+            c.get("/static/app.js")
+        except httpx.HTTPError:
+            pass
+        n += 1
+        time.sleep(0.01)
+    for c in clients:
+        c.close()
+
+
+def module_status(admin: str, token: str) -> str:
+    auth = {"authorization": f"Bearer {token}"}
+    modules = httpx.get(f"{admin}/modules", headers=auth, timeout=5).json()
+    metrics = httpx.get(f"{admin}/metrics", headers=auth, timeout=5).text
+    lines = [f"  {'module':<8} {'stage':<9} {'weight':>6} {'legacy':>8} {'new':>8} {'fallbacks':>9}"]
+    for m in modules:
+        def count(pattern: str) -> int:
+            return int(sum(float(x) for x in re.findall(pattern + r"[^\n]*\} ([0-9.e+]+)", metrics)))
+        legacy = count(rf'strangler_requests_total\{{code="[^"]*",module="{m["name"]}",side="legacy"')
+        new = count(rf'strangler_requests_total\{{code="[^"]*",module="{m["name"]}",side="service"')
+        fb = count(rf'strangler_fallbacks_total\{{module="{m["name"]}"')
+        lines.append(f"  {m['name']:<8} {m['stage']:<9} {m['weight']:>6g} {legacy:>8} {new:>8} {fb:>9}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from strangler_proxy.demo.estate import DemoEstate
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="strangler-demo-"))
+    estate = DemoEstate(workdir, proxy_port=args.port)
+    stop = threading.Event()
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        estate.start()
+        say = print
+        say(f"demo estate up (logs and state in {workdir})")
+        say(f"  portal through the proxy:  {estate.url}/login?user=alice  then  {estate.url}/cases/1")
+        say(f"  legacy directly:           http://127.0.0.1:{estate.ports['legacy']}/cases/1")
+        say(f"  admin API:                 {estate.admin}/modules  (Authorization: Bearer {estate.token})")
+        say(f"  route table:               {estate.routes}")
+        feeder = threading.Thread(target=traffic, args=(estate.url, stop), daemon=True)
+        feeder.start()
+        step = args.step_seconds
+        walk: list[tuple[str, dict[str, object]]] = [("legacy", {"stage": "legacy"}), ("shadow", {"stage": "shadow"}),
+                ("canary 10 %", {"stage": "canary", "weight": 10}), ("canary 50 %", {"stage": "canary", "weight": 50}),
+                ("released", {"stage": "released"})]
+        for title, change in walk:
+            estate.set_module("cases", **change, reason=f"demo: {title}")
+            say(f"\n== cases: {title} ==")
+            time.sleep(step)
+            if title == "shadow":
+                _shadow_report(estate, step)
+            say(module_status(estate.admin, estate.token))
+        say("\nthe cases module is released: the new service serves it, legacy stands by as fallback")
+        if not args.once:
+            say("the estate keeps running; Ctrl-C stops everything")
+            while True:
+                time.sleep(3600)
+        return 0
+    except KeyboardInterrupt:
+        interrupted.set()
+        print("\nstopping the demo estate", file=sys.stderr)
+        return 130
+    except httpx.HTTPError as exc:
+        raise StranglerError(f"the demo proxy stopped answering: {exc}") from None
+    finally:
+        stop.set()
+        estate.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _shadow_report(estate: DemoEstate, step: float) -> None:
+    from strangler_proxy.shadow.evidence import module_report
+    from strangler_proxy.shadow.report import report_text
+    from strangler_proxy.shadow.store import ShadowStore
+
+    workdir = estate.workdir
+    deadline = time.monotonic() + 4 * step
+    while True:
+        store = ShadowStore(workdir / "state.sqlite3")
+        report = module_report("cases", store.load("cases"), min_samples=30)
+        store.close()
+        if report.interval is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    print(report_text([report], 0.99), end="")

@@ -1,0 +1,1 @@
+"""The demo estate: a legacy customer-support portal and new services for two of its modules."""

@@ -1,0 +1,148 @@
+"""Starting the demo estate and a proxy in front of it, on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from strangler_proxy.errors import ProxyError
+
+ROLES = ("legacy", "cases-service", "kb-service")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def routes_yaml(ports: dict[str, int], cases_stage: str = "legacy", cases_weight: float = 0, kb_stage: str = "legacy") -> str:
+    return f"""# The demo estate's route table (written by strangler demo / loadtest)
+upstreams:
+  legacy: http://127.0.0.1:{ports['legacy']}
+  cases-service: http://127.0.0.1:{ports['cases-service']}
+  kb-service: http://127.0.0.1:{ports['kb-service']}
+modules:
+  cases:
+    match: {{path_prefix: [/cases, /api/cases]}}
+    service: cases-service
+    stage: {cases_stage}
+    weight: {cases_weight:g}
+    shadow: {{noise: twice, min_samples: 30, compare: {{ignore_headers: [x-served-by]}}}}
+  kb:
+    match: {{path_prefix: /kb}}
+    service: kb-service
+    stage: {kb_stage}
+    weight: 0
+"""
+
+
+@dataclass
+class DemoEstate:
+    """The demo's processes; ``stop`` ends them all, proxy first."""
+
+    workdir: Path
+    proxy_port: int = 0
+    admin_port: int = 0
+    ports: dict[str, int] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: int = 1
+
+    @property
+    def routes(self) -> Path:
+        return self.workdir / "routes.yaml"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, **stages: object) -> DemoEstate:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.proxy_port and not port_free(self.proxy_port):
+            raise ProxyError(f"port {self.proxy_port} is in use: choose another with --port")
+        self.proxy_port = self.proxy_port or free_port()
+        self.admin_port = self.admin_port or free_port()
+        self.ports = {role: free_port() for role in ROLES}
+        try:
+            for role in ROLES:
+                self._spawn(role, [sys.executable, "-m", "strangler_proxy.demo.apps", role, str(self.ports[role])])
+            for role in ROLES:
+                self._wait(f"http://127.0.0.1:{self.ports[role]}/healthz" if role == "legacy" else
+                           f"http://127.0.0.1:{self.ports[role]}{'/cases' if role == 'cases-service' else '/kb'}", role)
+            self.routes.write_text(routes_yaml(self.ports, **stages))  # type: ignore[arg-type]
+            strangler = str(Path(sys.executable).parent / "strangler")
+            self._spawn("proxy", [strangler, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{self.proxy_port}",
+                                  "--admin", f"127.0.0.1:{self.admin_port}", "--admin-token", self.token,
+                                  "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)])
+            self._wait(f"{self.admin}/healthz", "proxy")
+            self._wait(f"{self.url}/healthz", "proxy")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _wait(self, url: str, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-800:]
+                raise ProxyError(f"{name} exited with status {proc.returncode} while starting:\n{tail}")
+            try:
+                httpx.get(url, timeout=0.5)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise ProxyError(f"{name} did not come up within {timeout:g} s (log: {self.workdir / (name + '.log')})")
+
+    def set_module(self, module: str, **change: object) -> dict[str, object]:
+        r = httpx.patch(f"{self.admin}/modules/{module}", json=change, headers={"authorization": f"Bearer {self.token}"}, timeout=10)
+        r.raise_for_status()
+        doc: dict[str, object] = r.json()
+        return doc
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop(self) -> None:
+        for name in ["proxy", *reversed(ROLES)]:
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.helpers import strangler
+from tests.loadtests.test_scenarios import demo_processes
+
+
+def test_demo_walks_cases_from_legacy_to_released(tmp_path: Path) -> None:
+    r = strangler("demo", "--once", "--step-seconds", "1", "--workdir", str(tmp_path), timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    for title in ("cases: legacy", "cases: shadow", "cases: canary 10 %", "cases: canary 50 %", "cases: released"):
+        assert f"== {title} ==" in out
+    assert "% match" in out  # the shadow report, on the way
+    released = out.split("== cases: released ==")[1]
+    row = next(line.split() for line in released.splitlines() if line.strip().startswith("cases"))
+    assert row[1] == "released" and int(row[4]) > 0  # the new service served requests
+    assert (tmp_path / "routes.yaml").exists() and demo_processes() == 0

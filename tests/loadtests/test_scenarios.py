@@ -1,0 +1,51 @@
+"""Short variants of every load scenario (a few seconds each), with their thresholds."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import strangler
+
+
+def demo_processes() -> int:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return sum("strangler_proxy.demo.apps" in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize("scenario", ["steady", "release-under-load", "service-fault", "shadow-overhead", "reload-storm"])
+def test_scenario_short_variant_passes_its_thresholds(scenario: str, tmp_path: Path) -> None:
+    r = strangler("loadtest", scenario, "--users", "8", "--duration", "5s", "--report-dir", str(tmp_path), timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    verdicts = [line for line in r.stdout.splitlines() if "requests" in line and line.startswith("strangler loadtest")]
+    assert verdicts and all(line.endswith("PASS") for line in verdicts), r.stdout
+    assert all(" 0 failed" in line for line in verdicts)
+    assert list(tmp_path.glob("*_stats.csv")) and list(tmp_path.glob("*.html"))
+    if scenario == "service-fault":
+        assert "killed cases-service" in r.stdout
+    if scenario == "reload-storm":
+        assert "100 reloads applied" in r.stdout
+    if scenario == "shadow-overhead":
+        assert "ratio" in r.stdout
+    assert demo_processes() == 0
+
+
+def test_thresholds_fail_the_run(tmp_path: Path) -> None:
+    r = strangler("loadtest", "steady", "--users", "4", "--duration", "3s", "--max-p99-ms", "0.001",
+                  "--report-dir", str(tmp_path), timeout=120)
+    assert r.returncode == 1 and "FAIL: p99" in r.stdout
+
+
+def test_bad_input_names_what_failed(tmp_path: Path) -> None:
+    import socket
+
+    r = strangler("loadtest", "nope")
+    assert r.returncode == 1 and "unknown scenario 'nope'" in r.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = strangler("loadtest", "steady", "--port", str(s.getsockname()[1]), "--duration", "3s", "--report-dir", str(tmp_path))
+    assert r.returncode == 1 and "is in use" in r.stderr and "Traceback" not in r.stderr
+    assert demo_processes() == 0
