@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strangler_proxy.config import STAGES, Module
 from strangler_proxy.errors import ProxyError
-from strangler_proxy.runtime import Override, Runtime
+from strangler_proxy.runtime import Runtime
 from strangler_proxy.state import StateStore
 
 

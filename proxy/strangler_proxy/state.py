@@ -52,17 +52,23 @@ class LedgerEntry:
     reason: str
 
 
+def connect(path: str, schema: str, synchronous: str = "FULL") -> sqlite3.Connection:
+    """Open (creating) the state store file in WAL mode with ``schema`` applied."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.executescript(schema)
+    except (sqlite3.Error, OSError) as exc:
+        raise StateStoreError(f"state store {path}: cannot open: {exc}") from None
+    return db
+
+
 class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        try:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StateStoreError(f"state store {self.path}: cannot open: {exc}") from None
+        self.db = connect(self.path, SCHEMA)
 
     def close(self) -> None:
         self.db.close()

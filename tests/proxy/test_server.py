@@ -7,7 +7,6 @@ import collections
 import json
 from pathlib import Path
 
-import httpx
 from websockets.asyncio.client import connect
 
 from tests.cli.helpers import strangler

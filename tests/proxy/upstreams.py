@@ -22,7 +22,6 @@ import asyncio
 import gzip
 import hashlib
 import json
-import socket
 import threading
 import time
 import uuid
@@ -30,13 +29,9 @@ from typing import Any
 
 import uvicorn
 
+from tests.servers import free_port
+
 CHUNK = b"x" * 65536
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Upstream:

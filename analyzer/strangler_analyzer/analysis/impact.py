@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import networkx as nx
 
 from strangler_analyzer.analysis.graph import Graph, edge_of
 from strangler_analyzer.errors import UnknownComponentError

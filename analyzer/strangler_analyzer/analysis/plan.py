@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import networkx as nx
 
 from strangler_analyzer.analysis.graph import Graph
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from strangler_proxy.errors import StateStoreError
+from strangler_proxy.state import connect
 from strangler_proxy.shadow.evidence import EndpointStats
 
 SCHEMA = """
@@ -36,13 +37,7 @@ Deltas = Mapping[tuple[str, str], EndpointStats]
 class ShadowStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        try:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StateStoreError(f"state store {self.path}: cannot open: {exc}") from None
+        self.db = connect(self.path, SCHEMA, synchronous="NORMAL")  # evidence, not transitions
 
     def close(self) -> None:
         self.db.close()
