@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from strangler_common import StranglerError
 
 from strangler_cli import (
-    analyze_cmd, demo_cmd, loadtest_cmd, proxy_cmd, routes_cmd, schema_cmd, shadow_cmd, startup_cmd,
+    analyze_cmd, demo_cmd, loadtest_cmd, proxy_cmd, release_cmd, routes_cmd, schema_cmd, shadow_cmd, startup_cmd,
 )
 
-SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, shadow_cmd, startup_cmd, demo_cmd, loadtest_cmd, schema_cmd]
+SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, shadow_cmd, release_cmd, startup_cmd, demo_cmd, loadtest_cmd, schema_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strangler_proxy.config import STAGES, Module
+from strangler_proxy.controller import Controller
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.runtime import Runtime
 from strangler_proxy.state import StateStore
@@ -75,6 +76,7 @@ def build_admin(
     token: str,
     reload: Callable[[], str | None],
     registry: CollectorRegistry | None = None,
+    controller: Controller | None = None,
 ) -> ASGIApp:
     """``reload`` re-reads the route file and returns an error message or ``None``."""
 
@@ -150,7 +152,32 @@ def build_admin(
             return JSONResponse({"error": error, "kept": runtime.snapshot.table.source}, 422)
         return JSONResponse({"status": "reloaded", "modules": len(runtime.snapshot.modules)})
 
+    async def releases(request: Request) -> Response:
+        if controller is None:
+            return JSONResponse({"error": "the release controller runs only with --workers 1"}, 501)
+        return JSONResponse(controller.status())
+
+    async def release_action(request: Request) -> Response:
+        if controller is None:
+            return JSONResponse({"error": "the release controller runs only with --workers 1"}, 501)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            return JSONResponse({"error": "expected {\"action\": \"start|pause|resume|promote|abort|undo\"}"}, 400)
+        name = request.path_params["name"]
+        if name not in runtime.snapshot.modules:
+            return JSONResponse({"error": f"unknown module {name!r}"}, 404)
+        try:
+            r = controller.act(name, body["action"], str(body.get("actor") or "admin-api"), bool(body.get("skip_analysis")))
+        except ProxyError as exc:
+            return JSONResponse({"error": str(exc)}, 409)
+        return JSONResponse(asdict(r))
+
     app = Starlette(routes=[
+        Route("/releases", releases),
+        Route("/releases/{name}", release_action, methods=["POST"]),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/routes", routes),

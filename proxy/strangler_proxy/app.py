@@ -14,6 +14,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from strangler_proxy.body import Body, ClientGone
+from strangler_proxy.controller import Windows
 from strangler_proxy.cohort import bucket, cookie_value, on_new_side
 from strangler_proxy.config import Module
 from strangler_proxy.decision import BREAKER_OPEN, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
@@ -128,6 +129,7 @@ class ProxyApp:
         self.runtime = runtime
         self.metrics = runtime.metrics
         self.mirror: HelperClient | None = None  # set by the server: mirrors run in a helper process
+        self.windows: Windows | None = None  # set by the server: traffic of modules under release
         self.access_log = access_log
         self.random = random.random
         self.pid = os.getpid()
@@ -309,6 +311,8 @@ class ProxyApp:
             watch.stop()
         elapsed = time.perf_counter() - started
         self.metrics.observe(label, side, status, elapsed)
+        if self.windows is not None and module is not None and module.release is not None:
+            self.windows.observe(label, side, elapsed, status >= 500)
         if self.access_log is not None:
             self.access_log({
                 "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,
@@ -344,6 +348,8 @@ class ProxyApp:
             self.metrics.fallback_refused.labels(label, "body too large to replay").inc()
             return False
         self.metrics.fallbacks.labels(label, failure).inc()
+        if self.windows is not None and module.release is not None:
+            self.windows.observe(label, "service", 0.0, True)  # legacy saved the user; the new side still failed
         return True
 
     async def exchange(self, pool: Pool, head: bytes, body: Body, chunked: bool, timeout: float,

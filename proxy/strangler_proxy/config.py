@@ -97,6 +97,25 @@ class Shadow:
 
 
 @dataclass(frozen=True, slots=True)
+class Analysis:
+    """What a release step must show before it is passed (Flagger/Argo-style, legacy as baseline)."""
+
+    error_rate_margin: float = 0.01  # new side's error rate <= legacy's + this
+    p99_factor: float = 1.5  # new side's p99 <= legacy's x this
+    shadow_gate: float = 0.99  # the shadow step: Wilson lower bound of the match rate
+    min_requests: int = 50  # on the new side within the step; fewer means wait, never pass or fail
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePlan:
+    steps: tuple[float | Literal["shadow"], ...]  # "shadow" first if at all, then increasing weights
+    interval: float = 30.0
+    analysis: Analysis = field(default_factory=Analysis)
+    failure_limit: int = 2  # failed analyses in one step before rolling back
+    rollback: Literal["legacy", "last_safe"] = "last_safe"
+
+
+@dataclass(frozen=True, slots=True)
 class Module:
     name: str
     matches: tuple[Match, ...]
@@ -108,6 +127,7 @@ class Module:
     idempotency_key: str | None = None  # lower-case header name that makes a POST retryable
     timeout: float | None = None  # for the new service's response head; else its upstream's
     shadow: Shadow | None = None
+    release: ReleasePlan | None = None
     line: int | None = None
 
 
@@ -153,7 +173,9 @@ class RouteTable:
 
 TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
-               "shadow", "shadow_percent"}
+               "shadow", "shadow_percent", "release"}
+RELEASE_KEYS = {"steps", "interval", "analysis", "failure_limit", "rollback"}
+ANALYSIS_KEYS = {"error_rate_margin", "p99_factor", "shadow_gate", "min_requests"}
 SHADOW_KEYS = {"percent", "writes", "methods", "max_body", "max_response", "timeout", "queue", "concurrency", "in_canary",
                "noise", "thresholds", "compare", "samples", "redact", "min_samples"}
 COMPARE_KEYS = {"ignore_headers", "ignore", "unordered", "tolerance", "hook"}
@@ -258,8 +280,49 @@ def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:
         idempotent=frozenset(idempotent),
         idempotency_key=f["idempotency_key"].string().lower() if "idempotency_key" in f else None,
         timeout=f["timeout"].number(0.001) if "timeout" in f else None,
-        shadow=_shadow(f, upstreams) if "shadow" in f or "shadow_percent" in f or stage == "shadow" else None,
+        shadow=_shadow(f, upstreams) if "shadow" in f or "shadow_percent" in f or stage == "shadow" or _plans_shadow(f) else None,
+        release=_release(f["release"]) if "release" in f else None,
         line=node.line,
+    )
+
+
+def _plans_shadow(f: dict[str, Node]) -> bool:
+    steps = f["release"].value.get("steps") if "release" in f and isinstance(f["release"].value, dict) else None
+    return isinstance(steps, list) and "shadow" in steps
+
+
+def _release(node: Node) -> ReleasePlan:
+    f = node.mapping(RELEASE_KEYS)
+    if "steps" not in f:
+        node.fail("a release plan needs 'steps', such as [shadow, 1, 5, 25, 50, 100]")
+    steps: list[float | Literal["shadow"]] = []
+    last = 0.0
+    for i, item in enumerate(f["steps"].sequence("a list of steps")):
+        if item.value == "shadow":
+            if i != 0:
+                item.fail("'shadow' can only be the first step")
+            steps.append("shadow")
+            continue
+        weight = item.number(0, 100)
+        if weight <= last:
+            item.fail(f"expected weights increasing step by step, found {weight:g} after {last:g}")
+        last = weight
+        steps.append(weight)
+    if not steps:
+        f["steps"].fail("expected at least one step")
+    a = f["analysis"].mapping(ANALYSIS_KEYS) if "analysis" in f else {}
+    d = Analysis()
+    return ReleasePlan(
+        steps=tuple(steps),
+        interval=f["interval"].number(0.001) if "interval" in f else 30.0,
+        analysis=Analysis(
+            error_rate_margin=a["error_rate_margin"].number(0, 1) if "error_rate_margin" in a else d.error_rate_margin,
+            p99_factor=a["p99_factor"].number(1) if "p99_factor" in a else d.p99_factor,
+            shadow_gate=a["shadow_gate"].number(0, 1) if "shadow_gate" in a else d.shadow_gate,
+            min_requests=a["min_requests"].integer(1) if "min_requests" in a else d.min_requests,
+        ),
+        failure_limit=f["failure_limit"].integer(1) if "failure_limit" in f else 2,
+        rollback=f["rollback"].choice(("legacy", "last_safe")) if "rollback" in f else "last_safe",  # type: ignore[arg-type]
     )
 
 

@@ -142,8 +142,11 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     from strangler_proxy.admin import build_admin
     from strangler_proxy.app import ProxyApp
     from strangler_proxy.metrics import Metrics
+    from strangler_proxy.controller import Controller, Windows
     from strangler_proxy.runtime import Runtime
+    from strangler_proxy.shadow.evidence import module_report
     from strangler_proxy.shadow.helper import HelperClient
+    from strangler_proxy.shadow.store import ShadowStore
     from strangler_proxy.state import StateStore
 
     store = StateStore(opts.state)
@@ -151,10 +154,21 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     access = _access_logger() if opts.access_log else None
     app = ProxyApp(runtime, access)
     reloader = Reloader(opts.routes, runtime.swap_table, lambda r: runtime.metrics.reloads.labels(r).inc())
+    controller: Controller | None = None
+    if with_admin:  # one process: the controller runs here
+        evidence = ShadowStore(opts.state)
+
+        def shadow_bound(module: str, min_samples: int) -> tuple[float | None, int]:
+            report = module_report(module, evidence.load(module), min_samples=min_samples)
+            return (None if report.interval is None else report.interval[0]), report.compared
+
+        app.windows = Windows()
+        controller = Controller(runtime, store, app.windows, shadow_bound)
     servers = [_Server(_config(app, proxy=True))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload), proxy=False)))
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, controller=controller),
+                                       proxy=False)))
         sockets.append([bind(*opts.admin, reuse_port=False)])
     loop = asyncio.get_running_loop()
 
@@ -185,6 +199,11 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         version = store.version()
         while True:
             await asyncio.sleep(opts.poll)
+            if controller is not None:
+                try:
+                    controller.tick()
+                except ProxyError as exc:
+                    _log(f"release controller: {exc}")
             if reloader.changed():
                 reloader.reload()
             try:

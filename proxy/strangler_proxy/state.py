@@ -34,11 +34,29 @@ CREATE TABLE IF NOT EXISTS ledger (
   actor TEXT NOT NULL,
   reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS releases (
+  module TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  step_started REAL NOT NULL,
+  failures INTEGER NOT NULL,
+  reason TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseState:
+    module: str
+    status: str  # running | paused | released | rolled_back | aborted
+    step: int  # index into the plan's steps; len(steps) is released
+    step_started: float
+    failures: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,37 @@ class StateStore:
                 )
         except sqlite3.Error as exc:
             raise StateStoreError(f"state store {self.path}: cannot record the change: {exc}") from None
+
+    def release(self, module: str) -> ReleaseState | None:
+        row = self.db.execute("SELECT module, status, step, step_started, failures, reason FROM releases WHERE module=?",
+                              (module,)).fetchone()
+        return ReleaseState(*row) if row else None
+
+    def releases(self) -> list[ReleaseState]:
+        rows = self.db.execute("SELECT module, status, step, step_started, failures, reason FROM releases ORDER BY module")
+        return [ReleaseState(*r) for r in rows]
+
+    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None:
+        """Record a release transition, the module's new stage and weight, and its ledger entry, atomically."""
+        now = time.time()
+        detail = json.dumps({"status": r.status, "step": r.step, "stage": stage, "weight": weight, "failures": r.failures})
+        try:
+            with self._tx():
+                self.db.execute(
+                    "INSERT INTO releases VALUES (?,?,?,?,?,?) ON CONFLICT(module) DO UPDATE SET status=excluded.status, "
+                    "step=excluded.step, step_started=excluded.step_started, failures=excluded.failures, reason=excluded.reason",
+                    (r.module, r.status, r.step, r.step_started, r.failures, r.reason))
+                if stage is not None or weight is not None:
+                    old = self.db.execute("SELECT stage, weight FROM modules WHERE name=?", (r.module,)).fetchone()
+                    self.db.execute(
+                        "INSERT INTO modules(name, stage, weight, updated_at) VALUES(?,?,?,?) ON CONFLICT(name) DO UPDATE "
+                        "SET stage=excluded.stage, weight=excluded.weight, updated_at=excluded.updated_at",
+                        (r.module, stage if stage is not None else (old[0] if old else None),
+                         weight if weight is not None else (old[1] if old else None), now))
+                self.db.execute("INSERT INTO ledger(ts, module, action, detail, actor, reason) VALUES(?,?,?,?,?,?)",
+                                (now, r.module, action, detail, actor, r.reason))
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: cannot record the release change: {exc}") from None
 
     def ledger(self, module: str | None = None, limit: int = 100) -> list[LedgerEntry]:
         q = "SELECT id, ts, module, action, detail, actor, reason FROM ledger"

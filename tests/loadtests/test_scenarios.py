@@ -21,7 +21,11 @@ def test_scenario_short_variant_passes_its_thresholds(scenario: str, tmp_path: P
     assert r.returncode == 0, r.stdout + r.stderr
     verdicts = [line for line in r.stdout.splitlines() if "requests" in line and line.startswith("strangler loadtest")]
     assert verdicts and all(line.endswith("PASS") for line in verdicts), r.stdout
-    assert all(" 0 failed" in line for line in verdicts)
+    if scenario == "service-fault":  # writes in flight when the service died may fail: reported, not resent
+        assert all("failed (0 reads," in line for line in verdicts)
+        assert "writes:" in r.stdout
+    else:
+        assert all(" 0 failed" in line for line in verdicts)
     assert list(tmp_path.glob("*_stats.csv")) and list(tmp_path.glob("*.html"))
     if scenario == "service-fault":
         assert "killed cases-service" in r.stdout

@@ -38,6 +38,7 @@ class Upstream:
     def __init__(self, name: str, hang: bool = False) -> None:
         self.name = name
         self.hang = hang
+        self.fail = False  # when set, /echo answers 500: a service going bad mid-release
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -143,6 +144,8 @@ class Upstream:
         elif path == "/gzip":
             body = gzip.compress(json.dumps({"name": self.name}).encode())
             await reply(200, body, [(b"content-encoding", b"gzip")])
+        elif self.fail:
+            await reply(500, json.dumps({"name": self.name, "error": "failing on purpose"}).encode())
         else:
             await reply(200, json.dumps(record).encode(), [(b"x-upstream", self.name.encode())])
 

@@ -1,0 +1,143 @@
+"""``strangler release``: drive a module's release through a running proxy's admin API.
+
+    strangler release status [--watch]
+    strangler release start|pause|resume|abort|undo MODULE
+    strangler release promote MODULE [--skip-analysis]
+    strangler release set MODULE --weight N
+
+The admin address and token come from ``--admin``/``--token`` or ``STRANGLER_ADMIN`` and
+``STRANGLER_ADMIN_TOKEN`` (default address 127.0.0.1:9901; default token the one the proxy
+wrote beside ``--routes``). When the proxy is down, ``abort`` and ``set`` write the state
+store directly (``--state``/``--routes``): the proxy applies them when it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from strangler_common import StranglerError
+
+ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("release", help="progressive, metric-gated releases: status, start, promote, abort, ...")
+    p.add_argument("action", choices=("status", "set", *ACTIONS))
+    p.add_argument("module", nargs="?")
+    p.add_argument("--weight", type=float, help="with set: the canary weight, 0-100")
+    p.add_argument("--skip-analysis", action="store_true", help="with promote: straight to released")
+    p.add_argument("--watch", action="store_true", help="with status: refresh every second until Ctrl-C")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT")
+    p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"))
+    p.add_argument("--routes", type=Path, help="the route file (locates the token and the state store)")
+    p.add_argument("--state", type=Path, help="the state store, for changes while the proxy is down")
+    p.set_defaults(func=run)
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    if args.routes is not None:
+        path = Path(args.routes).resolve().parent / ".strangler" / "admin-token"
+        if path.exists():
+            return path.read_text().strip()
+    raise StranglerError("no admin token: pass --token, set STRANGLER_ADMIN_TOKEN, or name --routes")
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None) -> object:
+    url = f"http://{args.admin}{path}"
+    r = httpx.request(method, url, json=body, headers={"authorization": f"Bearer {_token(args)}"}, timeout=10)
+    if r.status_code >= 400:
+        try:
+            message = r.json().get("error", r.text)
+        except ValueError:
+            message = r.text
+        raise StranglerError(f"{method} {url}: {r.status_code}: {message}")
+    return r.json()
+
+
+def _bar(step: int | None, steps: list[object], width: int = 20) -> str:
+    if step is None or not steps:
+        return "[" + " " * width + "]"
+    done = int(width * min(step, len(steps)) / len(steps))
+    return "[" + "#" * done + "-" * (width - done) + "]"
+
+
+def render(status: list[dict[str, object]]) -> str:
+    if not status:
+        return "no module has a release plan\n"
+    lines = []
+    for s in status:
+        steps = s["steps"]
+        assert isinstance(steps, list)
+        step = s["step"]
+        lines.append(f"{s['module']:<12} {_bar(step if isinstance(step, int) else None, steps)} {s['status']:<12} "
+                     f"{s['stage']} {s['weight']:g} %  step {step if step is not None else '-'} of {len(steps)} {steps}")
+        check = s.get("last_check")
+        if isinstance(check, dict):
+            lines.append(f"{'':<12} last check: {check['verdict']}: {check['reason']}")
+        if s.get("reason"):
+            lines.append(f"{'':<12} {s['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action != "status" and not args.module:
+        raise StranglerError(f"release {args.action} needs a MODULE")
+    try:
+        if args.action == "status":
+            while True:
+                status = _call(args, "GET", "/releases")
+                assert isinstance(status, list)
+                if args.format == "json":
+                    print(json.dumps(status, indent=2))
+                else:
+                    if args.watch:
+                        sys.stdout.write("\x1b[2J\x1b[H")
+                    print(render(status), end="", flush=True)
+                if not args.watch:
+                    return 0
+                time.sleep(1)
+        if args.action == "set":
+            if args.weight is None or not 0 <= args.weight <= 100:
+                raise StranglerError("release set needs --weight from 0 to 100")
+            result = _call(args, "PATCH", f"/modules/{args.module}", {"weight": args.weight, "actor": "cli", "reason": "release set"})
+        else:
+            result = _call(args, "POST", f"/releases/{args.module}",
+                           {"action": args.action, "skip_analysis": args.skip_analysis, "actor": "cli"})
+    except httpx.ConnectError:
+        return _offline(args)
+    print(json.dumps(result) if args.format == "json" else f"{args.module}: {args.action}: ok")
+    return 0
+
+
+def _offline(args: argparse.Namespace) -> int:
+    """The proxy is down: record what can be recorded without it."""
+    from strangler_proxy.state import ReleaseState, StateStore
+
+    state = args.state or (args.routes.resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
+    if state is None or args.action not in ("abort", "set"):
+        raise StranglerError(f"no proxy answers on {args.admin}; with it down only 'abort' and 'set' can be "
+                             "recorded, in the state store named by --state or --routes")
+    store = StateStore(state)
+    try:
+        if args.action == "set":
+            if args.weight is None or not 0 <= args.weight <= 100:
+                raise StranglerError("release set needs --weight from 0 to 100")
+            store.set(args.module, None, args.weight, "cli", "release set (proxy down)")
+        else:
+            old = store.release(args.module)
+            r = ReleaseState(args.module, "aborted", old.step if old else 0, time.time(), 0, "aborted by cli (proxy down)")
+            store.put_release(r, "legacy", 0.0, "cli", "release.abort")
+    finally:
+        store.close()
+    print(f"{args.module}: {args.action}: recorded in {state}; the proxy applies it when it starts")
+    return 0

@@ -1,0 +1,167 @@
+"""The release controller: walks modules through their plans, judged on live traffic.
+
+One loop per proxy process (``--workers 1``): every tick it reads each module's release
+state from the store, judges the current step on the traffic windows the app records, and
+advances, waits or rolls back. Every transition, with its reason and actor, goes through the
+state store in one transaction with its ledger entry, so a restart resumes where it was.
+Manual actions (start, pause, resume, promote, abort, undo) arrive through the admin API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from strangler_proxy.config import Module
+from strangler_proxy.errors import ProxyError
+from strangler_proxy.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
+from strangler_proxy.runtime import Runtime
+from strangler_proxy.state import ReleaseState, StateStore
+
+ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo")
+
+
+class Windows:
+    """Per-module, per-side traffic since the current step began (recorded by the app)."""
+
+    def __init__(self) -> None:
+        self.current: dict[tuple[str, str], Window] = {}
+
+    def observe(self, module: str, side: str, seconds: float, error: bool) -> None:
+        w = self.current.get((module, side))
+        if w is None:
+            w = self.current[(module, side)] = Window()
+        w.add(seconds, error)
+
+    def take(self, module: str) -> tuple[Window, Window]:
+        return self.current.get((module, "service"), Window()), self.current.get((module, "legacy"), Window())
+
+    def reset(self, module: str) -> None:
+        self.current.pop((module, "service"), None)
+        self.current.pop((module, "legacy"), None)
+
+
+class Controller:
+    def __init__(self, runtime: Runtime, store: StateStore, windows: Windows,
+                 shadow_bound: Callable[[str, int], tuple[float | None, int]],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.windows = windows
+        self.shadow_bound = shadow_bound  # module, min samples -> (Wilson lower bound or None, compared)
+        self.clock = clock
+        self.last: dict[str, Judgement] = {}
+
+    def _plan(self, name: str) -> Module:
+        m = self.runtime.snapshot.modules.get(name)
+        if m is None:
+            raise ProxyError(f"unknown module {name!r}")
+        if m.release is None:
+            raise ProxyError(f"module {name!r} has no release plan in the route file")
+        return m
+
+    def _apply(self, r: ReleaseState, stage: str | None, weight: float | None, actor: str, action: str) -> ReleaseState:
+        self.store.put_release(r, stage, weight, actor, action)  # type: ignore[arg-type]
+        self.runtime.set_overrides(self.store.overrides())
+        self.windows.reset(r.module)
+        return r
+
+    # -- the loop ------------------------------------------------------------------------
+    def tick(self) -> None:
+        for state in self.store.releases():
+            if state.status == "running":
+                m = self.runtime.snapshot.modules.get(state.module)
+                if m is not None and m.release is not None:
+                    self._step(m, state)
+
+    def _step(self, m: Module, r: ReleaseState) -> None:
+        plan = m.release
+        assert plan is not None
+        now = self.clock()
+        if r.step >= len(plan.steps):
+            self._apply(replace(r, status="released", reason="all steps passed"), "released", 100.0, "controller", "release.released")
+            return
+        if now - r.step_started < plan.interval:
+            return
+        stage, _ = step_setting(plan, r.step)
+        if stage == "shadow":
+            bound, compared = self.shadow_bound(m.name, m.shadow.min_samples if m.shadow else 100)
+            j = judge_shadow(bound, compared, plan.analysis)
+        elif self.runtime.snapshot.breakers[m.name].state == "open":
+            # the breaker keeps traffic off a failing service: that is a verdict, not a quiet step
+            j = Judgement("fail", "circuit breaker open: the new service keeps failing")
+        else:
+            new, legacy = self.windows.take(m.name)
+            j = judge_canary(new, legacy, plan.analysis)
+        self.last[m.name] = j
+        if j.verdict == "wait":
+            return
+        if j.verdict == "pass":
+            nxt = r.step + 1
+            stage, weight = step_setting(plan, nxt)
+            status = "released" if nxt >= len(plan.steps) else "running"
+            self._apply(ReleaseState(m.name, status, nxt, now, 0, j.reason), stage, weight, "analysis", "release.step")
+            return
+        failures = r.failures + 1
+        if failures >= plan.failure_limit:
+            stage, weight, index = rollback_target(plan, r.step)
+            self._apply(ReleaseState(m.name, "rolled_back", max(index, 0), now, failures, f"rolled back: {j.reason}"),
+                        stage, weight, "analysis", "release.rollback")
+        else:
+            self._apply(replace(r, step_started=now, failures=failures, reason=f"failed check {failures} of {plan.failure_limit}: {j.reason}"),
+                        None, None, "analysis", "release.check_failed")
+
+    # -- manual actions ------------------------------------------------------------------
+    def act(self, name: str, action: str, actor: str, skip_analysis: bool = False) -> ReleaseState:
+        if action not in ACTIONS:
+            raise ProxyError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        m = self._plan(name)
+        plan = m.release
+        assert plan is not None
+        now = self.clock()
+        r = self.store.release(name)
+        if action == "start":
+            stage, weight = step_setting(plan, 0)
+            return self._apply(ReleaseState(name, "running", 0, now, 0, "started"), stage, weight, actor, "release.start")
+        if r is None:
+            raise ProxyError(f"module {name!r} has no release yet: start one first")
+        if action == "abort":  # instant: all of the module's traffic back to legacy
+            return self._apply(replace(r, status="aborted", reason=f"aborted by {actor}"), "legacy", 0.0, actor, "release.abort")
+        if action == "pause":
+            return self._apply(replace(r, status="paused", reason=f"paused by {actor}"), None, None, actor, "release.pause")
+        if action == "resume":
+            if r.status not in ("paused", "rolled_back", "aborted"):
+                raise ProxyError(f"module {name!r} is {r.status}: nothing to resume")
+            stage, weight = step_setting(plan, r.step)
+            return self._apply(replace(r, status="running", step_started=now, failures=0, reason=f"resumed by {actor}"),
+                               stage, weight, actor, "release.resume")
+        if action == "promote":
+            nxt = len(plan.steps) if skip_analysis else r.step + 1
+            stage, weight = step_setting(plan, nxt)
+            status = "released" if nxt >= len(plan.steps) else r.status
+            return self._apply(ReleaseState(name, status, nxt, now, 0, f"promoted by {actor}" + (" (analysis skipped)" if skip_analysis else "")),
+                               stage, weight, actor, "release.promote")
+        # undo: back one step
+        prev = max(0, r.step - 1)
+        stage, weight = step_setting(plan, prev)
+        return self._apply(ReleaseState(name, "paused", prev, now, 0, f"undone by {actor}"), stage, weight, actor, "release.undo")
+
+    def status(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for m in self.runtime.snapshot.modules.values():
+            if m.release is None:
+                continue
+            r = self.store.release(m.name)
+            j = self.last.get(m.name)
+            new, legacy = self.windows.take(m.name)
+            out.append({
+                "module": m.name, "stage": m.stage, "weight": m.weight,
+                "status": r.status if r else "not started", "step": r.step if r else None,
+                "steps": list(m.release.steps), "failures": r.failures if r else 0, "reason": r.reason if r else "",
+                "step_age": round(self.clock() - r.step_started, 1) if r else None, "interval": m.release.interval,
+                "last_check": None if j is None else {"verdict": j.verdict, "reason": j.reason},
+                "window": {"new": {"requests": new.requests, "errors": new.errors},
+                           "legacy": {"requests": legacy.requests, "errors": legacy.errors}},
+            })
+        return out

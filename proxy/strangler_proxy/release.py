@@ -1,0 +1,87 @@
+"""Release decisions: pure functions over plain values.
+
+A release walks a module through its plan's steps (``shadow`` until the gate passes, then
+canary weights, then ``released``). Each step is judged on its own window of traffic:
+the new side's error rate against legacy's plus a margin, its p99 against legacy's times a
+factor, the shadow gate for a shadow step. Too little traffic means *wait*: a quiet module
+neither passes nor fails by accident. Failures past the plan's limit roll back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from strangler_proxy.config import Analysis, ReleasePlan, Stage
+
+Verdict = Literal["wait", "pass", "fail"]
+Status = Literal["running", "paused", "released", "rolled_back", "aborted"]
+MIN_LATENCY_SAMPLES = 20
+
+
+@dataclass
+class Window:
+    """One side's traffic during a step."""
+
+    requests: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float, error: bool, cap: int = 20_000) -> None:
+        self.requests += 1
+        self.errors += error
+        if len(self.latencies) < cap:
+            self.latencies.append(seconds)
+
+    def p99(self) -> float | None:
+        if len(self.latencies) < MIN_LATENCY_SAMPLES:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    verdict: Verdict
+    reason: str
+
+
+def judge_canary(new: Window, legacy: Window, a: Analysis) -> Judgement:
+    if new.requests < a.min_requests:
+        return Judgement("wait", f"{new.requests} of {a.min_requests} requests on the new side so far")
+    new_rate = new.errors / new.requests
+    legacy_rate = legacy.errors / legacy.requests if legacy.requests else 0.0
+    if new_rate > legacy_rate + a.error_rate_margin:
+        return Judgement("fail", f"error rate {new_rate:.2%} on the new side > legacy's {legacy_rate:.2%} + {a.error_rate_margin:.2%}")
+    new_p99, legacy_p99 = new.p99(), legacy.p99()
+    if new_p99 is not None and legacy_p99 is not None and new_p99 > legacy_p99 * a.p99_factor:
+        return Judgement("fail", f"p99 {new_p99 * 1000:.1f} ms on the new side > legacy's {legacy_p99 * 1000:.1f} ms x {a.p99_factor:g}")
+    return Judgement("pass", f"error rate {new_rate:.2%} (legacy {legacy_rate:.2%}), {new.requests} requests")
+
+
+def judge_shadow(lower_bound: float | None, compared: int, a: Analysis) -> Judgement:
+    if lower_bound is None:
+        return Judgement("wait", f"{compared} shadow comparisons so far: not enough for a verdict")
+    if lower_bound >= a.shadow_gate:
+        return Judgement("pass", f"shadow match lower bound {lower_bound:.4f} >= {a.shadow_gate:g}")
+    return Judgement("fail", f"shadow match lower bound {lower_bound:.4f} < {a.shadow_gate:g}")
+
+
+def step_setting(plan: ReleasePlan, index: int) -> tuple[Stage, float]:
+    """The stage and weight a step puts the module in; past the last step: released."""
+    if index >= len(plan.steps):
+        return ("released", 100.0)
+    step = plan.steps[index]
+    if step == "shadow":
+        return ("shadow", 0.0)
+    return ("canary", float(step))
+
+
+def rollback_target(plan: ReleasePlan, index: int) -> tuple[Stage, float, int]:
+    """Where a failed step goes back to: the last safe weight, or legacy; and that step's index."""
+    if plan.rollback == "last_safe":
+        for i in range(index - 1, -1, -1):
+            stage, weight = step_setting(plan, i)
+            if stage == "canary":
+                return (stage, weight, i)
+    return ("legacy", 0.0, -1)

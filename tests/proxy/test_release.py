@@ -1,0 +1,141 @@
+"""Releases driven by real traffic through the proxy to real loopback services."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.cli.helpers import strangler
+from tests.proxy.harness import TOKEN, ProxyProcess, routes_file
+from tests.proxy.upstreams import Upstream
+
+PLAN = ("  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: legacy\n"
+        "    release:\n      steps: [10, 25, 50]\n      interval: 0.6\n      failure_limit: 2\n"
+        "      analysis: {min_requests: 8, error_rate_margin: 0.05}\n")
+
+
+def status(p: ProxyProcess) -> dict:  # type: ignore[type-arg]
+    (s,) = p.admin_call("GET", "/releases").json()
+    return s  # type: ignore[no-any-return]
+
+
+class Traffic:
+    def __init__(self, p: ProxyProcess) -> None:
+        self.p, self.stop, self.failed = p, threading.Event(), 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with httpx.Client() as c:
+            i = 0
+            while not self.stop.is_set():
+                r = c.get(f"{self.p.url}/echo/cases/{i}", headers={"cookie": f"JSESSIONID=u{i % 200}"})
+                self.failed += r.status_code != 200
+                i += 1
+                time.sleep(0.003)
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_a_healthy_service_is_promoted_to_released(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
+    r = strangler("release", "start", "cases", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN)
+    assert r.returncode == 0, r.stderr
+    with Traffic(p) as t:
+        wait_for(lambda: status(p)["status"] == "released")
+    assert t.failed == 0
+    assert p.admin_call("GET", "/modules/cases").json()["stage"] == "released"
+    steps = [e for e in p.admin_call("GET", "/ledger").json() if e["action"] == "release.step"]
+    assert [e["detail"]["weight"] for e in reversed(steps)] == [25, 50, 100]
+    assert all(e["actor"] == "analysis" for e in steps)
+    out = strangler("release", "status", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN).stdout
+    assert "released" in out and "[####################]" in out
+
+
+def test_a_service_failing_at_25_percent_is_rolled_back(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
+    p.admin_call("POST", "/releases/cases", json={"action": "start"})
+    with Traffic(p) as t:
+        wait_for(lambda: status(p)["weight"] == 25)
+        service.fail = True
+        reached = time.monotonic()
+        wait_for(lambda: status(p)["status"] == "rolled_back")
+        took = time.monotonic() - reached
+    s = status(p)
+    assert (s["stage"], s["weight"]) == ("canary", 10)  # the last safe weight
+    assert ("error rate" in s["reason"] or "breaker open" in s["reason"]) and took < 0.6 * 2 + 3  # within the failure limit
+    assert t.failed == 0  # GETs fell back to legacy meanwhile
+    rollback = next(e for e in p.admin_call("GET", "/ledger").json() if e["action"] == "release.rollback")
+    assert rollback["actor"] == "analysis" and rollback["reason"].startswith("rolled back: ")
+
+
+def test_a_quiet_module_waits_and_abort_is_instant(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
+    p.admin_call("POST", "/releases/cases", json={"action": "start"})
+    time.sleep(2.5)  # four intervals with no traffic
+    s = status(p)
+    assert (s["status"], s["step"], s["weight"]) == ("running", 0, 10)
+    assert s["last_check"]["verdict"] == "wait" and "0 of 8 requests" in s["last_check"]["reason"]
+    r = strangler("release", "abort", "cases", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN)
+    assert r.returncode == 0
+    assert p.admin_call("GET", "/modules/cases").json()["stage"] == "legacy"
+    assert httpx.get(f"{p.url}/echo/cases/1", headers={"x-strangler-side": "new"}).json()["name"] == "legacy"
+
+
+def test_manual_promote_pause_undo_and_bad_commands(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
+    admin = ["--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN]
+    r = strangler("release", "promote", "cases", *admin)
+    assert r.returncode == 1 and "has no release yet" in r.stderr
+    assert strangler("release", "start", "cases", *admin).returncode == 0
+    assert strangler("release", "pause", "cases", *admin).returncode == 0
+    assert strangler("release", "promote", "cases", *admin).returncode == 0
+    assert status(p)["weight"] == 25 and status(p)["status"] == "paused"
+    assert strangler("release", "undo", "cases", *admin).returncode == 0
+    assert status(p)["weight"] == 10
+    assert strangler("release", "promote", "cases", "--skip-analysis", *admin).returncode == 0
+    assert status(p)["status"] == "released" and status(p)["stage"] == "released"
+    r = strangler("release", "start", "nope", *admin)
+    assert r.returncode == 1 and "unknown module 'nope'" in r.stderr
+    r = strangler("release", "set", "cases", "--weight", "300", *admin)
+    assert r.returncode == 1 and "0 to 100" in r.stderr
+
+
+def test_abort_while_the_proxy_is_down_is_applied_at_start(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN.replace("stage: legacy", "stage: released"))
+    p = start_proxy(routes)
+    assert httpx.get(f"{p.url}/echo/cases/1").json()["name"] == "service"
+    p.stop()
+    r = strangler("release", "abort", "cases", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN,
+                  "--state", str(tmp_path / "state.sqlite3"))
+    assert r.returncode == 0 and "recorded in" in r.stdout
+    p2 = start_proxy(routes)
+    assert httpx.get(f"{p2.url}/echo/cases/1").json()["name"] == "legacy"
+    assert json.loads(json.dumps(p2.admin_call("GET", "/ledger").json()))[0]["action"] == "release.abort"
+
+
+def test_invalid_plans_are_refused_with_file_line_and_key(tmp_path: Path) -> None:
+    bad = routes_file(tmp_path / "r.yaml", {"legacy": "http://127.0.0.1:1", "service": "http://127.0.0.1:2"},
+                      PLAN.replace("[10, 25, 50]", "[10, 5, 50]"))
+    r = strangler("routes", "check", str(bad))
+    assert r.returncode == 1 and f"{bad}:" in r.stderr and "release.steps[1]: expected weights increasing step by step" in r.stderr
+    bad.write_text(bad.read_text().replace("[10, 5, 50]", "[10, 25]").replace("interval: 0.6", "interval: 0"))
+    assert "release.interval: expected a number at least 0.001" in strangler("routes", "check", str(bad)).stderr
+    bad.write_text(bad.read_text().replace("interval: 0", "interval: 1").replace("min_requests: 8", "p95: 8"))
+    assert "unknown key 'p95'" in strangler("routes", "check", str(bad)).stderr
