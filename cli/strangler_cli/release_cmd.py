@@ -4,6 +4,8 @@
     strangler release start|pause|resume|abort|undo MODULE
     strangler release promote MODULE [--skip-analysis]
     strangler release set MODULE --weight N
+    strangler release retire MODULE          # only once legacy served none of it for its retire window
+    strangler release leftovers              # what legacy still serves that no module claims
 
 The admin address and token come from ``--admin``/``--token`` or ``STRANGLER_ADMIN`` and
 ``STRANGLER_ADMIN_TOKEN`` (default address 127.0.0.1:9901; default token the one the proxy
@@ -24,12 +26,12 @@ import httpx
 
 from strangler_common import StranglerError
 
-ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo")
+ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("release", help="progressive, metric-gated releases: status, start, promote, abort, ...")
-    p.add_argument("action", choices=("status", "set", *ACTIONS))
+    p.add_argument("action", choices=("status", "set", "leftovers", *ACTIONS))
     p.add_argument("module", nargs="?")
     p.add_argument("--weight", type=float, help="with set: the canary weight, 0-100")
     p.add_argument("--skip-analysis", action="store_true", help="with promote: straight to released")
@@ -90,6 +92,8 @@ def render(status: list[dict[str, object]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "leftovers":
+        return _leftovers(args)
     if args.action != "status" and not args.module:
         raise StranglerError(f"release {args.action} needs a MODULE")
     try:
@@ -116,6 +120,25 @@ def run(args: argparse.Namespace) -> int:
     except httpx.ConnectError:
         return _offline(args)
     print(json.dumps(result) if args.format == "json" else f"{args.module}: {args.action}: ok")
+    return 0
+
+
+def _leftovers(args: argparse.Namespace) -> int:
+    from strangler_proxy.activity import leftovers
+
+    state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
+    if state is None or not Path(state).exists():
+        raise StranglerError("name the state store with --state, or the route file with --routes (after the proxy has run)")
+    rows = leftovers(state)
+    if args.format == "json":
+        print(json.dumps([{"endpoint": e, "requests": n, "last_seen": t} for e, n, t in rows], indent=2))
+        return 0
+    if not rows:
+        print("no unclaimed traffic observed: every request seen belongs to a module")
+        return 0
+    print("still in the monolith (observed traffic no module claims), busiest first:")
+    for endpoint, n, last in rows:
+        print(f"  {n:>8}  {endpoint:<50} last seen {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last))}")
     return 0
 
 

@@ -126,6 +126,10 @@ def build_admin(
             return JSONResponse({"error": f"stage: expected one of {', '.join(STAGES)}, found {stage!r}"}, 400)
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100):
             return JSONResponse({"error": f"weight: expected a number from 0 to 100, found {weight!r}"}, 400)
+        if stage == "retired" and m.stage != "retired" and controller is not None:
+            refusal = controller.retire_refusal(m)
+            if refusal:
+                return JSONResponse({"error": refusal}, 409)
         actor = str(body.get("actor") or "admin-api")
         try:
             store.set(m.name, stage, None if weight is None else float(weight), actor, str(body.get("reason", "")))

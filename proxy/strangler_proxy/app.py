@@ -13,6 +13,7 @@ import random
 import time
 from typing import Any, Awaitable, Callable
 
+from strangler_proxy.activity import Activity
 from strangler_proxy.body import Body, ClientGone
 from strangler_proxy.controller import Windows
 from strangler_proxy.cohort import bucket, cookie_value, on_new_side
@@ -130,6 +131,7 @@ class ProxyApp:
         self.metrics = runtime.metrics
         self.mirror: HelperClient | None = None  # set by the server: mirrors run in a helper process
         self.windows: Windows | None = None  # set by the server: traffic of modules under release
+        self.activity: Activity | None = None  # set by the server: what legacy still serves
         self.access_log = access_log
         self.random = random.random
         self.pid = os.getpid()
@@ -313,6 +315,11 @@ class ProxyApp:
         self.metrics.observe(label, side, status, elapsed)
         if self.windows is not None and module is not None and module.release is not None:
             self.windows.observe(label, side, elapsed, status >= 500)
+        if self.activity is not None and side == "legacy":
+            if module is None:
+                self.activity.unclaimed_hit(endpoint_template(method, scope["path"]))
+            else:
+                self.activity.legacy_served(label)
         if self.access_log is not None:
             self.access_log({
                 "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,

@@ -101,7 +101,8 @@ class Analysis:
     """What a release step must show before it is passed (Flagger/Argo-style, legacy as baseline)."""
 
     error_rate_margin: float = 0.01  # new side's error rate <= legacy's + this
-    p99_factor: float = 1.5  # new side's p99 <= legacy's x this
+    p99_factor: float = 1.5  # new side's p99 <= legacy's x this ...
+    p99_floor_ms: float = 5.0  # ... unless it is within this many ms of legacy's (loopback noise is not a regression)
     shadow_gate: float = 0.99  # the shadow step: Wilson lower bound of the match rate
     min_requests: int = 50  # on the new side within the step; fewer means wait, never pass or fail
 
@@ -113,6 +114,7 @@ class ReleasePlan:
     analysis: Analysis = field(default_factory=Analysis)
     failure_limit: int = 2  # failed analyses in one step before rolling back
     rollback: Literal["legacy", "last_safe"] = "last_safe"
+    webhooks: tuple[str, ...] = ()  # POSTed a JSON event on every step, promotion and rollback
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ class Module:
     timeout: float | None = None  # for the new service's response head; else its upstream's
     shadow: Shadow | None = None
     release: ReleasePlan | None = None
+    retire_window: float = 3600.0  # legacy must have served none of it for this long before "retired"
     line: int | None = None
 
 
@@ -173,9 +176,9 @@ class RouteTable:
 
 TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
-               "shadow", "shadow_percent", "release"}
-RELEASE_KEYS = {"steps", "interval", "analysis", "failure_limit", "rollback"}
-ANALYSIS_KEYS = {"error_rate_margin", "p99_factor", "shadow_gate", "min_requests"}
+               "shadow", "shadow_percent", "release", "retire_window"}
+RELEASE_KEYS = {"steps", "interval", "analysis", "failure_limit", "rollback", "webhooks"}
+ANALYSIS_KEYS = {"error_rate_margin", "p99_factor", "p99_floor_ms", "shadow_gate", "min_requests"}
 SHADOW_KEYS = {"percent", "writes", "methods", "max_body", "max_response", "timeout", "queue", "concurrency", "in_canary",
                "noise", "thresholds", "compare", "samples", "redact", "min_samples"}
 COMPARE_KEYS = {"ignore_headers", "ignore", "unordered", "tolerance", "hook"}
@@ -282,6 +285,7 @@ def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:
         timeout=f["timeout"].number(0.001) if "timeout" in f else None,
         shadow=_shadow(f, upstreams) if "shadow" in f or "shadow_percent" in f or stage == "shadow" or _plans_shadow(f) else None,
         release=_release(f["release"]) if "release" in f else None,
+        retire_window=f["retire_window"].number(0) if "retire_window" in f else 3600.0,
         line=node.line,
     )
 
@@ -318,12 +322,21 @@ def _release(node: Node) -> ReleasePlan:
         analysis=Analysis(
             error_rate_margin=a["error_rate_margin"].number(0, 1) if "error_rate_margin" in a else d.error_rate_margin,
             p99_factor=a["p99_factor"].number(1) if "p99_factor" in a else d.p99_factor,
+            p99_floor_ms=a["p99_floor_ms"].number(0) if "p99_floor_ms" in a else d.p99_floor_ms,
             shadow_gate=a["shadow_gate"].number(0, 1) if "shadow_gate" in a else d.shadow_gate,
             min_requests=a["min_requests"].integer(1) if "min_requests" in a else d.min_requests,
         ),
         failure_limit=f["failure_limit"].integer(1) if "failure_limit" in f else 2,
         rollback=f["rollback"].choice(("legacy", "last_safe")) if "rollback" in f else "last_safe",  # type: ignore[arg-type]
+        webhooks=tuple(_webhook(w) for w in f["webhooks"].sequence_or_one()) if "webhooks" in f else (),
     )
+
+
+def _webhook(node: Node) -> str:
+    url = node.string("an http(s):// URL")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        node.fail(f"expected an http(s):// URL, found {url!r}")
+    return url
 
 
 def _shadow(f: dict[str, Node], upstreams: Mapping[str, Upstream]) -> Shadow:

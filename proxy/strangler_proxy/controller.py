@@ -19,7 +19,7 @@ from strangler_proxy.release import Judgement, Window, judge_canary, judge_shado
 from strangler_proxy.runtime import Runtime
 from strangler_proxy.state import ReleaseState, StateStore
 
-ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo")
+ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")
 
 
 class Windows:
@@ -45,7 +45,10 @@ class Windows:
 class Controller:
     def __init__(self, runtime: Runtime, store: StateStore, windows: Windows,
                  shadow_bound: Callable[[str, int], tuple[float | None, int]],
+                 quiet_for: Callable[[str], float] = lambda m: 0.0,
                  clock: Callable[[], float] = time.time) -> None:
+        self.quiet_for = quiet_for
+        self.events: list[tuple[tuple[str, ...], dict[str, object]]] = []  # (webhook URLs, event) to send
         self.runtime = runtime
         self.store = store
         self.windows = windows
@@ -65,7 +68,21 @@ class Controller:
         self.store.put_release(r, stage, weight, actor, action)  # type: ignore[arg-type]
         self.runtime.set_overrides(self.store.overrides())
         self.windows.reset(r.module)
+        m = self.runtime.snapshot.modules.get(r.module)
+        if m is not None and m.release is not None and m.release.webhooks:
+            self.events.append((m.release.webhooks, {
+                "module": r.module, "action": action, "status": r.status, "step": r.step, "stage": m.stage,
+                "weight": m.weight, "actor": actor, "reason": r.reason, "ts": self.clock()}))
         return r
+
+    def retire_refusal(self, m: Module) -> str | None:
+        """Why ``m`` may not be retired yet, or None: legacy must have served none of its
+        requests, fallbacks included, during the module's retire window."""
+        quiet = self.quiet_for(m.name)
+        if quiet < m.retire_window:
+            return (f"legacy served module {m.name!r} {quiet:.0f} s ago; retiring needs {m.retire_window:g} s "
+                    "without a legacy request or fallback")
+        return None
 
     # -- the loop ------------------------------------------------------------------------
     def tick(self) -> None:
@@ -121,6 +138,13 @@ class Controller:
         assert plan is not None
         now = self.clock()
         r = self.store.release(name)
+        if action == "retire":
+            refusal = self.retire_refusal(m)
+            if refusal:
+                raise ProxyError(refusal)
+            old = self.store.release(name)
+            return self._apply(ReleaseState(name, "released", old.step if old else len(plan.steps), now, 0, f"retired by {actor}"),
+                               "retired", 100.0, actor, "release.retire")
         if action == "start":
             stage, weight = step_setting(plan, 0)
             return self._apply(ReleaseState(name, "running", 0, now, 0, "started"), stage, weight, actor, "release.start")

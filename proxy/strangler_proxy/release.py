@@ -16,7 +16,7 @@ from strangler_proxy.config import Analysis, ReleasePlan, Stage
 
 Verdict = Literal["wait", "pass", "fail"]
 Status = Literal["running", "paused", "released", "rolled_back", "aborted"]
-MIN_LATENCY_SAMPLES = 20
+MIN_LATENCY_SAMPLES = 50  # per side, before p99s are compared at all
 
 
 @dataclass
@@ -54,7 +54,8 @@ def judge_canary(new: Window, legacy: Window, a: Analysis) -> Judgement:
     if new_rate > legacy_rate + a.error_rate_margin:
         return Judgement("fail", f"error rate {new_rate:.2%} on the new side > legacy's {legacy_rate:.2%} + {a.error_rate_margin:.2%}")
     new_p99, legacy_p99 = new.p99(), legacy.p99()
-    if new_p99 is not None and legacy_p99 is not None and new_p99 > legacy_p99 * a.p99_factor:
+    if (new_p99 is not None and legacy_p99 is not None and new_p99 > legacy_p99 * a.p99_factor
+            and new_p99 - legacy_p99 > a.p99_floor_ms / 1000):
         return Judgement("fail", f"p99 {new_p99 * 1000:.1f} ms on the new side > legacy's {legacy_p99 * 1000:.1f} ms x {a.p99_factor:g}")
     return Judgement("pass", f"error rate {new_rate:.2%} (legacy {legacy_rate:.2%}), {new.requests} requests")
 

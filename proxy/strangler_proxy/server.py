@@ -113,11 +113,11 @@ class Reloader:
         self.stamp = self._stamp()
         try:
             table = load_routes(self.path)
-        except RouteConfigError as exc:
+            self.install(table)
+        except (RouteConfigError, ProxyError) as exc:
             _log(f"reload rejected, keeping the previous table: {exc}")
             self.on_result("error")
             return str(exc)
-        self.install(table)
         self.on_result("ok")
         _log(f"reloaded {self.path}: {len(table.modules)} modules")
         return None
@@ -142,6 +142,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     from strangler_proxy.admin import build_admin
     from strangler_proxy.app import ProxyApp
     from strangler_proxy.metrics import Metrics
+    from strangler_proxy.activity import Activity
     from strangler_proxy.controller import Controller, Windows
     from strangler_proxy.runtime import Runtime
     from strangler_proxy.shadow.evidence import module_report
@@ -153,7 +154,18 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     runtime = Runtime(table, Metrics(), store.overrides())
     access = _access_logger() if opts.access_log else None
     app = ProxyApp(runtime, access)
-    reloader = Reloader(opts.routes, runtime.swap_table, lambda r: runtime.metrics.reloads.labels(r).inc())
+
+    def install(new: RouteTable) -> None:
+        if controller is not None:  # a reload cannot retire a module legacy still serves
+            for m in new.modules:
+                old = runtime.snapshot.modules.get(m.name)
+                if m.stage == "retired" and old is not None and old.stage != "retired":
+                    refusal = controller.retire_refusal(m)
+                    if refusal:
+                        raise ProxyError(f"{new.source}: module {m.name}: {refusal}")
+        runtime.swap_table(new)
+
+    reloader = Reloader(opts.routes, install, lambda r: runtime.metrics.reloads.labels(r).inc())
     controller: Controller | None = None
     if with_admin:  # one process: the controller runs here
         evidence = ShadowStore(opts.state)
@@ -163,7 +175,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
             return (None if report.interval is None else report.interval[0]), report.compared
 
         app.windows = Windows()
-        controller = Controller(runtime, store, app.windows, shadow_bound)
+        app.activity = Activity(opts.state)
+        controller = Controller(runtime, store, app.windows, shadow_bound, app.activity.quiet_for)
     servers = [_Server(_config(app, proxy=True))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
@@ -202,8 +215,14 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
             if controller is not None:
                 try:
                     controller.tick()
+                    if app.activity is not None:
+                        app.activity.flush()
                 except ProxyError as exc:
                     _log(f"release controller: {exc}")
+                while controller.events:
+                    urls, event = controller.events.pop(0)
+                    for url in urls:
+                        loop.create_task(_webhook(url, event))
             if reloader.changed():
                 reloader.reload()
             try:
@@ -224,6 +243,17 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         helper.close()
         runtime.close()
         store.close()
+
+
+async def _webhook(url: str, event: dict[str, Any]) -> None:
+    """Fire and forget: a slow or broken webhook never holds a release back."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            await client.post(url, json=event)
+    except httpx.HTTPError as exc:
+        _log(f"webhook {url}: {exc}")
 
 
 def _access_logger() -> Callable[[dict[str, Any]], None]:

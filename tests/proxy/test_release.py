@@ -139,3 +139,64 @@ def test_invalid_plans_are_refused_with_file_line_and_key(tmp_path: Path) -> Non
     assert "release.interval: expected a number at least 0.001" in strangler("routes", "check", str(bad)).stderr
     bad.write_text(bad.read_text().replace("interval: 0", "interval: 1").replace("min_requests: 8", "p95: 8"))
     assert "unknown key 'p95'" in strangler("routes", "check", str(bad)).stderr
+
+
+class Hooks:
+    """A real webhook receiver on loopback."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.events: list[dict] = []  # type: ignore[type-arg]
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.events.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_webhooks_on_every_transition_and_the_retire_gate(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    hooks = Hooks()
+    plan = PLAN.replace("      failure_limit: 2\n", f"      failure_limit: 2\n      webhooks: [{hooks.url}]\n") + "    retire_window: 1.5\n"
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, plan)
+    p = start_proxy(routes)
+    p.admin_call("POST", "/releases/cases", json={"action": "start"})
+    with Traffic(p):
+        wait_for(lambda: status(p)["status"] == "released")
+        # legacy has just served cases (before the release ended): retiring now is refused
+        r = p.admin_call("POST", "/releases/cases", json={"action": "retire"})
+        assert r.status_code == 409 and "without a legacy request or fallback" in r.json()["error"]
+        r = p.admin_call("PATCH", "/modules/cases", json={"stage": "retired"})
+        assert r.status_code == 409
+        time.sleep(2.0)  # released: all of cases goes to the new service, legacy stays quiet
+        r = strangler("release", "retire", "cases", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN)
+        assert r.returncode == 0, r.stderr
+    assert p.admin_call("GET", "/modules/cases").json()["stage"] == "retired"
+    wait_for(lambda: any(e["action"] == "release.retire" for e in hooks.events), 5)
+    actions = [e["action"] for e in hooks.events if e["action"] != "release.check_failed"]
+    assert actions == ["release.start", "release.step", "release.step", "release.step", "release.retire"]
+    assert hooks.events[-1]["stage"] == "retired"
+    hooks.server.shutdown()
+
+
+def test_leftovers_list_what_legacy_still_serves(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
+    with httpx.Client() as c:
+        for i in range(5):
+            c.get(f"{p.url}/echo/billing/{i}")
+        c.get(f"{p.url}/echo/reports")
+        c.get(f"{p.url}/echo/cases/1")  # claimed by a module: not a leftover
+    time.sleep(1.5)
+    r = strangler("release", "leftovers", "--state", str(tmp_path / "state.sqlite3"), "--format", "json")
+    rows = {x["endpoint"]: x["requests"] for x in json.loads(r.stdout)}
+    assert rows.get("GET /echo/billing/{id}") == 5 and rows.get("GET /echo/reports") == 1
+    assert not any("cases" in e for e in rows)
