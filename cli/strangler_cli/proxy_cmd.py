@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--admin-token", default=None, metavar="TOKEN",
                    help="bearer token for the admin API (default: $STRANGLER_ADMIN_TOKEN, else generated into the state folder)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
-    p.add_argument("--state", type=Path, default=None, metavar="PATH",
-                   help="SQLite state store (default: .strangler/state.sqlite3 beside the route file)")
+    p.add_argument("--state", default=None, metavar="PATH|URL",
+                   help="state store: a SQLite file (default: .strangler/state.sqlite3 beside the route file), or a "
+                        "postgresql:// URL shared by several proxy replicas")
     p.add_argument("--access-log", action="store_true", help="one JSON line per request on stdout (off by default)")
     p.set_defaults(func=run)
 
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"strangler proxy: warning: the admin API listens on {admin[0]}, not loopback", file=sys.stderr)
         except ValueError:
             pass
-    state = args.state or args.routes.resolve().parent / ".strangler" / "state.sqlite3"
+    shared = args.state if args.state and args.state.startswith(("postgresql://", "postgres://")) else None
+    local = args.routes.resolve().parent / ".strangler" / "state.sqlite3"
+    state = Path(args.state) if args.state and not shared else local
     token = _token(args.admin_token, state) if admin is not None else ""
     return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
-                              state=state, token=token, access_log=args.access_log))
+                              state=state, token=token, access_log=args.access_log, shared_state=shared))

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT")
     p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"))
     p.add_argument("--routes", type=Path, help="the route file (locates the token and the state store)")
-    p.add_argument("--state", type=Path, help="the state store, for changes while the proxy is down")
+    p.add_argument("--state", help="the state store (a path or postgresql:// URL), for changes while the proxy is down")
     p.set_defaults(func=run)
 
 
@@ -144,13 +144,13 @@ def _leftovers(args: argparse.Namespace) -> int:
 
 def _offline(args: argparse.Namespace) -> int:
     """The proxy is down: record what can be recorded without it."""
-    from strangler_proxy.state import ReleaseState, StateStore
+    from strangler_proxy.state import ReleaseState, open_store
 
-    state = args.state or (args.routes.resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
+    state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
     if state is None or args.action not in ("abort", "set"):
         raise StranglerError(f"no proxy answers on {args.admin}; with it down only 'abort' and 'set' can be "
                              "recorded, in the state store named by --state or --routes")
-    store = StateStore(state)
+    store = open_store(state)
     try:
         if args.action == "set":
             if args.weight is None or not 0 <= args.weight <= 100:

@@ -31,7 +31,7 @@ from strangler_proxy.config import STAGES, Module
 from strangler_proxy.controller import Controller
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.runtime import Runtime
-from strangler_proxy.state import StateStore
+from strangler_proxy.state import Store
 
 
 class TokenAuth:
@@ -72,7 +72,7 @@ def module_json(m: Module, runtime: Runtime) -> dict[str, Any]:
 
 def build_admin(
     runtime: Runtime,
-    store: StateStore,
+    store: Store,
     token: str,
     reload: Callable[[], str | None],
     registry: CollectorRegistry | None = None,

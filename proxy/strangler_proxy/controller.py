@@ -17,7 +17,7 @@ from strangler_proxy.config import Module
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
 from strangler_proxy.runtime import Runtime
-from strangler_proxy.state import ReleaseState, StateStore
+from strangler_proxy.state import ReleaseState, Store
 
 ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")
 
@@ -43,7 +43,7 @@ class Windows:
 
 
 class Controller:
-    def __init__(self, runtime: Runtime, store: StateStore, windows: Windows,
+    def __init__(self, runtime: Runtime, store: Store, windows: Windows,
                  shadow_bound: Callable[[str, int], tuple[float | None, int]],
                  quiet_for: Callable[[str], float] = lambda m: 0.0,
                  clock: Callable[[], float] = time.time) -> None:

@@ -47,10 +47,11 @@ class ServeOptions:
     listen: tuple[str, int]
     admin: tuple[str, int] | None
     workers: int
-    state: Path
+    state: Path  # local SQLite: shadow evidence, activity (and the state itself without shared_state)
     token: str
     access_log: bool = False
     poll: float = 0.5
+    shared_state: str | None = None  # postgresql:// URL: stages, weights, releases and ledger shared by replicas
 
 
 def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -148,9 +149,9 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     from strangler_proxy.shadow.evidence import module_report
     from strangler_proxy.shadow.helper import HelperClient
     from strangler_proxy.shadow.store import ShadowStore
-    from strangler_proxy.state import StateStore
+    from strangler_proxy.state import open_store
 
-    store = StateStore(opts.state)
+    store = open_store(opts.shared_state or opts.state)
     runtime = Runtime(table, Metrics(), store.overrides())
     access = _access_logger() if opts.access_log else None
     app = ProxyApp(runtime, access)
@@ -214,7 +215,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
             await asyncio.sleep(opts.poll)
             if controller is not None:
                 try:
-                    controller.tick()
+                    if store.try_lead():
+                        controller.tick()
                     if app.activity is not None:
                         app.activity.flush()
                 except ProxyError as exc:
@@ -322,9 +324,9 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     from strangler_proxy.admin import build_admin
     from strangler_proxy.metrics import Metrics
     from strangler_proxy.runtime import Runtime
-    from strangler_proxy.state import StateStore
+    from strangler_proxy.state import open_store
 
-    store = StateStore(opts.state)
+    store = open_store(opts.shared_state or opts.state)
     runtime = Runtime(table, Metrics(), store.overrides())
 
     def forward_hup() -> None:

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from strangler_proxy.config import STAGES, Stage
 from strangler_proxy.errors import StateStoreError
@@ -70,6 +70,33 @@ class LedgerEntry:
     reason: str
 
 
+class Store(Protocol):
+    """What the proxy needs of a state store: SQLite (one proxy) or PostgreSQL (replicas)."""
+
+    path: str
+
+    def close(self) -> None: ...
+    def version(self) -> int: ...
+    def overrides(self) -> dict[str, Override]: ...
+    def set(self, module: str, stage: Stage | None, weight: float | None, actor: str, reason: str = "") -> None: ...
+    def clear(self, module: str, actor: str, reason: str = "") -> None: ...
+    def ledger(self, module: str | None = None, limit: int = 100) -> list[LedgerEntry]: ...
+    def release(self, module: str) -> ReleaseState | None: ...
+    def releases(self) -> list[ReleaseState]: ...
+    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None: ...
+    def try_lead(self) -> bool: ...
+
+
+def open_store(location: str | Path) -> Store:
+    """A path opens SQLite; a postgresql:// URL opens the PostgreSQL store for replicas."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from strangler_proxy.state_pg import PgStateStore
+
+        return PgStateStore(text)
+    return StateStore(text)
+
+
 def connect(path: str, schema: str, synchronous: str = "FULL") -> sqlite3.Connection:
     """Open (creating) the state store file in WAL mode with ``schema`` applied."""
     try:
@@ -90,6 +117,9 @@ class StateStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def try_lead(self) -> bool:
+        return True  # one SQLite file, one proxy: it always runs the controller
 
     def version(self) -> int:
         """Changes when another connection commits; cheap enough to poll."""

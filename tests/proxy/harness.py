@@ -17,13 +17,14 @@ TOKEN = "test-token"
 
 
 class ProxyProcess:
-    def __init__(self, routes: Path, workdir: Path, workers: int = 1, access_log: bool = False) -> None:
+    def __init__(self, routes: Path, workdir: Path, workers: int = 1, access_log: bool = False, state: str | None = None) -> None:
         self.routes = routes
         self.workdir = workdir
         self.port = free_port()
         self.admin_port = free_port()
         self.workers = workers
         self.access_log = access_log
+        self.state = state or str(workdir / "state.sqlite3")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / f"proxy-{self.port}.log"
         self.out = workdir / f"proxy-{self.port}.out"
@@ -40,7 +41,7 @@ class ProxyProcess:
         assert BIN
         cmd = [BIN, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{self.port}",
                "--admin", f"127.0.0.1:{self.admin_port}", "--admin-token", TOKEN,
-               "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)]
+               "--state", self.state, "--workers", str(self.workers)]
         if self.access_log:
             cmd.append("--access-log")
         with self.out.open("ab") as out, self.log.open("ab") as err:

@@ -80,7 +80,7 @@ def test_5xx_falls_back_only_when_safe(tmp_path: Path, legacy: Upstream, service
 
 def test_timeout_falls_back_and_retired_never_does(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
     routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url},
-                         module("released", extra="    timeout: 0.3\n").replace("[/cases, /echo/cases]", "[/slow]"))
+                         module("released", extra="    timeout: 0.3\n    retire_window: 0\n").replace("[/cases, /echo/cases]", "[/slow]"))
     p = start_proxy(routes)
     r = httpx.get(f"{p.url}/slow/2", timeout=10)
     assert r.json()["name"] == "legacy"

@@ -88,4 +88,7 @@ def test_reload_storm_during_load_loses_nothing(tmp_path: Path, legacy: Upstream
     for t in threads:
         t.join()
     assert failures == []
-    assert p.metric("strangler_route_reloads_total", result="ok") >= 20
+    # signals arriving together coalesce, so fewer reloads than writes is fine: churn, then convergence
+    assert p.metric("strangler_route_reloads_total", result="ok") >= 10
+    p.hup()
+    wait_for(lambda: p.admin_call("GET", "/modules/cases").json()["weight"] == 87)

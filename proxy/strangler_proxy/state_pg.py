@@ -1,0 +1,170 @@
+"""The state store on PostgreSQL, for several proxy replicas sharing one release state.
+
+The same operations as the SQLite store. Every transaction that changes something also
+bumps a version counter, which each replica polls (every 0.5 s by default), so a change made
+through any replica's admin API is applied by all of them within a second. Cohort sides need
+no coordination: the hash is the same everywhere. One replica at a time runs the release
+controller: the holder of a session-level advisory lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from strangler_proxy.config import STAGES, Stage
+from strangler_proxy.errors import StateStoreError
+from strangler_proxy.runtime import Override
+from strangler_proxy.state import LedgerEntry, ReleaseState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS strangler_modules (
+  name TEXT PRIMARY KEY, stage TEXT, weight DOUBLE PRECISION, updated_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS strangler_ledger (
+  id BIGSERIAL PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, module TEXT NOT NULL, action TEXT NOT NULL,
+  detail TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS strangler_releases (
+  module TEXT PRIMARY KEY, status TEXT NOT NULL, step INTEGER NOT NULL, step_started DOUBLE PRECISION NOT NULL,
+  failures INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS strangler_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO strangler_meta VALUES ('version', 0) ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION strangler_ledger_append_only() RETURNS trigger AS $$
+  BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS strangler_ledger_append_only ON strangler_ledger;
+CREATE TRIGGER strangler_ledger_append_only BEFORE UPDATE OR DELETE ON strangler_ledger
+  FOR EACH ROW EXECUTE FUNCTION strangler_ledger_append_only();
+"""
+SCHEMA_LOCK = 0x5354524E  # advisory lock ids: schema creation, and the controller's leadership
+LEADER_LOCK = 0x5354524C
+
+
+class PgStateStore:
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise StateStoreError("a postgresql:// state store needs psycopg: pip install 'strangler[postgres]'") from None
+        self.url = url
+        self.path = _redact(url)
+        self._psycopg = psycopg
+        try:
+            self.db = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            self.db.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                self.db.execute(SCHEMA)
+            finally:
+                self.db.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+        except psycopg.Error as exc:
+            raise StateStoreError(f"state store {self.path}: cannot open: {str(exc).strip()}") from None
+        self.leading = False
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _run(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except self._psycopg.Error as exc:
+            raise StateStoreError(f"state store {self.path}: {str(exc).strip()}") from None
+
+    def _bump(self, cur: Any) -> None:
+        cur.execute("UPDATE strangler_meta SET value = value + 1 WHERE key = 'version'")
+
+    def _one(self, query: str, args: tuple[Any, ...] = ()) -> Any:
+        row = self._run(lambda: self.db.execute(query, args).fetchone())
+        if row is None:
+            raise StateStoreError(f"state store {self.path}: no answer to {query!r}")
+        return row[0]
+
+    def version(self) -> int:
+        return int(self._one("SELECT value FROM strangler_meta WHERE key='version'"))
+
+    def overrides(self) -> dict[str, Override]:
+        rows = self._run(lambda: self.db.execute("SELECT name, stage, weight FROM strangler_modules").fetchall())
+        return {n: Override(s if s in STAGES else None, w) for n, s, w in rows}
+
+    def set(self, module: str, stage: Stage | None, weight: float | None, actor: str, reason: str = "") -> None:
+        detail = json.dumps({k: v for k, v in (("stage", stage), ("weight", weight)) if v is not None})
+
+        def tx() -> None:
+            now = time.time()
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO strangler_modules(name, stage, weight, updated_at) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (name) DO UPDATE SET stage = COALESCE(EXCLUDED.stage, strangler_modules.stage), "
+                    "weight = COALESCE(EXCLUDED.weight, strangler_modules.weight), updated_at = EXCLUDED.updated_at",
+                    (module, stage, weight, now))
+                cur.execute("INSERT INTO strangler_ledger(ts, module, action, detail, actor, reason) VALUES (%s,%s,%s,%s,%s,%s)",
+                            (now, module, "set", detail, actor, reason))
+                self._bump(cur)
+
+        self._run(tx)
+
+    def clear(self, module: str, actor: str, reason: str = "") -> None:
+        def tx() -> None:
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.execute("DELETE FROM strangler_modules WHERE name = %s", (module,))
+                cur.execute("INSERT INTO strangler_ledger(ts, module, action, detail, actor, reason) VALUES (%s,%s,%s,%s,%s,%s)",
+                            (time.time(), module, "clear", "{}", actor, reason))
+                self._bump(cur)
+
+        self._run(tx)
+
+    def ledger(self, module: str | None = None, limit: int = 100) -> list[LedgerEntry]:
+        q = "SELECT id, ts, module, action, detail, actor, reason FROM strangler_ledger"
+        args: tuple[Any, ...] = ()
+        if module is not None:
+            q += " WHERE module = %s"
+            args = (module,)
+        rows = self._run(lambda: self.db.execute(q + " ORDER BY id DESC LIMIT %s", (*args, limit)).fetchall())
+        return [LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def release(self, module: str) -> ReleaseState | None:
+        row = self._run(lambda: self.db.execute(
+            "SELECT module, status, step, step_started, failures, reason FROM strangler_releases WHERE module = %s", (module,)).fetchone())
+        return ReleaseState(*row) if row else None
+
+    def releases(self) -> list[ReleaseState]:
+        rows = self._run(lambda: self.db.execute(
+            "SELECT module, status, step, step_started, failures, reason FROM strangler_releases ORDER BY module").fetchall())
+        return [ReleaseState(*r) for r in rows]
+
+    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None:
+        detail = json.dumps({"status": r.status, "step": r.step, "stage": stage, "weight": weight, "failures": r.failures})
+
+        def tx() -> None:
+            now = time.time()
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO strangler_releases VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (module) DO UPDATE SET "
+                    "status = EXCLUDED.status, step = EXCLUDED.step, step_started = EXCLUDED.step_started, "
+                    "failures = EXCLUDED.failures, reason = EXCLUDED.reason",
+                    (r.module, r.status, r.step, r.step_started, r.failures, r.reason))
+                if stage is not None or weight is not None:
+                    cur.execute(
+                        "INSERT INTO strangler_modules(name, stage, weight, updated_at) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT (name) DO UPDATE SET stage = COALESCE(EXCLUDED.stage, strangler_modules.stage), "
+                        "weight = COALESCE(EXCLUDED.weight, strangler_modules.weight), updated_at = EXCLUDED.updated_at",
+                        (r.module, stage, weight, now))
+                cur.execute("INSERT INTO strangler_ledger(ts, module, action, detail, actor, reason) VALUES (%s,%s,%s,%s,%s,%s)",
+                            (now, r.module, action, detail, actor, r.reason))
+                self._bump(cur)
+
+        self._run(tx)
+
+    def try_lead(self) -> bool:
+        """Whether this replica runs the release controller (it keeps the lock once it has it)."""
+        if not self.leading:
+            self.leading = bool(self._one("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)))
+        return self.leading
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,77 @@
+"""Several proxy replicas on one real PostgreSQL state store agree on stage, weight and sides."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.proxy.harness import ProxyProcess, routes_file
+from tests.proxy.test_release import PLAN, Traffic, wait_for
+from tests.proxy.upstreams import Upstream
+from tests.servers import Server
+
+MODULE = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: canary\n    weight: 0\n"
+
+
+@pytest.fixture
+def pg_url(postgres_server: Server) -> Iterator[str]:
+    name = f"strangler_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{name}"
+
+
+def two(tmp_path: Path, routes: Path, pg_url: str, start_proxy) -> tuple[ProxyProcess, ProxyProcess]:  # type: ignore[no-untyped-def]
+    return start_proxy(routes, state=pg_url), start_proxy(routes, state=pg_url)
+
+
+def test_a_change_on_one_replica_reaches_the_other_within_a_second(tmp_path: Path, legacy: Upstream, service: Upstream,
+                                                                   pg_url: str, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, MODULE)
+    a, b = two(tmp_path, routes, pg_url, start_proxy)
+    assert a.admin_call("PATCH", "/modules/cases", json={"weight": 50}).status_code == 200
+    start = time.monotonic()
+    wait_for(lambda: b.admin_call("GET", "/modules/cases").json()["weight"] == 50, 1.0)
+    seen_after = time.monotonic() - start
+    assert seen_after < 1.0
+    # the same cohort key goes to the same side through either replica
+    for i in range(60):
+        cookie = {"cookie": f"JSESSIONID=user{i}"}
+        assert httpx.get(f"{a.url}/echo/cases/1", headers=cookie).json()["name"] == \
+               httpx.get(f"{b.url}/echo/cases/1", headers=cookie).json()["name"]
+    assert b.admin_call("PATCH", "/modules/cases", json={"stage": "legacy"}).status_code == 200
+    wait_for(lambda: a.admin_call("GET", "/modules/cases").json()["stage"] == "legacy", 1.0)
+    ledger_a = a.admin_call("GET", "/ledger").json()
+    assert ledger_a == b.admin_call("GET", "/ledger").json() and len(ledger_a) == 2
+    # the ledger cannot be rewritten, even from SQL
+    with psycopg.connect(pg_url, autocommit=True) as db, pytest.raises(psycopg.errors.RaiseException):
+        db.execute("DELETE FROM strangler_ledger")
+
+
+def test_one_controller_drives_a_release_across_replicas(tmp_path: Path, legacy: Upstream, service: Upstream,
+                                                         pg_url: str, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN)
+    a, b = two(tmp_path, routes, pg_url, start_proxy)
+    assert b.admin_call("POST", "/releases/cases", json={"action": "start"}).status_code == 200
+    with Traffic(a), Traffic(b):
+        wait_for(lambda: a.admin_call("GET", "/modules/cases").json()["stage"] == "released", 40)
+    steps = [e for e in a.admin_call("GET", "/ledger").json() if e["action"] == "release.step"]
+    assert [e["detail"]["weight"] for e in reversed(steps)] == [25, 50, 100]  # each once: one leader
+    wait_for(lambda: b.admin_call("GET", "/modules/cases").json()["stage"] == "released", 1.0)
+
+
+def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.cli.helpers import strangler
+    from tests.servers import free_port
+
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": "http://127.0.0.1:1"}, "")
+    r = strangler("proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin", "off",
+                  "--state", f"postgresql://postgres@127.0.0.1:{free_port()}/none", timeout=60)
+    assert r.returncode == 1 and "state store postgresql://" in r.stderr and "cannot open" in r.stderr
+    assert "Traceback" not in r.stderr
