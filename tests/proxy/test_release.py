@@ -200,3 +200,21 @@ def test_leftovers_list_what_legacy_still_serves(tmp_path: Path, legacy: Upstrea
     rows = {x["endpoint"]: x["requests"] for x in json.loads(r.stdout)}
     assert rows.get("GET /echo/billing/{id}") == 5 and rows.get("GET /echo/reports") == 1
     assert not any("cases" in e for e in rows)
+
+
+def test_a_plan_starting_in_shadow_waits_for_the_gate_then_goes_canary(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    plan = ("  cases:\n    match: {path_prefix: /shadow}\n    service: service\n    stage: legacy\n"
+            "    shadow: {min_samples: 30}\n"
+            "    release:\n      steps: [shadow, 20]\n      interval: 0.5\n      analysis: {shadow_gate: 0.8, min_requests: 5}\n")
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, plan))
+    p.admin_call("POST", "/releases/cases", json={"action": "start"})
+    assert status(p)["stage"] == "shadow"
+    time.sleep(1.2)
+    s = status(p)
+    assert s["stage"] == "shadow" and s["last_check"]["verdict"] == "wait"  # no comparisons yet: no verdict
+    with httpx.Client() as c:
+        for _ in range(40):
+            assert c.get(f"{p.url}/shadow/same").status_code == 200
+    wait_for(lambda: status(p)["weight"] == 20, 15)
+    step = next(e for e in p.admin_call("GET", "/ledger").json() if e["action"] == "release.step")
+    assert step["reason"].startswith("shadow match lower bound")
