@@ -9,8 +9,9 @@
 
 The admin address and token come from ``--admin``/``--token`` or ``STRANGLER_ADMIN`` and
 ``STRANGLER_ADMIN_TOKEN`` (default address 127.0.0.1:9901; default token the one the proxy
-wrote beside ``--routes``). When the proxy is down, ``abort`` and ``set`` write the state
-store directly (``--state``/``--routes``): the proxy applies them when it starts.
+wrote beside ``--routes``). When the proxy is down, every command works on the state store
+directly (``--routes``, and ``--state`` when it is not the default): the proxy applies the
+result when it starts.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action != "status" and not args.module:
         raise StranglerError(f"release {args.action} needs a MODULE")
     try:
+        _call(args, "GET", "/healthz")
+    except httpx.ConnectError:
+        return _offline(args)
+    try:
         if args.action == "status":
             while True:
                 status = _call(args, "GET", "/releases")
@@ -143,23 +148,40 @@ def _leftovers(args: argparse.Namespace) -> int:
 
 
 def _offline(args: argparse.Namespace) -> int:
-    """The proxy is down: record what can be recorded without it."""
+    """The proxy is down: act on the state store directly; the proxy applies it when it starts.
+
+    With ``--routes`` the same controller a proxy runs takes any action (it needs the plan);
+    without it only ``abort`` and ``set`` can be recorded.
+    """
+    from strangler_proxy.controller import Controller, Windows
     from strangler_proxy.state import ReleaseState, open_store
 
     state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
-    if state is None or args.action not in ("abort", "set"):
-        raise StranglerError(f"no proxy answers on {args.admin}; with it down only 'abort' and 'set' can be "
-                             "recorded, in the state store named by --state or --routes")
+    if state is None or (args.routes is None and args.action not in ("abort", "set")):
+        raise StranglerError(f"no proxy answers on {args.admin}; with it down, name the route file with --routes "
+                             "(and the state store with --state if it is not the default)")
     store = open_store(state)
     try:
         if args.action == "set":
             if args.weight is None or not 0 <= args.weight <= 100:
                 raise StranglerError("release set needs --weight from 0 to 100")
             store.set(args.module, None, args.weight, "cli", "release set (proxy down)")
-        else:
+        elif args.routes is None:  # abort, without the plan
             old = store.release(args.module)
             r = ReleaseState(args.module, "aborted", old.step if old else 0, time.time(), 0, "aborted by cli (proxy down)")
             store.put_release(r, "legacy", 0.0, "cli", "release.abort")
+        else:
+            from strangler_proxy.config import load_routes
+            from strangler_proxy.metrics import Metrics
+            from strangler_proxy.runtime import Runtime
+
+            controller = Controller(Runtime(load_routes(args.routes), Metrics(), store.overrides()), store, Windows(),
+                                    shadow_bound=lambda module, minimum: (None, 0))
+            if args.action == "status":
+                status = controller.status()
+                print(json.dumps(status, indent=2) if args.format == "json" else render(status), end="" if args.format != "json" else "\n")
+                return 0
+            controller.act(args.module, args.action, "cli (proxy down)", args.skip_analysis)
     finally:
         store.close()
     print(f"{args.module}: {args.action}: recorded in {state}; the proxy applies it when it starts")

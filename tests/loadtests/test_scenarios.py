@@ -53,3 +53,12 @@ def test_bad_input_names_what_failed(tmp_path: Path) -> None:
         r = strangler("loadtest", "steady", "--port", str(s.getsockname()[1]), "--duration", "3s", "--report-dir", str(tmp_path))
     assert r.returncode == 1 and "is in use" in r.stderr and "Traceback" not in r.stderr
     assert demo_processes() == 0
+
+
+def test_several_load_processes(tmp_path: Path) -> None:
+    r = strangler("loadtest", "steady", "--users", "8", "--duration", "4s", "--processes", "2", "--report-dir", str(tmp_path),
+                  timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (verdict,) = [line for line in r.stdout.splitlines() if "requests" in line and line.startswith("strangler loadtest")]
+    assert verdict.endswith("PASS") and " 0 failed" in verdict
+    assert demo_processes() == 0

@@ -218,3 +218,18 @@ def test_a_plan_starting_in_shadow_waits_for_the_gate_then_goes_canary(tmp_path:
     wait_for(lambda: status(p)["weight"] == 20, 15)
     step = next(e for e in p.admin_call("GET", "/ledger").json() if e["action"] == "release.step")
     assert step["reason"].startswith("shadow match lower bound")
+
+
+def test_every_command_works_on_the_store_while_the_proxy_is_down(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN)
+    p = start_proxy(routes)
+    p.stop()
+    down = ["--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN, "--routes", str(routes), "--state", str(tmp_path / "state.sqlite3")]
+    assert strangler("release", "start", "cases", *down).returncode == 0
+    assert strangler("release", "promote", "cases", *down).returncode == 0
+    out = strangler("release", "status", *down, "--format", "json").stdout
+    (s,) = json.loads(out)
+    assert (s["status"], s["step"], s["weight"]) == ("running", 1, 25.0)
+    assert strangler("release", "pause", "cases", *down).returncode == 0
+    p2 = start_proxy(routes)
+    assert status(p2)["status"] == "paused" and p2.admin_call("GET", "/modules/cases").json()["weight"] == 25

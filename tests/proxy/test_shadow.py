@@ -117,3 +117,17 @@ def test_report_without_traffic_and_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no state store there" in r.stderr
     r = strangler("shadow", "report", "--state", str(tmp_path / "x"), "--gate", "5")
     assert r.returncode == 1 and "--gate: expected a rate from 0 to 1" in r.stderr
+
+
+def test_a_service_closing_mid_body_is_a_truncated_mismatch(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    service.cut = True  # the candidate promises a body, sends a little, and drops the connection
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, shadow_module()))
+    with httpx.Client() as c:
+        for _ in range(4):
+            r = c.get(f"{p.url}/shadow/same")
+            assert r.status_code == 200 and r.json()["id"] == 7  # the client's answer is legacy's, whole
+    _, doc = report(p)
+    (m,) = doc["modules"]
+    assert (m["compared"], m["mismatched"]) == (4, 4)
+    assert m["fields"] == [{"path": "response", "mismatches": 4}]
+    assert m["samples"][0]["differences"] == [{"path": "response", "kind": "truncated"}]

@@ -39,6 +39,7 @@ class Upstream:
         self.name = name
         self.hang = hang
         self.fail = False  # when set, /echo answers 500: a service going bad mid-release
+        self.cut = False  # when set, /shadow/* promise a body and drop the connection mid-way
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -111,6 +112,11 @@ class Upstream:
                 pass
             self.cancelled += 1
             return
+        if self.cut and path.startswith("/shadow/"):
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            await send({"type": "http.response.body", "body": b'{"id": 7', "more_body": True})
+            raise RuntimeError("dropping the connection mid-body on purpose")
         if path == "/shadow/same":
             await reply(200, json.dumps({"id": 7, "items": [1, 2, 3], "title": "case"}).encode())
         elif path == "/shadow/changed":

@@ -162,8 +162,15 @@ class Mirror:
             chunks: list[bytes] = []
             size = 0
             complete = True
+            broken: str | None = None
             while True:
-                chunk = await conn.next_chunk()
+                try:
+                    chunk = await conn.next_chunk()
+                except UpstreamTimeout:
+                    raise
+                except UpstreamError as exc:  # the answer began, then broke off: a truncated answer
+                    complete, broken = False, str(exc)
+                    break
                 if chunk is None:
                     break
                 size += len(chunk)
@@ -177,6 +184,9 @@ class Mirror:
         finally:
             timer.cancel()
         headers = tuple((n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in conn.headers)
+        if broken is not None:
+            pool.discard(conn)
+            return Response(conn.status, headers, b"".join(chunks), False, None)
         if complete:
             pool.release(conn)
         else:
