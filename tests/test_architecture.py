@@ -55,6 +55,13 @@ def test_public_api_is_pinned() -> None:
         "build_graph", "example_path", "load_estate",
     ])
     assert "ConfigError" in strangler_common.__all__
-    for mod in (strangler_analyzer, strangler_common):
+    import strangler_proxy
+
+    assert sorted(strangler_proxy.__all__) == sorted([
+        "ConnectFailed", "Decision", "Module", "ProxyError", "RouteConfigError", "RouteTable", "Router",
+        "StateStoreError", "Upstream", "UpstreamBroken", "UpstreamError", "UpstreamTimeout", "bucket", "decide",
+        "load_routes", "may_fall_back", "on_new_side",
+    ])
+    for mod in (strangler_analyzer, strangler_common, strangler_proxy):
         for name in mod.__all__:
             assert hasattr(mod, name)

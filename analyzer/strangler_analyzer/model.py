@@ -42,10 +42,6 @@ class Evidence:
     kind: str  # e.g. "inventory", "compose.depends_on", "k8s.env", "systemd.Requires"
     detail: str = ""
 
-    @property
-    def config_derived(self) -> bool:
-        return self.kind.startswith("config.")
-
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"source": self.source, "line": self.line, "kind": self.kind}
         if self.detail:
