@@ -166,6 +166,14 @@ class Hooks:
 
 def test_webhooks_on_every_transition_and_the_retire_gate(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
     hooks = Hooks()
+    try:
+        _webhooks_and_retire(tmp_path, legacy, service, start_proxy, hooks)
+    finally:
+        hooks.server.shutdown()
+        hooks.server.server_close()
+
+
+def _webhooks_and_retire(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy, hooks: Hooks) -> None:  # type: ignore[no-untyped-def]
     plan = PLAN.replace("      failure_limit: 2\n", f"      failure_limit: 2\n      webhooks: [{hooks.url}]\n") + "    retire_window: 1.5\n"
     routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, plan)
     p = start_proxy(routes)
@@ -185,7 +193,6 @@ def test_webhooks_on_every_transition_and_the_retire_gate(tmp_path: Path, legacy
     actions = [e["action"] for e in hooks.events if e["action"] != "release.check_failed"]
     assert actions == ["release.start", "release.step", "release.step", "release.step", "release.retire"]
     assert hooks.events[-1]["stage"] == "retired"
-    hooks.server.shutdown()
 
 
 def test_leftovers_list_what_legacy_still_serves(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
