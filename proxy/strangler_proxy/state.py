@@ -141,14 +141,7 @@ class StateStore:
         detail = json.dumps({k: v for k, v in (("stage", stage), ("weight", weight)) if v is not None})
         try:
             with self._tx():
-                old = self.db.execute("SELECT stage, weight FROM modules WHERE name=?", (module,)).fetchone()
-                new_stage = stage if stage is not None else (old[0] if old else None)
-                new_weight = weight if weight is not None else (old[1] if old else None)
-                self.db.execute(
-                    "INSERT INTO modules(name, stage, weight, updated_at) VALUES(?,?,?,?) "
-                    "ON CONFLICT(name) DO UPDATE SET stage=excluded.stage, weight=excluded.weight, updated_at=excluded.updated_at",
-                    (module, new_stage, new_weight, now),
-                )
+                self._upsert_module(module, stage, weight, now)
                 self.db.execute(
                     "INSERT INTO ledger(ts, module, action, detail, actor, reason) VALUES(?,?,?,?,?,?)",
                     (now, module, "set", detail, actor, reason),
@@ -188,12 +181,7 @@ class StateStore:
                     "step=excluded.step, step_started=excluded.step_started, failures=excluded.failures, reason=excluded.reason",
                     (r.module, r.status, r.step, r.step_started, r.failures, r.reason))
                 if stage is not None or weight is not None:
-                    old = self.db.execute("SELECT stage, weight FROM modules WHERE name=?", (r.module,)).fetchone()
-                    self.db.execute(
-                        "INSERT INTO modules(name, stage, weight, updated_at) VALUES(?,?,?,?) ON CONFLICT(name) DO UPDATE "
-                        "SET stage=excluded.stage, weight=excluded.weight, updated_at=excluded.updated_at",
-                        (r.module, stage if stage is not None else (old[0] if old else None),
-                         weight if weight is not None else (old[1] if old else None), now))
+                    self._upsert_module(r.module, stage, weight, now)
                 self.db.execute("INSERT INTO ledger(ts, module, action, detail, actor, reason) VALUES(?,?,?,?,?,?)",
                                 (now, r.module, action, detail, actor, r.reason))
         except sqlite3.Error as exc:
@@ -208,6 +196,14 @@ class StateStore:
         q += " ORDER BY id DESC LIMIT ?"
         rows = self.db.execute(q, (*args, limit)).fetchall()
         return [LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def _upsert_module(self, module: str, stage: Stage | None, weight: float | None, now: float) -> None:
+        """Change a module's stage and/or weight; a ``None`` keeps what was there."""
+        self.db.execute(
+            "INSERT INTO modules(name, stage, weight, updated_at) VALUES(?,?,?,?) ON CONFLICT(name) DO UPDATE SET "
+            "stage=coalesce(excluded.stage, modules.stage), weight=coalesce(excluded.weight, modules.weight), "
+            "updated_at=excluded.updated_at",
+            (module, stage, weight, now))
 
     def _tx(self) -> _Tx:
         return _Tx(self.db)

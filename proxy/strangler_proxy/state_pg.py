@@ -90,11 +90,7 @@ class PgStateStore:
         def tx() -> None:
             now = time.time()
             with self.db.transaction(), self.db.cursor() as cur:
-                cur.execute(
-                    "INSERT INTO strangler_modules(name, stage, weight, updated_at) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (name) DO UPDATE SET stage = COALESCE(EXCLUDED.stage, strangler_modules.stage), "
-                    "weight = COALESCE(EXCLUDED.weight, strangler_modules.weight), updated_at = EXCLUDED.updated_at",
-                    (module, stage, weight, now))
+                _upsert_module(cur, module, stage, weight, now)
                 cur.execute("INSERT INTO strangler_ledger(ts, module, action, detail, actor, reason) VALUES (%s,%s,%s,%s,%s,%s)",
                             (now, module, "set", detail, actor, reason))
                 self._bump(cur)
@@ -142,11 +138,7 @@ class PgStateStore:
                     "failures = EXCLUDED.failures, reason = EXCLUDED.reason",
                     (r.module, r.status, r.step, r.step_started, r.failures, r.reason))
                 if stage is not None or weight is not None:
-                    cur.execute(
-                        "INSERT INTO strangler_modules(name, stage, weight, updated_at) VALUES (%s, %s, %s, %s) "
-                        "ON CONFLICT (name) DO UPDATE SET stage = COALESCE(EXCLUDED.stage, strangler_modules.stage), "
-                        "weight = COALESCE(EXCLUDED.weight, strangler_modules.weight), updated_at = EXCLUDED.updated_at",
-                        (r.module, stage, weight, now))
+                    _upsert_module(cur, r.module, stage, weight, now)
                 cur.execute("INSERT INTO strangler_ledger(ts, module, action, detail, actor, reason) VALUES (%s,%s,%s,%s,%s,%s)",
                             (now, r.module, action, detail, actor, r.reason))
                 self._bump(cur)
@@ -158,6 +150,15 @@ class PgStateStore:
         if not self.leading:
             self.leading = bool(self._one("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)))
         return self.leading
+
+
+def _upsert_module(cur: Any, module: str, stage: Stage | None, weight: float | None, now: float) -> None:
+    """Change a module's stage and/or weight; a ``None`` keeps what was there."""
+    cur.execute(
+        "INSERT INTO strangler_modules(name, stage, weight, updated_at) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET stage = COALESCE(EXCLUDED.stage, strangler_modules.stage), "
+        "weight = COALESCE(EXCLUDED.weight, strangler_modules.weight), updated_at = EXCLUDED.updated_at",
+        (module, stage, weight, now))
 
 
 def _redact(url: str) -> str:

@@ -71,15 +71,19 @@ def test_a_healthy_service_is_promoted_to_released(tmp_path: Path, legacy: Upstr
 def test_a_service_failing_at_25_percent_is_rolled_back(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
     p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
     p.admin_call("POST", "/releases/cases", json={"action": "start"})
+    p.admin_call("POST", "/releases/cases", json={"action": "pause"})  # hold at 10 % ...
     with Traffic(p) as t:
-        wait_for(lambda: status(p)["weight"] == 25)
-        service.fail = True
-        reached = time.monotonic()
+        service.fail = True  # ... while the service goes bad, so that its failures start at 25 %
+        p.admin_call("POST", "/releases/cases", json={"action": "promote"})
+        assert status(p)["weight"] == 25
+        p.admin_call("POST", "/releases/cases", json={"action": "resume"})
+        resumed = time.monotonic()
         wait_for(lambda: status(p)["status"] == "rolled_back")
-        took = time.monotonic() - reached
+        took = time.monotonic() - resumed
     s = status(p)
     assert (s["stage"], s["weight"]) == ("canary", 10)  # the last safe weight
-    assert ("error rate" in s["reason"] or "breaker open" in s["reason"]) and took < 0.6 * 2 + 3  # within the failure limit
+    assert ("error rate" in s["reason"] or "breaker open" in s["reason"])
+    assert took < 0.6 * 2 + 3  # failure_limit (2) intervals of 0.6 s, and the controller's tick
     assert t.failed == 0  # GETs fell back to legacy meanwhile
     rollback = next(e for e in p.admin_call("GET", "/ledger").json() if e["action"] == "release.rollback")
     assert rollback["actor"] == "analysis" and rollback["reason"].startswith("rolled back: ")
