@@ -97,17 +97,35 @@ def open_store(location: str | Path) -> Store:
     return StateStore(text)
 
 
-def connect(path: str, schema: str, synchronous: str = "FULL") -> sqlite3.Connection:
-    """Open (creating) the state store file in WAL mode with ``schema`` applied."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={synchronous}")
-        db.executescript(schema)
-    except (sqlite3.Error, OSError) as exc:
-        raise StateStoreError(f"state store {path}: cannot open: {exc}") from None
-    return db
+def connect(path: str, schema: str, synchronous: str = "FULL", wait: float = 15.0) -> sqlite3.Connection:
+    """Open (creating) the state store file in WAL mode with ``schema`` applied.
+
+    The proxy, its mirror helper and the CLI may open a new file at the same moment;
+    switching it to WAL takes a lock that ignores SQLite's busy timeout, so a locked
+    database is retried, with backoff, for up to ``wait`` seconds.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={synchronous}")
+                db.executescript(schema)
+            except BaseException:
+                db.close()
+                raise
+            return db
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise StateStoreError(f"state store {path}: cannot open: {exc}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateStoreError(f"state store {path}: cannot open: {exc}") from None
 
 
 class StateStore:
