@@ -28,8 +28,6 @@ class Partial:
     edges: list[Edge] = field(default_factory=list)
     warnings: list[Warning_] = field(default_factory=list)
     config: list[ConfigValue] = field(default_factory=list)
-    #: names this input may depend on without defining them (systemd's system units)
-    external_ok: bool = False
 
     def warn(self, source: str, line: int | None, message: str) -> None:
         self.warnings.append(Warning_(source, line, message))

@@ -57,7 +57,7 @@ def parse_unit(text: str, source: str) -> dict[str, dict[str, list[tuple[str, in
 
 def read_units(files: list[tuple[str, str]]) -> Partial:
     """Read unit files given as (path, text) pairs."""
-    out = Partial(external_ok=True)
+    out = Partial()
     defined = {unit_name(Path(p).name) for p, _ in files}
     befores: list[tuple[str, str, str, int]] = []
     for path, text in files:

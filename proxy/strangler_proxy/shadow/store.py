@@ -115,10 +115,3 @@ class ShadowStore:
         rows = self.db.execute("SELECT sample FROM shadow_samples WHERE module=? ORDER BY id DESC LIMIT ?", (module, limit))
         return [json.loads(r[0]) for r in rows]
 
-
-def merge(into: dict[tuple[str, str], EndpointStats], key: tuple[str, str]) -> EndpointStats:
-    s = into.get(key)
-    if s is None:
-        s = into[key] = EndpointStats()
-    return s
-
