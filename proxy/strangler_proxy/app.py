@@ -20,7 +20,7 @@ from strangler_proxy.cohort import bucket, cookie_value, on_new_side
 from strangler_proxy.config import Module
 from strangler_proxy.decision import BREAKER_OPEN, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
 from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
-from strangler_proxy.forwarding import request_head, response_headers
+from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
 from strangler_proxy.routing import Route
 from strangler_proxy.shadow.compare import Response
@@ -249,7 +249,10 @@ class ProxyApp:
         present = chunked or (length is not None and length != b"0")
         body = Body(receive, snap.table.fallback_body_limit, present)
         client = scope.get("client")
-        head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), chunked and length is None)
+        # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
+        # it), or chunked for a chunked body; never the client's header line as sent
+        frame = CHUNKED if chunked else (framing(int(length), False) if length is not None else None)
+        head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), frame)
         public = (scope.get("scheme", "http") + "://").encode() + host if host else None
         side = decision.side
         upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
@@ -268,7 +271,7 @@ class ProxyApp:
                 self.mirror.skip(label, endpoint_template(method, scope["path"]), "unsafe")
         try:
             try:
-                conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
+                conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
                 if side == "service" and module is not None:
                     breaker = snap.breakers[module.name]
                     if conn.status >= 500:
@@ -282,7 +285,7 @@ class ProxyApp:
             except _FallBack:
                 side, upstream = "legacy", module.legacy  # type: ignore[union-attr]
                 timeout = ups[upstream].timeout
-                conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
+                conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
             except UpstreamError as exc:
                 failure: Failure = "refused" if isinstance(exc, ConnectFailed) else ("timeout" if isinstance(exc, UpstreamTimeout) else "broken")
                 self.metrics.errors.labels(label, side, failure).inc()
@@ -291,7 +294,7 @@ class ProxyApp:
                     if self._may_fall_back(module, method, headers, failure, body, label):
                         side, upstream = "legacy", module.legacy
                         timeout = ups[upstream].timeout
-                        conn = await self.exchange(snap.pools[upstream], head, body, chunked and length is None, timeout, watch, receive, method)
+                        conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
                     else:
                         raise
                 else:
@@ -301,7 +304,7 @@ class ProxyApp:
                 self.metrics.errors.labels(label, side, "truncated").inc()
             elif capture is not None and side == "legacy" and self.mirror is not None:
                 self._offer_mirror(self.mirror, snap, module, scope, method, target, headers, head,  # type: ignore[arg-type]
-                                   chunked and length is None, body, capture, status)
+                                   chunked, body, capture, status)
         except UpstreamError as exc:
             watch.stop()
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
@@ -339,8 +342,8 @@ class ProxyApp:
         data = b"".join(body.kept)
         if chunked:
             client = scope.get("client")
-            head = request_head(method, target, headers + [(b"content-length", str(len(data)).encode())],
-                                client[0] if client else None, scope.get("scheme", "http"), False)[0]
+            head = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"),
+                                framing(len(data), False))[0]
         legacy = Response(status, tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in capture.headers),
                           b"".join(capture.chunks), True)
         mirror.job(module, snap.table.upstreams, endpoint, method, scope["path"], mirror_head(head), data, legacy)

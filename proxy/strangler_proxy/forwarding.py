@@ -1,9 +1,13 @@
 """Faithful forwarding: the header transforms between client and upstream, as pure functions.
 
-Toward the upstream: hop-by-hop headers go (including every name listed in ``Connection``),
-``Expect`` is answered by the proxy itself, ``X-Forwarded-For/Proto/Host`` and ``Via`` are
-added, and nothing else is: no ``Accept-Encoding`` or ``User-Agent`` the client did not
-send, so compressed bodies pass through untouched. ``Host`` is kept as the client sent it.
+Toward the upstream: hop-by-hop headers go (including every name listed in ``Connection``,
+except the framing and routing headers: a ``Connection: Content-Length`` cannot make the
+upstream read a body as a second request), ``Expect`` is answered by the proxy itself,
+``X-Forwarded-For/Proto/Host`` and ``Via`` are added, and nothing else is: no
+``Accept-Encoding`` or ``User-Agent`` the client did not send, so compressed bodies pass
+through untouched. ``Host`` is kept as the client sent it. The body's framing
+(``Content-Length`` or ``Transfer-Encoding: chunked``) is always written by the proxy for
+what it sends, never copied from the client.
 
 Toward the client: hop-by-hop headers go, and a redirect ``Location`` pointing at an
 upstream is rewritten to the address the client used.
@@ -19,7 +23,18 @@ HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization",
     b"te", b"trailer", b"transfer-encoding", b"upgrade", b"expect",
 })
+HOP_BY_HOP_REQUEST = HOP_BY_HOP | {b"content-length"}  # the proxy writes its own framing
+# never removed by a Connection token: the proxy writes the framing itself, and Host routes
+PROTECTED = frozenset({b"content-length", b"transfer-encoding", b"host"})
 VIA = b"1.1 strangler"
+CHUNKED = b"transfer-encoding: chunked\r\n"
+
+
+def framing(length: int | None, chunked: bool) -> bytes | None:
+    """The framing header line for a body: its exact length, chunked, or none."""
+    if length is not None:
+        return b"content-length: %d\r\n" % length
+    return CHUNKED if chunked else None
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
@@ -36,16 +51,17 @@ def request_head(
     headers: Headers,
     client_ip: str | None,
     scheme: str,
-    chunked: bool,
+    frame: bytes | None,
 ) -> tuple[bytes, bytes | None]:
     """The request line and headers to send upstream, and the client's Host value.
 
-    ``chunked`` adds ``Transfer-Encoding: chunked`` for a body of unknown length.
+    ``frame`` is the body's framing line (see ``framing``); the client's own
+    ``Content-Length`` and ``Transfer-Encoding`` are never copied.
     """
-    drop = HOP_BY_HOP
+    drop = HOP_BY_HOP_REQUEST
     for n, v in headers:
         if n == b"connection" and v.lower() not in (b"keep-alive", b"close"):
-            drop = HOP_BY_HOP | _connection_tokens(headers)
+            drop = HOP_BY_HOP_REQUEST | (_connection_tokens(headers) - PROTECTED)
             break
     lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
     host: bytes | None = None
@@ -74,8 +90,8 @@ def request_head(
     if host is not None:
         lines += [b"x-forwarded-host: ", host, b"\r\n"]
     lines += [b"via: ", via + b", " + VIA if via else VIA, b"\r\n"]
-    if chunked:
-        lines.append(b"transfer-encoding: chunked\r\n")
+    if frame is not None:
+        lines.append(frame)
     lines.append(b"\r\n")
     return b"".join(lines), host
 
@@ -87,7 +103,7 @@ def response_headers(raw: Headers, upstream_origins: tuple[bytes, ...], public_o
         if name.lower() == b"connection":
             # "keep-alive" and "close" name nothing beyond the usual hop-by-hop set
             if value.lower() not in (b"keep-alive", b"close"):
-                drop = HOP_BY_HOP | _connection_tokens(raw)
+                drop = HOP_BY_HOP | (_connection_tokens(raw) - PROTECTED)
             break
     out: Headers = []
     for name, value in raw:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from strangler_proxy.forwarding import request_head, response_headers, upstream_origins
+from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers, upstream_origins
 
 
 def parse(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -13,7 +13,7 @@ def test_hop_by_hop_removed_including_connection_listed_names() -> None:
         (b"host", b"portal.corp"), (b"connection", b"keep-alive, X-Secret-Hop"), (b"x-secret-hop", b"1"),
         (b"keep-alive", b"300"), (b"te", b"trailers"), (b"upgrade", b"h2c"), (b"traceparent", b"00-abc-01"),
         (b"accept-encoding", b"gzip"), (b"cookie", b"s=1"),
-    ], "10.0.0.9", "https", chunked=False)
+    ], "10.0.0.9", "https", None)
     line, headers = parse(head)
     names = [n for n, _ in headers]
     assert line == b"GET /a?b=1 HTTP/1.1" and host == b"portal.corp"
@@ -26,9 +26,21 @@ def test_hop_by_hop_removed_including_connection_listed_names() -> None:
     assert names.count(b"accept-encoding") == 1
 
 
+def test_connection_tokens_never_remove_host_or_framing() -> None:
+    head, _ = request_head("POST", b"/x", [
+        (b"host", b"portal"), (b"connection", b"Content-Length, Host, Transfer-Encoding, x-a"), (b"x-a", b"1"),
+        (b"content-length", b"00012"), (b"transfer-encoding", b"chunked"),
+    ], None, "http", framing(12, False))
+    _, headers = parse(head)
+    assert (b"host", b"portal") in headers and (b"x-a", b"1") not in headers
+    assert [v for n, v in headers if n in (b"content-length", b"transfer-encoding")] == [b"12"]  # ours, once
+    head, _ = request_head("POST", b"/x", [(b"host", b"p"), (b"content-length", b"5")], None, "http", CHUNKED)
+    assert [h for h in parse(head)[1] if h[0] in (b"content-length", b"transfer-encoding")] == [(b"transfer-encoding", b"chunked")]
+
+
 def test_forwarded_for_and_via_are_appended() -> None:
     _, headers = parse(request_head("GET", b"/", [(b"x-forwarded-for", b"1.1.1.1"), (b"via", b"1.0 edge"),
-                                                  (b"x-forwarded-proto", b"spoofed")], "2.2.2.2", "http", False)[0])
+                                                  (b"x-forwarded-proto", b"spoofed")], "2.2.2.2", "http", None)[0])
     assert (b"x-forwarded-for", b"1.1.1.1, 2.2.2.2") in headers
     assert (b"via", b"1.0 edge, 1.1 strangler") in headers
     assert (b"x-forwarded-proto", b"http") in headers and (b"x-forwarded-proto", b"spoofed") not in headers
