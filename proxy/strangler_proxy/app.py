@@ -220,16 +220,11 @@ class ProxyApp:
         snap = self.runtime.snapshot
         started = time.perf_counter()
         headers = scope["headers"]
-        if "strangler.absolute_form" in scope:
-            await self._reply(send, 400, "absolute-form request targets are not accepted by this proxy\n")
-            return
-        size = 0
         length: bytes | None = None
         chunked = False
         host = b""
         cookies: str | None = None
-        for n, v in headers:
-            size += len(n) + len(v) + 4
+        for n, v in headers:  # the listener has checked their size and that Host is there once
             if n == b"host":
                 host = v
             elif n == b"cookie":
@@ -238,9 +233,6 @@ class ProxyApp:
                 length = v
             elif n == b"transfer-encoding":
                 chunked = True
-        if size > snap.table.max_header_bytes:
-            await self._reply(send, 431, "request header fields too large\n")
-            return
         module, decision, _ = self.choose(snap, scope, host.decode("latin-1"), cookies)
         label = module.name if module is not None else UNCLAIMED
         method = scope["method"]

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from strangler_common import ConfigError, Location, Node, load_yaml_file
 
 from strangler_proxy.errors import RouteConfigError
+from strangler_proxy.limits import Limits, parse_limits
 from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
@@ -165,7 +166,7 @@ class RouteTable:
     pin: Pin = field(default_factory=Pin)
     breaker: Breaker = field(default_factory=Breaker)
     fallback_body_limit: int = 1 << 20
-    max_header_bytes: int = 64 * 1024
+    limits: Limits = field(default_factory=Limits)
 
     def module(self, name: str) -> Module | None:
         for m in self.modules:
@@ -213,7 +214,6 @@ def parse_routes(doc: object, source: str) -> RouteTable:
     modules = tuple(_module(name, node, upstreams) for name, node in (top["modules"].items() if "modules" in top else []))
     _check_ambiguous(modules, top.get("modules"))
     fallback = top["fallback"].mapping({"body_limit"}) if "fallback" in top else {}
-    limits = top["limits"].mapping({"max_header_bytes"}) if "limits" in top else {}
     return RouteTable(
         source=source,
         upstreams=MappingProxyType(upstreams),
@@ -222,7 +222,7 @@ def parse_routes(doc: object, source: str) -> RouteTable:
         pin=_pin(top["pin"]) if "pin" in top else Pin(),
         breaker=_breaker(top["breaker"]) if "breaker" in top else Breaker(),
         fallback_body_limit=fallback["body_limit"].integer(0) if "body_limit" in fallback else 1 << 20,
-        max_header_bytes=limits["max_header_bytes"].integer(1024) if "max_header_bytes" in limits else 64 * 1024,
+        limits=parse_limits(top["limits"]) if "limits" in top else Limits(),
     )
 
 

@@ -32,6 +32,9 @@ class Metrics:
                                          ["module"], registry=r)
         self.shadow_skipped = Counter("strangler_shadow_skipped", "Requests not mirrored or not compared, by reason",
                                       ["module", "reason"], registry=r)
+        self.client_closed = Counter("strangler_client_connections_closed",
+                                     "Client connections closed or refused by a limit or a malformed request, by reason",
+                                     ["reason"], registry=r)
         self.reloads = Counter("strangler_route_reloads", "Route table reloads by result", ["result"], registry=r)
         self._req: dict[tuple[str, str, int], Counter] = {}
         self._lat: dict[tuple[str, str], Histogram] = {}

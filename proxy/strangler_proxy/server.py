@@ -23,22 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from strangler_proxy.config import RouteTable, load_routes
 from strangler_proxy.errors import ProxyError, RouteConfigError
+from strangler_proxy.listener import Guard, protocol_class
 from strangler_proxy.shadow.helper import spawn
-
-
-class StranglerHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, marking absolute-form targets (``GET http://x/``)
-    so the app can refuse them: the proxy only ever talks to configured upstreams."""
-
-    def on_headers_complete(self) -> None:
-        url = self.url
-        if url and url[:1] != b"/" and url != b"*":
-            self.scope["strangler.absolute_form"] = url  # type: ignore[typeddict-unknown-key]
-        super().on_headers_complete()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +68,10 @@ class _Server(uvicorn.Server):
         return nullcontext()
 
 
-def _config(app: Any, proxy: bool) -> uvicorn.Config:
+def _config(app: Any, guard: Guard | None = None) -> uvicorn.Config:
+    proxy = guard is not None
     return uvicorn.Config(
-        app, http=StranglerHttpProtocol if proxy else "httptools", ws="websockets-sansio" if proxy else "none",
+        app, http=protocol_class(guard) if guard is not None else "httptools", ws="websockets-sansio" if proxy else "none",
         lifespan="on" if proxy else "off", access_log=False, server_header=False, date_header=False,
         log_level="warning", timeout_keep_alive=75, backlog=2048,
         # the client address is the peer's: never taken from a client-sent X-Forwarded-For
@@ -178,11 +168,11 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         app.windows = Windows()
         app.activity = Activity(opts.state)
         controller = Controller(runtime, store, app.windows, shadow_bound, app.activity.quiet_for)
-    servers = [_Server(_config(app, proxy=True))]
+    guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: runtime.metrics.client_closed.labels(reason).inc())
+    servers = [_Server(_config(app, guard))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, controller=controller),
-                                       proxy=False)))
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, controller=controller))))
         sockets.append([bind(*opts.admin, reuse_port=False)])
     loop = asyncio.get_running_loop()
 
@@ -345,7 +335,7 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, registry), proxy=False)))
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, registry))))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 

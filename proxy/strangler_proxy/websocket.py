@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from strangler_proxy.config import Upstream
 from strangler_proxy.forwarding import HOP_BY_HOP
 
 if TYPE_CHECKING:
@@ -19,6 +21,19 @@ if TYPE_CHECKING:
 
 HANDSHAKE = HOP_BY_HOP | {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
                           b"sec-websocket-protocol", b"content-length"}
+
+
+def upstream_url(up: Upstream, target: str) -> str | None:
+    """``ws://`` URL for a configured upstream and a request target, or ``None`` when the
+    target is not a plain path (the listener refuses those; this is the second lock)."""
+    if not target.startswith("/") or target.startswith("//") or any(c in target for c in "#\\ \t\r\n"):
+        return None
+    host = f"[{up.host}]" if ":" in up.host else up.host
+    url = f"ws://{host}:{up.port}{target}"
+    parts = urlsplit(url)
+    if parts.hostname != up.host.lower() or parts.port != up.port or parts.username is not None:
+        return None
+    return url
 
 
 async def proxy_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,9 +59,12 @@ async def proxy_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
     ws = None
     for name in candidates:
         up = snap.table.upstreams[name]
+        url = upstream_url(up, path)
+        if url is None:
+            break
         try:
             ws = await connect(
-                f"ws://{up.host}:{up.port}{path}", additional_headers=headers, user_agent_header=None,
+                url, additional_headers=headers, user_agent_header=None,
                 subprotocols=scope.get("subprotocols") or None, compression=None, max_size=None,
                 open_timeout=up.connect_timeout, origin=None,
             )

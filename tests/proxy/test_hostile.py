@@ -49,3 +49,97 @@ def test_connection_tokens_never_remove_framing(proxy: ProxyProcess, recorder: R
     first = next(r for r in recorder.requests if r.target == "/upload")
     assert first.header("host") == ["portal"]
     assert first.header("content-length") == [str(len(SMUGGLED))] or first.header("transfer-encoding") == ["chunked"]
+
+
+# -- 2. no request target can name a host -------------------------------------------------------
+WS_HEADERS = (b"Host: portal\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+
+
+@pytest.mark.parametrize("line", [
+    b"GET *@127.0.0.1:{evil}/ws HTTP/1.1\r\n",
+    b"GET http://127.0.0.1:{evil}/ws HTTP/1.1\r\n",
+    b"GET 127.0.0.1:{evil} HTTP/1.1\r\n",
+    b"CONNECT 127.0.0.1:{evil} HTTP/1.1\r\n",
+    b"GET * HTTP/1.1\r\n",
+])
+@pytest.mark.parametrize("upgrade", [True, False])
+def test_only_origin_form_targets_reach_an_upstream(proxy: ProxyProcess, recorder: RecordingUpstream, line: bytes,
+                                                    upgrade: bool) -> None:
+    evil = RecordingUpstream().start()
+    try:
+        head = line.replace(b"{evil}", str(evil.port).encode())
+        answer = raw_exchange(proxy.port, head + (WS_HEADERS if upgrade else b"Host: portal\r\n\r\n"))
+        assert statuses(answer) == [400], answer
+        assert evil.connections == 0
+        assert [r for r in recorder.requests if r.target != "/__probe__"] == []
+    finally:
+        evil.stop()
+    assert "Traceback" not in proxy.log.read_text()
+
+
+def test_websocket_url_is_the_configured_upstream_plus_a_path() -> None:
+    from strangler_proxy.config import Upstream
+    from strangler_proxy.websocket import upstream_url
+
+    up = Upstream("legacy", "http", "10.0.0.5", 8080)
+    assert upstream_url(up, "/ws?x=1") == "ws://10.0.0.5:8080/ws?x=1"
+    for bad in ("*@evil:80/", "@evil/", "//evil/x", "/a#b", "/a\\b", "evil:80/"):
+        assert upstream_url(up, bad) is None, bad
+
+
+# -- 4. the head is limited while it arrives -----------------------------------------------------
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _flood(port: int, prefix: bytes, piece: bytes, total: int) -> tuple[int, bytes]:
+    """Send ``prefix`` then ``piece`` repeatedly up to ``total`` bytes or until the proxy
+    stops reading; the bytes sent and the answer."""
+    import socket
+
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(prefix)
+        s.settimeout(2)
+        try:
+            while sent < total:
+                s.sendall(piece)
+                sent += len(piece)
+        except OSError:
+            pass
+        answer = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except OSError:
+            pass
+    return sent, answer
+
+
+def test_request_target_and_head_are_limited_while_they_arrive(proxy: ProxyProcess, recorder: RecordingUpstream) -> None:
+    assert proxy.proc is not None
+    before = _rss_kib(proxy.proc.pid)
+    # a target that never ends: 414 long before it is all sent
+    sent, answer = _flood(proxy.port, b"GET /", b"a" * 65536, 48 << 20)
+    assert statuses(answer) == [414] and sent < 48 << 20
+    # 8 connections each trying a 48 MiB header block: 431, and memory stays flat
+    for _ in range(8):
+        sent, answer = _flood(proxy.port, b"GET /x HTTP/1.1\r\nHost: p\r\nX-Big: ", b"b" * 65536, 48 << 20)
+        assert statuses(answer) == [431] and sent < 48 << 20
+    for _ in range(4):
+        sent, answer = _flood(proxy.port, b"GET /x HTTP/1.1\r\nHost: p\r\n", b"X-Many: 1\r\n" * 6000, 48 << 20)
+        assert statuses(answer) == [431] and sent < 48 << 20
+    assert _rss_kib(proxy.proc.pid) - before < 32 * 1024
+    # a head just under the limit is served
+    answer = raw_exchange(proxy.port, b"GET /ok HTTP/1.1\r\nHost: p\r\nX-Fill: " + b"c" * 60000 + b"\r\n\r\n")
+    assert statuses(answer) == [200]
+    assert [r.target for r in recorder.requests if r.target != "/__probe__"] == ["/ok"]
+    assert proxy.metric("strangler_client_connections_closed_total", reason="header_too_large") == 12
+    assert proxy.metric("strangler_client_connections_closed_total", reason="uri_too_long") == 1

@@ -1,0 +1,300 @@
+"""The client side of the wire: uvicorn's httptools protocol, hardened before the app runs.
+
+uvicorn parses (llhttp) and frames responses; this subclass bounds what one client can do
+or hold, at the socket, before a request reaches the app:
+
+- the request target must be origin-form (``/path``), or ``*`` for ``OPTIONS``; anything
+  else (absolute-form, authority-form, ``*@host:port/``) gets 400 and the connection is
+  closed, for plain HTTP and WebSocket upgrades alike: no request can name a host;
+- the request target and the whole head are limited *while they arrive* (414 / 431 and
+  close): no more than the limit is ever handed to the parser for one head;
+- exactly one ``Host`` header (HTTP/1.1 requires it; two are 400), as nginx;
+- chunked trailers never become headers of the request;
+- an ``Upgrade`` other than WebSocket (``h2c``) is served as plain HTTP/1.1 and what is
+  pipelined after it is parsed and answered;
+- timeouts: the head (408 and close; a connection that never sends a byte is closed),
+  the body between two reads (408, or close once the response started; the app sees a
+  disconnect and lets its upstream connection go), idle keep-alive;
+- a cap on open connections: at the cap the oldest idle connection (keep-alive, or not
+  yet sent a byte) is closed to make room, as nginx does; with none idle the new one gets
+  503 and is closed.
+
+Limits come from the route file's ``limits:`` (``strangler_proxy.limits``) and follow a
+reload for new connections. Rejections are counted, never logged per request: logging is
+what an attacker would flood.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from strangler_proxy.limits import Limits
+
+OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 38\r\n"
+              b"retry-after: 1\r\nconnection: close\r\n\r\nstrangler: too many open connections.\n")
+
+
+def error_response(status: int, text: str) -> bytes:
+    body = text.encode()
+    return b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+        status, http.HTTPStatus(status).phrase.encode(), len(body), body)
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, reason: str, text: str) -> None:
+        self.status, self.reason, self.text = status, reason, text
+
+
+class Guard:
+    """What every connection of one listener shares: the limits, the idle set, the count."""
+
+    def __init__(self, limits: Callable[[], Limits], on_event: Callable[[str], None] = lambda reason: None) -> None:
+        self.limits = limits
+        self.on_event = on_event  # a connection closed by a rule: evicted, refused, header_timeout, ...
+        self.idle: dict[StranglerHttpProtocol, None] = {}  # insertion order: oldest first
+        self.open = 0
+
+    def make_room(self) -> bool:
+        """True if a new connection may be served, closing the oldest idle one if needed."""
+        if self.open < self.limits().max_connections:
+            return True
+        while self.idle:
+            conn = next(iter(self.idle))
+            del self.idle[conn]
+            if conn.evict():
+                self.on_event("evicted")
+                return True
+        return False
+
+
+class StranglerHttpProtocol(HttpToolsProtocol):
+    guard: Guard  # set on the class made by ``protocol_class``
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lim = self.guard.limits()
+        self.counted = False
+        self.refused = False
+        self.closing = False  # a rejection was written; nothing more is read
+        self.in_head = False
+        self.between = True  # waiting for a request, or reading its head
+        self.head_used = 0
+        self.url_parts: list[bytes] = []
+        self.url_len = 0
+        self.header_bytes = 0
+        self.hosts = 0
+        self.has_body = False
+        self.last_read = 0.0
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.body_timer: asyncio.TimerHandle | None = None
+        self.pending: bytes | None = None  # a rejection to write once the response in flight ends
+
+    # -- connection ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        guard = self.guard
+        if not guard.make_room():
+            self.refused = True
+            transport.write(OVERLOADED)
+            transport.close()
+            guard.on_event("refused")
+            return
+        super().connection_made(transport)
+        guard.open += 1
+        self.counted = True
+        self.timeout_keep_alive = self.lim.keepalive_timeout
+        guard.idle[self] = None
+        self.header_timer = self.loop.call_later(self.lim.header_timeout, self._head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.refused:
+            return
+        self._uncount()
+        super().connection_lost(exc)
+
+    def _uncount(self) -> None:
+        self.guard.idle.pop(self, None)
+        if self.counted:
+            self.counted = False
+            self.guard.open -= 1
+        for timer in (self.header_timer, self.body_timer):
+            if timer is not None:
+                timer.cancel()
+        self.header_timer = self.body_timer = None
+
+    def evict(self) -> bool:
+        """Close this idle connection to make room (nginx's reuse of idle connections)."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        self._uncount()
+        self.transport.close()
+        return True
+
+    def handle_websocket_upgrade(self) -> None:
+        self._uncount()  # the WebSocket protocol owns the connection from here
+        super().handle_websocket_upgrade()
+
+    # -- reading ---------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.refused or self.closing:
+            return
+        if self.guard.idle:
+            self.guard.idle.pop(self, None)
+        self._unset_keepalive_if_required()
+        if self.between:
+            room = self.lim.max_header_bytes - self.head_used
+            if len(data) > room:
+                # never hand the parser more than the limit for one head
+                self._feed(data[:room])
+                if self.closing:
+                    return
+                if self.between:
+                    self._reject(_Reject(414, "uri_too_long", "request target too long\n") if self.url_len and not self.header_bytes
+                                 and self.in_head else _Reject(431, "header_too_large", "request header fields too large\n"))
+                    return
+                self._feed(data[room:])
+            else:
+                self.head_used += len(data)
+                self._feed(data)
+        else:
+            self.last_read = self.loop.time()
+            self._feed(data)
+        if self.in_head and self.header_timer is None and not self.closing:
+            self.header_timer = self.loop.call_later(self.lim.header_timeout, self._head_timeout)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+                return
+            # h2c or another protocol this proxy does not speak: the request was served as
+            # HTTP/1.1 (Upgrade is hop-by-hop); parse what follows with a fresh parser
+            self.parser = httptools.HttpRequestParser(self)
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+            rest = data[exc.args[0]:] if exc.args else b""
+            if rest:
+                self.data_received(rest)
+        except httptools.HttpParserError as exc:
+            reason = exc.__context__
+            self._reject(reason if isinstance(reason, _Reject) else _Reject(400, "bad_request", "invalid HTTP request\n"))
+
+    def _reject(self, why: _Reject) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.guard.on_event(why.reason)
+        response = error_response(why.status, why.text)
+        if self.cycle is not None and not self.cycle.response_complete and not self.cycle.disconnected:
+            self.pending = response  # after the response in flight (pipelining)
+            self.flow.pause_reading()
+            return
+        self.transport.write(response)
+        self.transport.close()
+
+    # -- parser callbacks --------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_head = True
+        self.between = True
+        self.url_parts = []
+        self.url_len = self.header_bytes = self.hosts = 0
+        self.has_body = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url_len += len(url)
+        if self.url_len > self.lim.max_request_line:
+            raise _Reject(414, "uri_too_long", "request target too long\n")
+        self.url_parts.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            return  # a chunked trailer: never a header of the request
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.lim.max_header_bytes:
+            raise _Reject(431, "header_too_large", "request header fields too large\n")
+        name = name.lower()
+        if name == b"host":
+            self.hosts += 1
+        elif name == b"content-length" or name == b"transfer-encoding":
+            self.has_body = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.between = False
+        self.head_used = 0
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+        url = self.url = b"".join(self.url_parts) if len(self.url_parts) != 1 else self.url_parts[0]
+        if url[:1] != b"/" and not (url == b"*" and self.parser.get_method() == b"OPTIONS"):
+            raise _Reject(400, "bad_target", "the request target must be a path: this proxy only talks to its configured upstreams\n")
+        if self.hosts != 1 and (self.hosts > 1 or self.parser.get_http_version() == "1.1"):
+            raise _Reject(400, "bad_host", "exactly one Host header is required\n")
+        if self.has_body:
+            self.last_read = self.loop.time()
+            self.body_timer = self.loop.call_later(self.lim.body_timeout, self._body_idle)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.between = True
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.pending is not None:
+            if not self.pipeline and not self.transport.is_closing():
+                self.transport.write(self.pending)
+                self.transport.close()
+            return
+        if not self.pipeline and self.counted and not self.transport.is_closing():
+            self.guard.idle[self] = None
+
+    # -- timers ------------------------------------------------------------------------------
+    def _head_timeout(self) -> None:
+        self.header_timer = None
+        if self.closing or self.transport.is_closing():
+            return
+        self.guard.on_event("header_timeout")
+        self.closing = True
+        if self.in_head:
+            self.transport.write(error_response(408, "request head not received in time\n"))
+        self.transport.close()
+
+    def _body_idle(self) -> None:
+        self.body_timer = None
+        if self.between or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # we stopped reading (a slow upstream), not the client
+            self.last_read = now
+        left = self.last_read + self.lim.body_timeout - now
+        if left > 0:
+            self.body_timer = self.loop.call_later(left, self._body_idle)
+            return
+        self.guard.on_event("body_timeout")
+        self.closing = True
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            self.transport.write(error_response(408, "request body not received in time\n"))
+        if cycle is not None:
+            cycle.disconnected = True  # the app's next receive() says so; its upstream is let go
+            cycle.message_event.set()
+        self.transport.close()
+
+
+def protocol_class(guard: Guard) -> type[StranglerHttpProtocol]:
+    """The protocol class for one listener (uvicorn instantiates it per connection)."""
+    return type("StranglerListenerProtocol", (StranglerHttpProtocol,), {"guard": guard})
