@@ -53,6 +53,12 @@ class Exchange(asyncio.Protocol):
         self.upgraded: bytes | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._resume()
+
+    def _resume(self) -> None:
+        """Reading back on: a connection is never reused (or pooled) paused."""
+        if getattr(self, "reading_paused", False) and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
         self.reading_paused = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------
@@ -197,6 +203,8 @@ class Exchange(asyncio.Protocol):
         data = b"".join(self.body) if len(self.body) != 1 else self.body[0]
         self.body.clear()
         self.buffered = 0
+        if self.reading_paused:
+            self._resume()
         return data
 
 
@@ -241,8 +249,10 @@ class Pool:
         return conn, False
 
     def release(self, conn: Exchange) -> None:
-        """Back to the pool if the exchange ended cleanly, else closed."""
+        """Back to the pool only in a clean state (response complete, nothing buffered,
+        reading on), else closed."""
         if conn.done and conn.keep_alive and not conn.closed and not conn.body and conn.upgraded is None and len(self.idle) < self.upstream.max_idle:
+            conn._resume()
             self.idle.append(conn)
             return
         self.discard(conn)

@@ -143,3 +143,24 @@ def test_request_target_and_head_are_limited_while_they_arrive(proxy: ProxyProce
     assert [r.target for r in recorder.requests if r.target != "/__probe__"] == ["/ok"]
     assert proxy.metric("strangler_client_connections_closed_total", reason="header_too_large") == 12
     assert proxy.metric("strangler_client_connections_closed_total", reason="uri_too_long") == 1
+
+
+# -- 3. a pooled connection is reused only in a clean state ---------------------------------------
+def test_large_responses_leave_the_pooled_connection_reading(tmp_path: Path, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    from tests.proxy.rawpeers import ok
+
+    big = b"z" * (400 * 1024)  # written in one piece: it is all buffered (and reading paused) before the app reads it
+    up = RecordingUpstream(lambda req: ok(big if req.target == "/big" else b"{}")).start()
+    try:
+        p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": f"{{url: '{up.url}', timeout: 3, max_idle: 1}}"}))
+        import httpx
+
+        with httpx.Client(timeout=10) as client:
+            for _ in range(6):
+                r = client.get(f"{p.url}/big")
+                assert r.status_code == 200 and len(r.content) == len(big)
+                r = client.get(f"{p.url}/small")
+                assert r.status_code == 200 and r.content == b"{}"
+        assert up.connections <= 2  # reused, not replaced after every response
+    finally:
+        up.stop()
