@@ -241,10 +241,6 @@ class ProxyApp:
         present = chunked or (length is not None and length != b"0")
         body = Body(receive, snap.table.fallback_body_limit, present)
         client = scope.get("client")
-        # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
-        # it), or chunked for a chunked body; never the client's header line as sent
-        frame = CHUNKED if chunked else (framing(int(length), False) if length is not None else None)
-        head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), frame)
         public = (scope.get("scheme", "http") + "://").encode() + host if host else None
         side = decision.side
         upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
@@ -262,6 +258,15 @@ class ProxyApp:
             elif self.mirror is not None:
                 self.mirror.skip(label, endpoint_template(method, scope["path"]), "unsafe")
         try:
+            if present:  # a small body is read whole first: a slow client holds no upstream connection
+                await body.fill(snap.table.limits.request_buffer)
+                if chunked and body.complete:
+                    chunked = False  # all in hand: sent with its exact length
+                    length = b"%d" % body.size
+            # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
+            # it), or chunked for a chunked body; never the client's header line as sent
+            frame = CHUNKED if chunked else (framing(int(length), False) if length is not None else None)
+            head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), frame)
             try:
                 conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
                 if side == "service" and module is not None:
@@ -360,7 +365,7 @@ class ProxyApp:
         conn, reused = await pool.acquire()
         watch.conn = conn
         try:
-            chunk = await body.next() if body.kept or not body.complete else None
+            chunk = None if body.empty else await body.next()
             if chunk is None:
                 conn.write(head + CHUNK_END if chunked else head)
             else:

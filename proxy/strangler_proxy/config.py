@@ -49,6 +49,8 @@ class Upstream:
     connect_timeout: float = 3.0
     timeout: float = 30.0  # for the response head
     max_idle: int = 128
+    read_timeout: float = 60.0  # between two reads of the response body (nginx proxy_read_timeout)
+    send_timeout: float = 60.0  # between two writes of the request body (nginx proxy_send_timeout)
 
     @property
     def authority(self) -> str:
@@ -184,7 +186,7 @@ SHADOW_KEYS = {"percent", "writes", "methods", "max_body", "max_response", "time
                "noise", "thresholds", "compare", "samples", "redact", "min_samples"}
 COMPARE_KEYS = {"ignore_headers", "ignore", "unordered", "tolerance", "hook"}
 MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers"}
-UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle"}
+UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle", "read_timeout", "send_timeout"}
 
 
 def load_routes(path: str | Path) -> RouteTable:
@@ -249,6 +251,8 @@ def _upstream(name: str, node: Node) -> Upstream:
         connect_timeout=fields["connect_timeout"].number(0.001) if "connect_timeout" in fields else 3.0,
         timeout=fields["timeout"].number(0.001) if "timeout" in fields else 30.0,
         max_idle=fields["max_idle"].integer(0) if "max_idle" in fields else 128,
+        read_timeout=fields["read_timeout"].number(0.001) if "read_timeout" in fields else 60.0,
+        send_timeout=fields["send_timeout"].number(0.001) if "send_timeout" in fields else 60.0,
     )
 
 

@@ -10,7 +10,13 @@ request/response on one pooled keep-alive connection, with:
 - flow control both ways: the response body is read only as fast as the client takes it
   (reading pauses above ``HIGH_WATER`` bytes buffered), so a 1 GiB body keeps memory flat;
 - no state shared between requests but the idle connections themselves (no cookie jar,
-  no default headers).
+  no default headers);
+- bounded time: ``read_timeout`` between two reads of the response body, ``send_timeout``
+  between two writes of the request body (nginx's ``proxy_read/send_timeout``); time spent
+  paused because the *client* is slow does not count;
+- one response per request: bytes after a complete response (a second response in the
+  same packet, or anything arriving on an idle pooled connection) are never forwarded, and
+  the connection is closed rather than pooled.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 
 
+class _Extra(Exception):
+    """Internal: the upstream sent more than the one response asked for."""
+
+
 class Exchange(asyncio.Protocol):
     """One upstream connection's protocol; reused for one exchange after another."""
 
@@ -37,6 +47,9 @@ class Exchange(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.write_paused = False
+        self.active = False  # an exchange is under way: bytes are expected
+        self.last_read = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._drain: asyncio.Future[None] | None = None
         self.reset()
 
@@ -53,6 +66,8 @@ class Exchange(asyncio.Protocol):
         self.upgraded: bytes | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        if getattr(self, "_idle_timer", None) is not None:
+            self._cancel_idle()
         self._resume()
 
     def _resume(self) -> None:
@@ -66,14 +81,25 @@ class Exchange(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.active or self.done:
+            # unasked-for bytes (on an idle pooled connection, or after the response ended):
+            # never forwarded, and the connection is not reused
+            self.keep_alive = False
+            self.abort()
+            return
         self.got_bytes = True
+        self.last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self.upgraded = data[exc.args[0]:] if exc.args else b""
             self._wake()
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamBroken(self.pool.name, f"invalid HTTP response: {exc}"))
+            if isinstance(exc.__context__, _Extra):
+                self.keep_alive = False  # the first response stands; what followed it is dropped
+                self.abort()
+            else:
+                self._fail(UpstreamBroken(self.pool.name, f"invalid HTTP response: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -91,6 +117,10 @@ class Exchange(asyncio.Protocol):
             self._drain.set_result(None)
 
     # -- httptools callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.done:
+            raise _Extra()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
@@ -117,6 +147,7 @@ class Exchange(asyncio.Protocol):
         if not self.head_done:
             return
         self.done = True
+        self._cancel_idle()
         self._wake()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -140,6 +171,25 @@ class Exchange(asyncio.Protocol):
         """Abort the exchange as timed out (called by a timer)."""
         if not self.done:
             self._fail(UpstreamTimeout(self.pool.name, f"no complete response within {timeout:g} s"))
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _read_idle(self) -> None:
+        self._idle_timer = None
+        if self.done or self.error is not None or self.closed:
+            return
+        now = self.loop.time()
+        if self.reading_paused:  # paused for a slow client: not the upstream's fault
+            self.last_read = now
+        limit = self.pool.upstream.read_timeout
+        left = self.last_read + limit - now
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._read_idle)
+        else:
+            self._fail(UpstreamTimeout(self.pool.name, f"no response bytes for {limit:g} s"))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -167,7 +217,11 @@ class Exchange(asyncio.Protocol):
     async def drain(self) -> None:
         if self.write_paused and not self.closed:
             self._drain = self.loop.create_future()
-            await self._drain
+            limit = self.pool.upstream.send_timeout
+            try:
+                await asyncio.wait_for(self._drain, limit)
+            except asyncio.TimeoutError:
+                self._fail(UpstreamTimeout(self.pool.name, f"the upstream read none of the request body for {limit:g} s"))
         if self.error is not None:
             raise self.error
         if self.closed:
@@ -196,6 +250,8 @@ class Exchange(asyncio.Protocol):
                 return None
             if self.error is not None:
                 raise self.error
+            if self._idle_timer is None:
+                self._idle_timer = self.loop.call_later(self.pool.upstream.read_timeout, self._read_idle)
             await self._wait()
 
     def take_body(self) -> bytes:
@@ -234,6 +290,7 @@ class Pool:
             conn = idle.pop()
             if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
                 conn.reset()
+                conn.active = True
                 return conn, True
             self.open -= 1
         up = self.upstream
@@ -246,6 +303,7 @@ class Pool:
         except OSError as exc:
             raise ConnectFailed(self.name, f"cannot connect to {up.authority}: {exc.strerror or exc}") from None
         self.open += 1
+        conn.active = True
         return conn, False
 
     def release(self, conn: Exchange) -> None:
@@ -253,11 +311,14 @@ class Pool:
         reading on), else closed."""
         if conn.done and conn.keep_alive and not conn.closed and not conn.body and conn.upgraded is None and len(self.idle) < self.upstream.max_idle:
             conn._resume()
+            conn._cancel_idle()
+            conn.active = False
             self.idle.append(conn)
             return
         self.discard(conn)
 
     def discard(self, conn: Exchange) -> None:
+        conn._cancel_idle()
         if not conn.closed:
             conn.abort()
         self.open -= 1

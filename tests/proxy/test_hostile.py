@@ -7,6 +7,8 @@ parses what reaches it with h11, so a desync shows up as a request the client ne
 from __future__ import annotations
 
 from collections.abc import Iterator
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -162,5 +164,141 @@ def test_large_responses_leave_the_pooled_connection_reading(tmp_path: Path, sta
                 r = client.get(f"{p.url}/small")
                 assert r.status_code == 200 and r.content == b"{}"
         assert up.connections <= 2  # reused, not replaced after every response
+    finally:
+        up.stop()
+
+
+# -- 11. one response per request -----------------------------------------------------------------
+@pytest.mark.parametrize("extra,pause", [
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret", 0.0),  # a second response in the same packet
+    (b"\r\nsecret garbage", 0.0),  # bytes after the body
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret", 0.3),  # an unasked-for response on an idle pooled connection
+])
+def test_bytes_after_a_complete_response_are_never_forwarded(tmp_path: Path, start_proxy, extra: bytes, pause: float) -> None:  # type: ignore[no-untyped-def]
+    from tests.proxy.rawpeers import Reply
+
+    def respond(req):  # type: ignore[no-untyped-def]
+        first = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+        if req.target == "/first":
+            return Reply([(0.0, first + extra)] if not pause else [(0.0, first), (pause, extra)])
+        return Reply([(0.0, b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh")])
+
+    up = RecordingUpstream(respond).start()
+    try:
+        p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": up.url}))
+        first = raw_exchange(p.port, b"GET /first HTTP/1.1\r\nHost: p\r\n\r\n", quiet=pause + 0.5)
+        assert first.endswith(b"\r\n\r\nhello") and b"secret" not in first
+        time.sleep(pause + 0.2)
+        second = raw_exchange(p.port, b"GET /second HTTP/1.1\r\nHost: p\r\n\r\n")
+        assert second.endswith(b"\r\n\r\nfresh") and statuses(second) == [200], second
+        assert [r.target for r in up.requests if r.target != "/__probe__"] == ["/first", "/second"]
+    finally:
+        up.stop()
+
+
+# -- 5. slow peers: every wait is bounded -----------------------------------------------------------
+LIMITS = "limits: {header_timeout: 1, body_timeout: 1, keepalive_timeout: 1, max_connections: 40, request_buffer: 65536}\n"
+
+
+@pytest.fixture
+def strict(tmp_path: Path, recorder: RecordingUpstream, start_proxy) -> ProxyProcess:  # type: ignore[no-untyped-def]
+    p: ProxyProcess = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": recorder.url}, extra=LIMITS))
+    return p
+
+
+def _closed_after(sock: socket.socket, limit: float) -> tuple[float, bytes]:
+    """Seconds until the proxy closed ``sock``, and what it said before."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return time.monotonic() - started, data
+
+
+def test_header_body_and_keepalive_timeouts(strict: ProxyProcess, recorder: RecordingUpstream) -> None:
+    silent = socket.create_connection(("127.0.0.1", strict.port))
+    partial = socket.create_connection(("127.0.0.1", strict.port))
+    partial.sendall(b"GET /x HTTP/1.1\r\nHost: p\r\nX-Slow: ")
+    slow_body = socket.create_connection(("127.0.0.1", strict.port))
+    slow_body.sendall(b"POST /upload HTTP/1.1\r\nHost: p\r\nContent-Length: 1000\r\n\r\n" + b"a" * 100)
+    idle = socket.create_connection(("127.0.0.1", strict.port))
+    idle.sendall(b"GET /idle HTTP/1.1\r\nHost: p\r\n\r\n")
+    for sock, expected in ((silent, []), (partial, [408]), (slow_body, [408]), (idle, [200])):
+        took, said = _closed_after(sock, 10)
+        assert took < 4, (expected, took)
+        assert statuses(said) == expected, said
+        sock.close()
+    # the slow body never reached the upstream: it was being read ahead, no upstream connection held
+    assert [r.target for r in recorder.requests if r.target != "/__probe__"] == ["/idle"]
+    assert strict.metric("strangler_client_connections_closed_total", reason="header_timeout") == 2
+    assert strict.metric("strangler_client_connections_closed_total", reason="body_timeout") == 1
+
+
+def test_slow_bodies_hold_no_upstream_connection(strict: ProxyProcess, recorder: RecordingUpstream) -> None:
+    before = recorder.connections
+    socks = []
+    for i in range(20):
+        s = socket.create_connection(("127.0.0.1", strict.port))
+        s.sendall(b"POST /u%d HTTP/1.1\r\nHost: p\r\nContent-Length: 2000\r\n\r\n" % i + b"a" * 1000)
+        socks.append(s)
+    time.sleep(0.5)
+    assert recorder.connections == before  # nothing reached the upstream while the bodies trickle
+    for s in socks:
+        s.sendall(b"b" * 1000)
+    for s in socks:
+        s.settimeout(5)
+        assert statuses(s.recv(65536)) == [200]
+        s.close()
+    assert sorted(r.body for r in recorder.requests if r.method == "POST") == [b"a" * 1000 + b"b" * 1000] * 20
+
+
+def test_connection_cap_closes_the_oldest_idle_then_refuses(strict: ProxyProcess, recorder: RecordingUpstream) -> None:
+    idle = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(40)]
+    time.sleep(0.2)
+    # at the cap: a new client is served, and the oldest idle connection made room
+    answer = raw_exchange(strict.port, b"GET /new HTTP/1.1\r\nHost: p\r\n\r\n")
+    assert statuses(answer) == [200]
+    took, _ = _closed_after(idle[0], 2)
+    assert took < 2
+    for s in idle:
+        s.close()
+    time.sleep(0.2)
+    # 40 connections each in the middle of a head: none idle, so a new one is refused with 503
+    busy = []
+    for _ in range(40):
+        s = socket.create_connection(("127.0.0.1", strict.port))
+        s.sendall(b"GET /busy HTTP/1.1\r\n")
+        busy.append(s)
+    time.sleep(0.2)
+    assert statuses(raw_exchange(strict.port, b"GET /refused HTTP/1.1\r\nHost: p\r\n\r\n")) == [503]
+    for s in busy:
+        s.close()
+    assert strict.metric("strangler_client_connections_closed_total", reason="evicted") >= 1
+    assert strict.metric("strangler_client_connections_closed_total", reason="refused") >= 1
+
+
+def test_upstream_that_stalls_mid_body_or_never_reads(tmp_path: Path, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    from tests.proxy.rawpeers import Reply
+
+    def respond(req):  # type: ignore[no-untyped-def]
+        if req.target != "/stall":
+            return Reply([(0.0, b"HTTP/1.1 204 No Content\r\n\r\n")])
+        return Reply([(0.0, b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"x" * 10), (30.0, b"")])
+
+    up = RecordingUpstream(respond).start()
+    try:
+        p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": f"{{url: '{up.url}', read_timeout: 1}}"}))
+        started = time.monotonic()
+        answer = raw_exchange(p.port, b"GET /stall HTTP/1.1\r\nHost: p\r\n\r\n", quiet=5)
+        assert time.monotonic() - started < 4
+        assert statuses(answer) == [200] and answer.endswith(b"x" * 10)  # cut short, as the upstream did
+        assert p.metric("strangler_upstream_errors_total", kind="truncated") == 1
     finally:
         up.stop()
