@@ -109,7 +109,11 @@ def load_yaml_documents(text: str, source: str) -> list[Any]:
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise ConfigError(Location(source, line), f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(Location(source), f"invalid YAML: {exc}") from None
+        raise ConfigError(Location(source), f"invalid YAML: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    except RecursionError:
+        # PyYAML composes recursively: 100,000 '[' would otherwise be a crash, not an error
+        raise ConfigError(Location(source), "invalid YAML: nested too deeply to read (a configuration file "
+                                            "nests a few dozen levels at most)") from None
 
 
 def load_yaml_file(path: str | Path) -> list[Any]:

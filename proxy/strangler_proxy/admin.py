@@ -1,6 +1,8 @@
 """The admin API: a Starlette app on its own listener (loopback by default).
 
-Every endpoint but ``/healthz`` needs ``Authorization: Bearer <token>``.
+Every endpoint but ``/healthz`` needs ``Authorization: Bearer <token>``. Work that touches
+the state store or the route file runs on the control thread (``offload``), never on the
+event loop that serves traffic. Malformed JSON or query values are 400, never 500.
 
     GET    /healthz                    liveness, no token
     GET    /metrics                    Prometheus exposition
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import asdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -70,20 +72,24 @@ def module_json(m: Module, runtime: Runtime) -> dict[str, Any]:
     }
 
 
+Offload = Callable[..., Awaitable[Any]]
+
+
 def build_admin(
     runtime: Runtime,
     store: Store,
     token: str,
     reload: Callable[[], str | None],
+    offload: Offload,
     registry: CollectorRegistry | None = None,
     controller: Controller | None = None,
 ) -> ASGIApp:
-    """``reload`` re-reads the route file and returns an error message or ``None``."""
+    """``reload`` re-reads the route file and returns an error message or ``None``;
+    ``offload(fn, *args)`` runs blocking work off the event loop."""
 
     async def healthz(request: Request) -> Response:
-        snap = runtime.snapshot
-        return JSONResponse({"status": "ok", "routes": snap.table.source, "loaded_at": snap.loaded_at,
-                             "modules": len(snap.modules)})
+        snap = runtime.snapshot  # no file paths or addresses: it needs no token
+        return JSONResponse({"status": "ok", "loaded_at": snap.loaded_at, "modules": len(snap.modules)})
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry or runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -116,7 +122,7 @@ def build_admin(
             return m
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"error": "expected a JSON object such as {\"weight\": 10}"}, 400)
         if not isinstance(body, dict) or not body.keys() <= {"stage", "weight", "reason", "actor"} or not ({"stage", "weight"} & body.keys()):
             return JSONResponse({"error": "expected a JSON object with 'stage' and/or 'weight' (and optional 'reason', 'actor')"}, 400)
@@ -127,13 +133,17 @@ def build_admin(
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100):
             return JSONResponse({"error": f"weight: expected a number from 0 to 100, found {weight!r}"}, 400)
         if stage == "retired" and m.stage != "retired" and controller is not None:
-            refusal = controller.retire_refusal(m)
+            refusal = await offload(controller.retire_refusal, m)
             if refusal:
                 return JSONResponse({"error": refusal}, 409)
         actor = str(body.get("actor") or "admin-api")
-        try:
+
+        def change() -> None:
             store.set(m.name, stage, None if weight is None else float(weight), actor, str(body.get("reason", "")))
             runtime.set_overrides(store.overrides())
+
+        try:
+            await offload(change)
         except ProxyError as exc:
             return JSONResponse({"error": str(exc)}, 503)
         return JSONResponse(module_json(runtime.snapshot.modules[m.name], runtime))
@@ -142,16 +152,28 @@ def build_admin(
         m = _module(request)
         if isinstance(m, Response):
             return m
-        store.clear(m.name, "admin-api")
-        runtime.set_overrides(store.overrides())
+        def change() -> None:
+            store.clear(m.name, "admin-api")
+            runtime.set_overrides(store.overrides())
+
+        try:
+            await offload(change)
+        except ProxyError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
         return JSONResponse(module_json(runtime.snapshot.modules[m.name], runtime))
 
     async def ledger(request: Request) -> Response:
-        entries = store.ledger(request.query_params.get("module"), int(request.query_params.get("limit", "100")))
+        text = request.query_params.get("limit", "100")
+        if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+            return JSONResponse({"error": f"limit: expected a whole number from 1 to 1000000, found {text!r}"}, 400)
+        try:
+            entries = await offload(store.ledger, request.query_params.get("module"), int(text))
+        except ProxyError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
         return JSONResponse([asdict(e) for e in entries])
 
     async def do_reload(request: Request) -> Response:
-        error = reload()
+        error = await offload(reload)
         if error:
             return JSONResponse({"error": error, "kept": runtime.snapshot.table.source}, 422)
         return JSONResponse({"status": "reloaded", "modules": len(runtime.snapshot.modules)})
@@ -159,14 +181,14 @@ def build_admin(
     async def releases(request: Request) -> Response:
         if controller is None:
             return JSONResponse({"error": "the release controller runs only with --workers 1"}, 501)
-        return JSONResponse(controller.status())
+        return JSONResponse(await offload(controller.status))
 
     async def release_action(request: Request) -> Response:
         if controller is None:
             return JSONResponse({"error": "the release controller runs only with --workers 1"}, 501)
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
             return JSONResponse({"error": "expected {\"action\": \"start|pause|resume|promote|abort|undo\"}"}, 400)
@@ -174,7 +196,8 @@ def build_admin(
         if name not in runtime.snapshot.modules:
             return JSONResponse({"error": f"unknown module {name!r}"}, 404)
         try:
-            r = controller.act(name, body["action"], str(body.get("actor") or "admin-api"), bool(body.get("skip_analysis")))
+            r = await offload(controller.act, name, body["action"], str(body.get("actor") or "admin-api"),
+                              bool(body.get("skip_analysis")))
         except ProxyError as exc:
             return JSONResponse({"error": str(exc)}, 409)
         return JSONResponse(asdict(r))

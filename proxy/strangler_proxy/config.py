@@ -189,8 +189,18 @@ MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers"
 UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle", "read_timeout", "send_timeout"}
 
 
+MAX_ROUTE_FILE_BYTES = 16 << 20  # 10,000 modules take about 2 MiB
+
+
 def load_routes(path: str | Path) -> RouteTable:
     """Read and validate a route file; every error names the file, line and key."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise RouteConfigError(Location(str(path)), f"cannot read file: {exc.strerror}") from None
+    if size > MAX_ROUTE_FILE_BYTES:
+        raise RouteConfigError(Location(str(path)), f"the route file is {size / (1 << 20):.1f} MiB; the limit is "
+                                                    f"{MAX_ROUTE_FILE_BYTES >> 20} MiB")
     try:
         docs = load_yaml_file(path)
     except ConfigError as exc:

@@ -1,7 +1,9 @@
 """The proxy's current state: an immutable snapshot swapped atomically on every change.
 
 A request takes the snapshot once when it starts and uses it to the end, so a reload or
-an admin change never moves a request in flight. Connection pools and circuit breakers
+an admin change never moves a request in flight. Snapshots are built on the control thread
+(``background``) and installed by one attribute assignment; connection pools are only ever
+touched on the event loop's thread. Connection pools and circuit breakers
 outlive snapshots: pools are kept for upstreams whose address did not change, breakers
 for modules that still exist.
 """
@@ -54,8 +56,10 @@ def effective_modules(table: RouteTable, overrides: Mapping[str, Override]) -> t
 class Runtime:
     """Owns the current snapshot and the long-lived pools and breakers."""
 
-    def __init__(self, table: RouteTable, metrics: Metrics, overrides: Mapping[str, Override] | None = None) -> None:
+    def __init__(self, table: RouteTable, metrics: Metrics, overrides: Mapping[str, Override] | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.metrics = metrics
+        self.loop = loop or _loop()
         self.overrides: dict[str, Override] = dict(overrides or {})
         self._pools: dict[str, Pool] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
@@ -66,8 +70,8 @@ class Runtime:
         pool = self._pools.get(name)
         if pool is None or pool.upstream != up:
             if pool is not None:
-                pool.close()
-            pool = self._pools[name] = Pool(up, _loop())
+                self._close(pool)
+            pool = self._pools[name] = Pool(up, self.loop)
         return pool
 
     def _breaker(self, module: Module, table: RouteTable) -> CircuitBreaker:
@@ -84,7 +88,7 @@ class Runtime:
         modules = effective_modules(table, self.overrides)
         pools = {name: self._pool(name, table) for name in table.upstreams}
         for gone in set(self._pools) - set(pools):
-            self._pools.pop(gone).close()
+            self._close(self._pools.pop(gone))
         breakers = {m.name: self._breaker(m, table) for m in modules}
         for gone in set(self._breakers) - set(breakers):
             del self._breakers[gone]
@@ -107,6 +111,14 @@ class Runtime:
     def set_overrides(self, overrides: Mapping[str, Override]) -> None:
         self.overrides = dict(overrides)
         self.snapshot = self._build(self.snapshot.table)
+
+    def _close(self, pool: Pool) -> None:
+        """Close a pool on the loop's thread, whichever thread replaced it."""
+        loop = self.loop
+        if loop is not None and loop.is_running() and _loop() is not loop:
+            loop.call_soon_threadsafe(pool.close)
+        else:
+            pool.close()
 
     def close(self) -> None:
         for pool in self._pools.values():

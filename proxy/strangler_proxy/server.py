@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from strangler_proxy.config import RouteTable, load_routes
+from strangler_proxy.background import Background
 from strangler_proxy.errors import ProxyError, RouteConfigError
 from strangler_proxy.listener import Guard, protocol_class
 from strangler_proxy.shadow.helper import spawn
@@ -105,10 +106,11 @@ class Reloader:
         try:
             table = load_routes(self.path)
             self.install(table)
-        except (RouteConfigError, ProxyError) as exc:
-            _log(f"reload rejected, keeping the previous table: {exc}")
+        except Exception as exc:  # anything at all: the previous table stays, the watcher lives
+            text = str(exc) if isinstance(exc, (RouteConfigError, ProxyError)) else f"{self.path}: {type(exc).__name__}: {exc}"
+            _log(f"reload rejected, keeping the previous table: {text}")
             self.on_result("error")
-            return str(exc)
+            return text
         self.on_result("ok")
         _log(f"reloaded {self.path}: {len(table.modules)} modules")
         return None
@@ -142,9 +144,11 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     from strangler_proxy.state import open_store
 
     store = open_store(opts.shared_state or opts.state)
-    runtime = Runtime(table, Metrics(), store.overrides())
+    loop = asyncio.get_running_loop()
+    runtime = Runtime(table, Metrics(), store.overrides(), loop)
     access = _access_logger() if opts.access_log else None
     app = ProxyApp(runtime, access)
+    background = Background(_log)
 
     def install(new: RouteTable) -> None:
         if controller is not None:  # a reload cannot retire a module legacy still serves
@@ -172,9 +176,9 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     servers = [_Server(_config(app, guard))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, controller=controller))))
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, background.call,
+                                                   controller=controller))))
         sockets.append([bind(*opts.admin, reuse_port=False)])
-    loop = asyncio.get_running_loop()
 
     def stop() -> None:
         for s in servers:
@@ -182,7 +186,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
 
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reloader.reload)))
 
     metrics = runtime.metrics
 
@@ -199,31 +203,37 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     helper.start(loop)
     app.mirror = helper
 
+    version: list[int | None] = [None]
+
+    def lead_and_tick() -> None:
+        assert controller is not None
+        if store.try_lead():
+            controller.tick()
+
+    def poll_store() -> None:
+        v = store.version()
+        if v != version[0]:
+            runtime.set_overrides(store.overrides())
+            version[0] = v
+
     async def watch() -> None:
-        version = store.version()
+        """The control plane's heartbeat: every step off the loop, none able to end it."""
         while True:
             await asyncio.sleep(opts.poll)
-            if controller is not None:
-                try:
-                    if store.try_lead():
-                        controller.tick()
-                    if app.activity is not None:
-                        app.activity.flush()
-                except ProxyError as exc:
-                    _log(f"release controller: {exc}")
-                while controller.events:
-                    urls, event = controller.events.pop(0)
-                    for url in urls:
-                        loop.create_task(_webhook(url, event))
-            if reloader.changed():
-                reloader.reload()
             try:
-                v = store.version()
-                if v != version:
-                    version = v
-                    runtime.set_overrides(store.overrides())
-            except ProxyError as exc:
-                _log(f"state store: {exc}")
+                if controller is not None:
+                    await background.step("release controller", lead_and_tick)
+                    if app.activity is not None:
+                        await background.step("activity flush", app.activity.flush)
+                    while controller.events:
+                        urls, event = controller.events.pop(0)
+                        for url in urls:
+                            loop.create_task(_webhook(url, event))
+                if reloader.changed():
+                    await background.step("route reload", reloader.reload)
+                await background.step("state store poll", poll_store)
+            except Exception as exc:  # never reached by design; if it is, say so and go on
+                _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
 
     watcher = loop.create_task(watch())
     _log(f"listening on http://{opts.listen[0]}:{opts.listen[1]}" + (
@@ -233,6 +243,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     finally:
         watcher.cancel()
         helper.close()
+        background.close()
         runtime.close()
         store.close()
 
@@ -317,7 +328,8 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     from strangler_proxy.state import open_store
 
     store = open_store(opts.shared_state or opts.state)
-    runtime = Runtime(table, Metrics(), store.overrides())
+    runtime = Runtime(table, Metrics(), store.overrides(), asyncio.get_running_loop())
+    background = Background(_log)
 
     def forward_hup() -> None:
         for pid in children:
@@ -335,7 +347,7 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, registry))))
+        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, background.call, registry))))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 
@@ -364,4 +376,5 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
         await asyncio.gather(*(s.serve(sockets=[bind(*opts.admin, reuse_port=False)]) for s in servers))  # type: ignore[misc]
     await stopped.wait()
     reaper.cancel()
+    background.close()
     store.close()
