@@ -266,6 +266,8 @@ class ProxyApp:
             # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
             # it), or chunked for a chunked body; never the client's header line as sent
             frame = CHUNKED if chunked else (framing(int(length), False) if length is not None else None)
+            if not host:  # an HTTP/1.0 client without Host: HTTP/1.1 upstream needs one (nginx: $proxy_host)
+                headers = headers + [(b"host", ups[upstream].authority.encode())]
             head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), frame)
             try:
                 conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)

@@ -302,3 +302,38 @@ def test_upstream_that_stalls_mid_body_or_never_reads(tmp_path: Path, start_prox
         assert p.metric("strangler_upstream_errors_total", kind="truncated") == 1
     finally:
         up.stop()
+
+
+# -- 8. an Upgrade the proxy does not speak is plain HTTP/1.1 -----------------------------------------
+@pytest.mark.parametrize("upgrade", [b"h2c", b"foo/1"])
+def test_non_websocket_upgrade_is_served_as_http11_and_pipelining_goes_on(proxy: ProxyProcess, recorder: RecordingUpstream,
+                                                                          upgrade: bytes) -> None:
+    answer = raw_exchange(proxy.port, b"GET /a HTTP/1.1\r\nHost: p\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: " + upgrade
+                          + b"\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nGET /b HTTP/1.1\r\nHost: p\r\n\r\n")
+    assert statuses(answer) == [200, 200], answer
+    seen = [r for r in recorder.requests if r.target != "/__probe__"]
+    assert [r.target for r in seen] == ["/a", "/b"]
+    assert not seen[0].header("upgrade") and not seen[0].header("http2-settings") and not seen[0].header("connection")
+
+
+# -- 9. one Host; trailers are never headers --------------------------------------------------------------
+@pytest.mark.parametrize("head,expected", [
+    (b"GET /x HTTP/1.1\r\nHost: portal\r\nHost: evil\r\n\r\n", [400]),
+    (b"GET /x HTTP/1.1\r\nUser-Agent: t\r\n\r\n", [400]),
+    (b"GET /x HTTP/1.0\r\n\r\n", [200]),
+])
+def test_exactly_one_host(proxy: ProxyProcess, recorder: RecordingUpstream, head: bytes, expected: list[int]) -> None:
+    assert statuses(raw_exchange(proxy.port, head)) == expected
+    assert len([r for r in recorder.requests if r.target == "/x"]) == (1 if expected == [200] else 0)
+
+
+def test_trailers_never_become_headers_or_make_a_post_replayable(tmp_path: Path, legacy, service, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    modules = ("  cases:\n    match: {path_prefix: /status}\n    service: service\n    stage: released\n"
+               "    idempotency_key: Idempotency-Key\n")
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, modules))
+    body = b"2\r\n{}\r\n0\r\nIdempotency-Key: k1\r\nX-Trailer: t\r\n\r\n"
+    answer = raw_exchange(p.port, b"POST /status/503 HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\nTrailer: Idempotency-Key\r\n\r\n" + body)
+    assert statuses(answer) == [503] and b'"service"' in answer  # not resent to legacy: the key came only as a trailer
+    assert not [r for r in legacy.requests if r["path"].startswith("/status")]
+    seen = dict((k, v) for k, v in service.requests[-1]["headers"])
+    assert "idempotency-key" not in seen and "x-trailer" not in seen
