@@ -18,11 +18,11 @@ from strangler_proxy.body import Body, ClientGone
 from strangler_proxy.controller import Windows
 from strangler_proxy.cohort import bucket, cookie_value, on_new_side
 from strangler_proxy.config import Module
-from strangler_proxy.decision import BREAKER_OPEN, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
+from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
 from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
 from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
-from strangler_proxy.routing import Route
+from strangler_proxy.routing import Route, canonical_path
 from strangler_proxy.shadow.compare import Response
 from strangler_proxy.shadow.evidence import endpoint_template
 from strangler_proxy.shadow.helper import HelperClient
@@ -174,8 +174,11 @@ class ProxyApp:
 
         if host is None:
             host = header("host") or ""
+        path = canonical_path(scope["path"])
+        if path is None:
+            return None, REFUSED_PATH, REFUSED_PATH.why
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        route = snap.router.route(scope["method"], scope["path"], hostname.lower(), header)
+        route = snap.router.route(scope["method"], path, hostname.lower(), header)
         if route is None:
             return None, UNCLAIMED_DECISION, "no module claims it: legacy"
         module = route.module
@@ -234,6 +237,10 @@ class ProxyApp:
             elif n == b"transfer-encoding":
                 chunked = True
         module, decision, _ = self.choose(snap, scope, host.decode("latin-1"), cookies)
+        if decision is REFUSED_PATH:
+            self.metrics.client_closed.labels("bad_path").inc()
+            await self._reply(send, 400, "strangler: this path is refused (NUL, backslash, or a segment ending in '.')\n")
+            return
         label = module.name if module is not None else UNCLAIMED
         method = scope["method"]
         query = scope.get("query_string")

@@ -71,6 +71,7 @@ class Match:
     methods: frozenset[str] = frozenset()
     hosts: tuple[str, ...] = ()  # exact or "*.suffix", lower case, no port
     headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, exact value)
+    case_insensitive: bool = False  # paths and regexes compared ignoring case (IIS, Windows-hosted legacy)
     line: int | None = None
 
     @property
@@ -185,7 +186,7 @@ ANALYSIS_KEYS = {"error_rate_margin", "p99_factor", "p99_floor_ms", "shadow_gate
 SHADOW_KEYS = {"percent", "writes", "methods", "max_body", "max_response", "timeout", "queue", "concurrency", "in_canary",
                "noise", "thresholds", "compare", "samples", "redact", "min_samples"}
 COMPARE_KEYS = {"ignore_headers", "ignore", "unordered", "tolerance", "hook"}
-MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers"}
+MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers", "case_insensitive"}
 UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle", "read_timeout", "send_timeout"}
 
 
@@ -442,10 +443,11 @@ def _match(node: Node) -> Match:
             out.append(text.rstrip("/") or "/" if key == "path_prefix" else text)
         return tuple(out)
 
+    ci = f["case_insensitive"].boolean() if "case_insensitive" in f else False
     regexes = []
     for r in f["path_regex"].sequence_or_one() if "path_regex" in f else []:
         try:
-            regexes.append(re.compile(r.string("a regular expression")))
+            regexes.append(re.compile(r.string("a regular expression"), re.IGNORECASE if ci else 0))
         except re.error as exc:
             r.fail(f"invalid regular expression: {exc}")
     headers = []
@@ -459,6 +461,7 @@ def _match(node: Node) -> Match:
         methods=frozenset(m.choice(HTTP_METHODS) for m in f["methods"].sequence_or_one()) if "methods" in f else frozenset(),
         hosts=tuple(h.string().lower() for h in f["hosts"].sequence_or_one()) if "hosts" in f else (),
         headers=tuple(sorted(headers)),
+        case_insensitive=ci,
         line=node.line,
     )
 

@@ -31,6 +31,7 @@ _RELEASED = Decision("service", "stage released")
 _NEW_COHORT = Decision("service", "canary: the request's cohort is on the new side")
 _LEGACY_COHORT = Decision("legacy", "canary: the request's cohort is on the legacy side")
 UNCLAIMED_DECISION = Decision("legacy", "no module claims it")
+REFUSED_PATH = Decision("legacy", "path refused: a NUL, a backslash or a segment ending in '.' (400)")
 
 
 def parse_pin(value: str | None, module: str) -> Side | None:

@@ -15,6 +15,7 @@ routes as fast as one of 10.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import re
 from dataclasses import dataclass
 
 from strangler_proxy.config import Match, Module
@@ -34,19 +35,44 @@ class Route:
         return f"{self.kind} {self.pattern}"
 
 
-def normalize_path(path: str) -> str:
-    """Resolve ``.``/``..`` segments and repeated slashes, so ``/cases/../admin`` is routed
-    as ``/admin``, the path an upstream would serve."""
-    if "//" not in path and "/." not in path:
+_SUSPECT = re.compile(r"//|/\.|;|\\|\x00|[^/]\.(?:/|$)")
+
+
+def canonical_path(path: str) -> str | None:
+    """The path a module is matched on, or ``None`` for a path refused outright (400).
+
+    The path arrives percent-decoded (every ``%XX``, unreserved characters included). Then,
+    the way the servlet containers and web servers behind a legacy portal read it:
+
+    - ``;`` path parameters are dropped from every segment (``/cases;jsessionid=1/7`` is
+      ``/cases/7``, and Tomcat's ``/x/..;/cases`` is ``/cases``);
+    - ``.`` and ``..`` segments are resolved and repeated slashes merged;
+    - a NUL, a backslash, or a segment ending in ``.`` (``/cases./7``, which IIS and some
+      Java servers read as ``/cases/7``) are refused.
+
+    So no spelling of a path reaches a module's other side. The request is forwarded as
+    the client sent it (``;jsessionid`` included): only the matching uses this form.
+
+    >>> canonical_path("/public/..;/cases;jsessionid=A1/7")
+    '/cases/7'
+    >>> canonical_path("/cases./7") is None
+    True
+    """
+    if _SUSPECT.search(path) is None:
         return path
+    if "\x00" in path or "\\" in path:
+        return None
     out: list[str] = []
     for seg in path.split("/"):
+        seg = seg.split(";", 1)[0]
         if seg in ("", "."):
             continue
         if seg == "..":
             if out:
                 out.pop()
             continue
+        if seg.endswith("."):
+            return None
         out.append(seg)
     return "/" + "/".join(out) + ("/" if path.endswith("/") and out else "")
 
@@ -75,40 +101,58 @@ Candidates = list[tuple[Module, Match]]
 class Router:
     """An index over a route table's match blocks."""
 
-    __slots__ = ("_exact", "_prefix", "_regex", "_root")
+    __slots__ = ("_exact", "_prefix", "_regex", "_root", "_ci")
 
     def __init__(self, modules: Sequence[Module]) -> None:
         self._exact: dict[str, Candidates] = {}
         self._prefix: dict[str, Candidates] = {}
         self._regex: Candidates = []
+        # case-insensitive blocks: indexed by their lower-case pattern, probed with the
+        # lower-cased path (only when there are any: no cost otherwise)
+        self._ci: tuple[dict[str, Candidates], dict[str, Candidates]] | None = None
         order = {m.name: i for i, m in enumerate(modules)}
         for mod in modules:
             for m in mod.matches:
+                exact, prefix = self._exact, self._prefix
+                if m.case_insensitive:
+                    if self._ci is None:
+                        self._ci = ({}, {})
+                    exact, prefix = self._ci
                 for p in m.path:
-                    self._exact.setdefault(p, []).append((mod, m))
+                    exact.setdefault(p.lower() if m.case_insensitive else p, []).append((mod, m))
                 for p in m.path_prefix:
-                    self._prefix.setdefault(p.rstrip("/") or "/", []).append((mod, m))
+                    p = p.rstrip("/") or "/"
+                    prefix.setdefault(p.lower() if m.case_insensitive else p, []).append((mod, m))
                 if m.path_regex:
                     self._regex.append((mod, m))
                 if not (m.path or m.path_prefix or m.path_regex):
                     self._prefix.setdefault("/", []).append((mod, m))
-        for table in (self._exact, self._prefix):
+        for table in (self._exact, self._prefix, *(self._ci or ())):
             for cands in table.values():
                 cands.sort(key=lambda c: (-c[1].conditions, order[c[0].name]))
         self._root = self._prefix.get("/")
 
+    def _lookup(self, index: int, key: str) -> Candidates | None:
+        """Exact (0) or prefix (1) candidates for a path, case-insensitive ones merged in."""
+        cands = (self._exact, self._prefix)[index].get(key)
+        if self._ci is None:
+            return cands
+        more = self._ci[index].get(key.lower())
+        if not more:
+            return cands
+        return more if not cands else sorted(cands + more, key=lambda c: -c[1].conditions)
+
     def route(self, method: str, path: str, host: str, header: HeaderGetter) -> Route | None:
-        """The module a request belongs to, or ``None`` for legacy."""
-        path = normalize_path(path)
-        cands = self._exact.get(path)
+        """The module a request belongs to, or ``None`` for legacy; ``path`` is the
+        request's ``canonical_path``."""
+        cands = self._lookup(0, path)
         if cands:
             for mod, m in cands:
                 if _conditions_hold(m, method, host, header):
                     return Route(mod, m, "exact path", path)
-        prefix = self._prefix
         probe = path.rstrip("/") or "/"
         while True:
-            cands = prefix.get(probe)
+            cands = self._lookup(1, probe)
             if cands:
                 for mod, m in cands:
                     if _conditions_hold(m, method, host, header):

@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from strangler_proxy.config import Upstream
+from strangler_proxy.decision import REFUSED_PATH
 from strangler_proxy.forwarding import HOP_BY_HOP
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ async def proxy_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
     snap = app.runtime.snapshot
     scope = {**scope, "method": "GET"}
     module, decision, _ = app.choose(snap, scope)
+    if decision is REFUSED_PATH:
+        await send({"type": "websocket.close", "code": 1008})
+        return
     if module is None:
         upstream = "legacy"
     else:

@@ -337,3 +337,23 @@ def test_trailers_never_become_headers_or_make_a_post_replayable(tmp_path: Path,
     assert not [r for r in legacy.requests if r["path"].startswith("/status")]
     seen = dict((k, v) for k, v in service.requests[-1]["headers"])
     assert "idempotency-key" not in seen and "x-trailer" not in seen
+
+
+# -- 10. no spelling of a path reaches the other side ---------------------------------------------------
+def test_a_retired_module_is_not_reached_on_legacy_by_spelling(tmp_path: Path, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    legacy, svc = RecordingUpstream().start(), RecordingUpstream().start()
+    try:
+        modules = "  old:\n    match: {path_prefix: /retired}\n    service: svc\n    stage: retired\n"
+        p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "svc": svc.url}, modules))
+        spellings = [b"/retired/x", b"/public/..;/retired/x", b"/retired;jsessionid=A1/x", b"/%72etired/x",
+                     b"/public/%2e%2e/retired/x", b"//retired/x", b"/./retired/x", b"/public/%2E%2E;/retired/x"]
+        for target in spellings:
+            answer = raw_exchange(p.port, b"GET " + target + b" HTTP/1.1\r\nHost: p\r\n\r\n")
+            assert statuses(answer) == [200], (target, answer)
+        for target in (b"/retired./x", b"/retired%00/x", b"/retired%5cx", b"/retired.%2fx"):
+            assert statuses(raw_exchange(p.port, b"GET " + target + b" HTTP/1.1\r\nHost: p\r\n\r\n")) == [400], target
+        assert [r.target for r in legacy.requests if r.target != "/__probe__"] == []
+        assert [r.target.encode() for r in svc.requests] == spellings  # forwarded as sent
+    finally:
+        legacy.stop()
+        svc.stop()

@@ -4,7 +4,7 @@ import re
 import time
 
 from strangler_proxy.config import Match, Module
-from strangler_proxy.routing import Router, normalize_path
+from strangler_proxy.routing import Router, canonical_path
 
 
 def mod(name: str, *matches: Match) -> Module:
@@ -16,7 +16,7 @@ def no_headers(_: str) -> None:
 
 
 def route(router: Router, path: str, method: str = "GET", host: str = "", headers: dict[str, str] | None = None) -> str | None:
-    r = router.route(method, path, host, (headers or {}).get)
+    r = router.route(method, canonical_path(path) or path, host, (headers or {}).get)
     return r.module.name if r else None
 
 
@@ -61,9 +61,28 @@ def test_hosts_with_wildcards() -> None:
 
 def test_dot_segments_are_resolved_before_matching() -> None:
     router = Router([mod("admin", Match(path_prefix=("/admin",))), mod("cases", Match(path_prefix=("/cases",)))])
-    assert normalize_path("/cases/../admin//x") == "/admin/x"
+    assert canonical_path("/cases/../admin//x") == "/admin/x"
     assert route(router, "/cases/../admin") == "admin"
     assert route(router, "/cases/./1") == "cases"
+
+
+def test_no_spelling_of_a_path_reaches_the_other_side() -> None:
+    # what the servlet containers behind a legacy portal read as /admin is matched as /admin
+    for spelled in ("/admin", "/public/..;/admin", "/admin;jsessionid=AB12", "/admin;x=1/", "//admin",
+                    "/public/%2e%2e/admin".replace("%2e", "."), "/./admin/./", "/a/b/../../admin"):
+        assert canonical_path(spelled) in ("/admin", "/admin/"), spelled
+    for refused in ("/admin./x", "/admin.", "/ad\x00min", "/admin\\x", "/x/..../admin"):
+        assert canonical_path(refused) is None, refused
+    assert canonical_path("/files/v1.2/app.js") == "/files/v1.2/app.js"  # dots inside segments are fine
+
+
+def test_case_insensitive_blocks_match_any_case_and_others_do_not() -> None:
+    router = Router([mod("admin", Match(path_prefix=("/Admin",), case_insensitive=True)),
+                     mod("cases", Match(path_prefix=("/cases",))),
+                     mod("rx", Match(path_regex=(re.compile("^/report", re.IGNORECASE),), case_insensitive=True))])
+    assert route(router, "/ADMIN/users") == "admin" and route(router, "/admin") == "admin"
+    assert route(router, "/cases/1") == "cases" and route(router, "/CASES/1") is None
+    assert route(router, "/RePort/7") == "rx"
 
 
 def test_ten_thousand_modules_route_like_ten() -> None:
