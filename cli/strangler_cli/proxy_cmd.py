@@ -12,6 +12,19 @@ from pathlib import Path
 from strangler_common import StranglerError
 
 
+DEFAULT_LISTEN = "127.0.0.1:8000"
+DEFAULT_ADMIN = "127.0.0.1:9901"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
@@ -22,9 +35,11 @@ def hostport(text: str) -> tuple[str, int]:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("proxy", help="serve the routing proxy")
     p.add_argument("--routes", required=True, type=Path, metavar="FILE", help="route table (YAML)")
-    p.add_argument("--listen", type=hostport, default=("127.0.0.1", 8000), metavar="HOST:PORT")
-    p.add_argument("--admin", default="127.0.0.1:9901", metavar="HOST:PORT|off",
-                   help="admin API listener (loopback by default; 'off' to disable)")
+    p.add_argument("--listen", type=hostport, default=hostport(DEFAULT_LISTEN), metavar="HOST:PORT")
+    p.add_argument("--admin", default=DEFAULT_ADMIN, metavar="HOST:PORT|off",
+                   help="admin API listener (loopback only unless --admin-allow-remote; 'off' to disable)")
+    p.add_argument("--admin-allow-remote", action="store_true",
+                   help="let the admin API listen on a non-loopback address (it still needs the token)")
     p.add_argument("--admin-token", default=None, metavar="TOKEN",
                    help="bearer token for the admin API (default: $STRANGLER_ADMIN_TOKEN, else generated into the state folder)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
@@ -60,13 +75,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise StranglerError(f"--workers: expected at least 1, found {args.workers}")
-    admin = None if args.admin == "off" else hostport(args.admin)
-    if admin is not None:
-        try:
-            if not ipaddress.ip_address(admin[0]).is_loopback:
-                print(f"strangler proxy: warning: the admin API listens on {admin[0]}, not loopback", file=sys.stderr)
-        except ValueError:
-            pass
+    try:
+        admin = None if args.admin == "off" else hostport(args.admin)
+    except argparse.ArgumentTypeError as exc:
+        raise StranglerError(f"--admin: {exc}") from None
+    if admin is not None and not is_loopback(admin[0]):
+        if not args.admin_allow_remote:
+            raise StranglerError(f"--admin {args.admin}: the admin API listens on loopback only; pass --admin-allow-remote "
+                                 "to expose it on another address (the token is then all that protects it)")
+        print(f"strangler proxy: warning: the admin API listens on {admin[0]}, not loopback", file=sys.stderr)
     shared = args.state if args.state and args.state.startswith(("postgresql://", "postgres://")) else None
     local = args.routes.resolve().parent / ".strangler" / "state.sqlite3"
     state = Path(args.state) if args.state and not shared else local

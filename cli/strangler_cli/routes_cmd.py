@@ -9,13 +9,22 @@ from urllib.parse import urlsplit
 
 from strangler_common import StranglerError
 
+from strangler_cli.proxy_cmd import DEFAULT_ADMIN, DEFAULT_LISTEN, hostport
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("routes", help="check a route table or explain how it routes a request")
     rs = p.add_subparsers(dest="routes_command", metavar="ACTION", required=True)
     c = rs.add_parser("check", help="validate a route table")
     c.add_argument("file", type=Path)
+    c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help="the proxy's listener (no upstream may be it)")
+    c.add_argument("--admin", default=DEFAULT_ADMIN, metavar="HOST:PORT|off", help="the proxy's admin API (no upstream may be it)")
     c.set_defaults(func=run_check)
+    pn = rs.add_parser("pin", help="a signed pin value (header X-Strangler-Side or cookie strangler_side) for testers")
+    pn.add_argument("file", type=Path)
+    pn.add_argument("spec", help="new, legacy, or per module: cases=new,kb=legacy")
+    pn.add_argument("--ttl", type=float, default=8 * 3600, metavar="SECONDS", help="valid for this long (default 8 h)")
+    pn.set_defaults(func=run_pin)
     e = rs.add_parser("explain", help="which module and side a request goes to, and why")
     e.add_argument("file", type=Path)
     e.add_argument("method")
@@ -26,10 +35,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.set_defaults(func=run_explain)
 
 
+def _address(flag: str, text: str) -> tuple[str, int]:
+    try:
+        return hostport(text)
+    except argparse.ArgumentTypeError as exc:
+        raise StranglerError(f"{flag}: {exc}") from None
+
+
 def run_check(args: argparse.Namespace) -> int:
     from strangler_proxy.config import load_routes
+    from strangler_proxy.selfref import check_not_self
 
     table = load_routes(args.file)
+    own = [("listener", _address("--listen", args.listen))]
+    if args.admin != "off":
+        own.append(("admin API", _address("--admin", args.admin)))
+    check_not_self(table, own)
     stages: dict[str, int] = {}
     for m in table.modules:
         stages[m.stage] = stages.get(m.stage, 0) + 1
@@ -38,9 +59,24 @@ def run_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_pin(args: argparse.Namespace) -> int:
+    import time
+
+    from strangler_proxy.config import load_routes
+    from strangler_proxy.pins import sign_pin
+
+    table = load_routes(args.file)
+    if table.pin.secret is None:
+        raise StranglerError(f"{args.file}: pins are {'unsigned' if table.pin.unsigned else 'off'} in this route file: "
+                             "give pin.secret or pin.secret_env to sign them")
+    print(sign_pin(args.spec, table.pin.secret, int(time.time() + args.ttl)))
+    return 0
+
+
 def run_explain(args: argparse.Namespace) -> int:
     from strangler_proxy.app import ProxyApp
     from strangler_proxy.config import load_routes
+    from strangler_proxy.decision import REFUSED_PATH
     from strangler_proxy.metrics import Metrics
     from strangler_proxy.runtime import Runtime
 
@@ -59,6 +95,8 @@ def run_explain(args: argparse.Namespace) -> int:
     app = ProxyApp(Runtime(table, Metrics()))
     snap = app.runtime.snapshot
     module, decision, why = app.choose(snap, scope)
+    if decision is REFUSED_PATH:
+        raise StranglerError(f"{args.url}: {REFUSED_PATH.why}")
     upstream = "legacy" if module is None else (module.service if decision.side == "service" else module.legacy)
     if args.format == "json":
         print(json.dumps({"module": module.name if module else None, "side": decision.side,

@@ -22,6 +22,7 @@ from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECIS
 from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
 from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
+from strangler_proxy.pins import verify_pin
 from strangler_proxy.routing import Route, canonical_path
 from strangler_proxy.shadow.compare import Response
 from strangler_proxy.shadow.evidence import endpoint_template
@@ -35,6 +36,8 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or failed\n"
+GATEWAY_TIMEOUT = "strangler: gateway timeout: the upstream did not answer in time\n"
 WATCH_AFTER = 0.05  # start watching for a client disconnect once a response takes this long
 CHUNK_END = b"0\r\n\r\n"
 
@@ -189,9 +192,12 @@ class ProxyApp:
             table = snap.table
             if cookies is False:
                 cookies = header("cookie")
-            pin_value = header(table.pin.header) if table.pin.header else None
-            if pin_value is None and table.pin.cookie and cookies:
-                pin_value = cookie_value(cookies, table.pin.cookie)  # type: ignore[arg-type]
+            pins = table.pin
+            pin_value = header(pins.header) if pins.header else None
+            if pin_value is None and pins.cookie and cookies:
+                pin_value = cookie_value(cookies, pins.cookie)  # type: ignore[arg-type]
+            if pin_value and pins.secret is not None:
+                pin_value = verify_pin(pin_value, pins.secret, time.time())  # unsigned or forged: no pin
             pin = parse_pin(pin_value, module.name) if pin_value else None
             if stage == "canary" and pin is None:
                 key = self.cohort_key(snap, scope, header, cookies)  # type: ignore[arg-type]
@@ -248,13 +254,14 @@ class ProxyApp:
         present = chunked or (length is not None and length != b"0")
         body = Body(receive, snap.table.fallback_body_limit, present)
         client = scope.get("client")
-        public = (scope.get("scheme", "http") + "://").encode() + host if host else None
+        public = (scope.get("scheme", "http"), host, snap.table.server_names)
         side = decision.side
         upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
         ups = snap.table.upstreams
         timeout = (module.timeout or ups[upstream].timeout) if module is not None and side == "service" else ups[upstream].timeout
         watch = _Watch()
         status = 502
+        error: str | None = None
         capture: _Capture | None = None
         shadow = module.shadow if module is not None else None
         if shadow is not None and module is not None and side == "legacy" and decision is not BREAKER_OPEN and (
@@ -314,7 +321,8 @@ class ProxyApp:
         except UpstreamError as exc:
             watch.stop()
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
-            await self._reply(send, status, f"strangler: {exc}\n")
+            error = str(exc)  # for the access log; the client is not told upstream addresses
+            await self._reply(send, status, GATEWAY_TIMEOUT if status == 504 else BAD_GATEWAY)
         except ClientGone:
             watch.stop()
             status = 499
@@ -333,6 +341,7 @@ class ProxyApp:
             self.access_log({
                 "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,
                 "upstream": upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": decision.why,
+                **({"error": error} if error else {}),
             })
 
     @staticmethod
@@ -401,7 +410,7 @@ class ProxyApp:
                 return await self.exchange(pool, head, body, chunked, timeout, watch, receive, method)
             raise
 
-    async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: bytes | None,
+    async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]],
                       method: str, send: Send, watch: _Watch, capture: _Capture | None = None) -> bool:
         """Stream the response to the client; False if the upstream cut it short (or the
         client left), in which case the client's connection is closed mid-body too."""

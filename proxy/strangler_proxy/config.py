@@ -19,6 +19,7 @@ A minimal table::
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Upstream:
     max_idle: int = 128
     read_timeout: float = 60.0  # between two reads of the response body (nginx proxy_read_timeout)
     send_timeout: float = 60.0  # between two writes of the request body (nginx proxy_send_timeout)
+    line: int | None = field(default=None, compare=False)
 
     @property
     def authority(self) -> str:
@@ -148,10 +150,14 @@ class Cohort:
 
 @dataclass(frozen=True, slots=True)
 class Pin:
-    """Explicit pins: ``X-Strangler-Side: new`` or ``cases=new,kb=legacy``."""
+    """Explicit pins: ``X-Strangler-Side: new`` or ``cases=new,kb=legacy``. Off unless the
+    route file has ``pin:``; then values must be signed (``strangler_proxy.pins``) unless
+    ``unsigned: true`` says this is a test environment."""
 
-    header: str | None = "x-strangler-side"
-    cookie: str | None = "strangler_side"
+    header: str | None = None
+    cookie: str | None = None
+    secret: bytes | None = field(default=None, repr=False)
+    unsigned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,7 @@ class RouteTable:
     breaker: Breaker = field(default_factory=Breaker)
     fallback_body_limit: int = 1 << 20
     limits: Limits = field(default_factory=Limits)
+    server_names: tuple[str, ...] = ()  # hosts this proxy serves: redirects are rewritten to these only
 
     def module(self, name: str) -> Module | None:
         for m in self.modules:
@@ -178,7 +185,7 @@ class RouteTable:
         return None
 
 
-TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits"}
+TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
                "shadow", "shadow_percent", "release", "retire_window"}
 RELEASE_KEYS = {"steps", "interval", "analysis", "failure_limit", "rollback", "webhooks"}
@@ -236,6 +243,8 @@ def parse_routes(doc: object, source: str) -> RouteTable:
         breaker=_breaker(top["breaker"]) if "breaker" in top else Breaker(),
         fallback_body_limit=fallback["body_limit"].integer(0) if "body_limit" in fallback else 1 << 20,
         limits=parse_limits(top["limits"]) if "limits" in top else Limits(),
+        server_names=tuple(h.string("a host name").lower() for h in top["server_names"].sequence_or_one())
+        if "server_names" in top else (),
     )
 
 
@@ -264,6 +273,7 @@ def _upstream(name: str, node: Node) -> Upstream:
         max_idle=fields["max_idle"].integer(0) if "max_idle" in fields else 128,
         read_timeout=fields["read_timeout"].number(0.001) if "read_timeout" in fields else 60.0,
         send_timeout=fields["send_timeout"].number(0.001) if "send_timeout" in fields else 60.0,
+        line=node.line,
     )
 
 
@@ -499,10 +509,27 @@ def _cohort(node: Node) -> Cohort:
 
 
 def _pin(node: Node) -> Pin:
-    f = node.mapping({"header", "cookie"})
+    f = node.mapping({"header", "cookie", "secret", "secret_env", "unsigned"})
+    secret: bytes | None = None
+    if "secret" in f:
+        secret = f["secret"].string("a shared secret").encode()
+    elif "secret_env" in f:
+        name = f["secret_env"].string("an environment variable name")
+        value = os.environ.get(name)
+        if not value:
+            f["secret_env"].fail(f"the environment variable {name} is not set or empty")
+        secret = value.encode()
+    unsigned = f["unsigned"].boolean() if "unsigned" in f else False
+    if secret is None and not unsigned:
+        node.fail("a pin lets a client choose its side (even a weight-0 service, past an open breaker): give 'secret' or "
+                  "'secret_env' so pin values must be signed, or 'unsigned: true' in a test environment")
+    if secret is not None and len(secret) < 16:
+        node.fail("expected a pin secret of at least 16 characters")
     return Pin(
-        header=f["header"].string().lower() if "header" in f and f["header"].value else None,
-        cookie=f["cookie"].string() if "cookie" in f and f["cookie"].value else None,
+        header=(f["header"].string().lower() if f["header"].value else None) if "header" in f else "x-strangler-side",
+        cookie=(f["cookie"].string() if f["cookie"].value else None) if "cookie" in f else "strangler_side",
+        secret=secret,
+        unsigned=unsigned and secret is None,
     )
 
 

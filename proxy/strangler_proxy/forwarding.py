@@ -10,7 +10,9 @@ through untouched. ``Host`` is kept as the client sent it. The body's framing
 what it sends, never copied from the client.
 
 Toward the client: hop-by-hop headers go, and a redirect ``Location`` pointing at an
-upstream is rewritten to the address the client used.
+upstream is rewritten to the address the client used when that host is one of the route
+file's ``server_names``, else to a relative reference (``/path?query``): a client-supplied
+``Host`` never chooses where a redirect sends the user.
 """
 
 from __future__ import annotations
@@ -96,8 +98,20 @@ def request_head(
     return b"".join(lines), host
 
 
-def response_headers(raw: Headers, upstream_origins: tuple[bytes, ...], public_origin: bytes | None) -> Headers:
-    """Response headers for the client: hop-by-hop removed, ``Location`` rewritten."""
+def public_origin(scheme: str, host: bytes, server_names: tuple[str, ...]) -> bytes:
+    """What an upstream's own address in a redirect becomes: the client's origin when its
+    host is served here, else nothing (the redirect becomes relative)."""
+    name = host.decode("latin-1").lower()
+    name = name.rsplit(":", 1)[0] if not name.endswith("]") else name
+    for p in server_names:
+        if p == name or (p.startswith("*.") and name.endswith(p[1:])):
+            return scheme.encode() + b"://" + host
+    return b""
+
+
+def response_headers(raw: Headers, upstream_origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]]) -> Headers:
+    """Response headers for the client: hop-by-hop removed, ``Location`` rewritten.
+    ``public`` is the request's scheme, Host and the served names (see ``public_origin``)."""
     drop = HOP_BY_HOP
     for name, value in raw:
         if name.lower() == b"connection":
@@ -110,10 +124,11 @@ def response_headers(raw: Headers, upstream_origins: tuple[bytes, ...], public_o
         low = name.lower()
         if low in drop:
             continue
-        if low == b"location" and public_origin is not None:
+        if low == b"location":
             for origin in upstream_origins:
                 if value.startswith(origin) and (len(value) == len(origin) or value[len(origin)] in b"/?#"):
-                    value = public_origin + value[len(origin):]
+                    rest = value[len(origin):]
+                    value = public_origin(*public) + (rest if rest[:1] == b"/" else b"/" + rest)
                     break
         out.append((low, value))
     return out

@@ -28,6 +28,7 @@ from strangler_proxy.config import RouteTable, load_routes
 from strangler_proxy.background import Background
 from strangler_proxy.errors import ProxyError, RouteConfigError
 from strangler_proxy.listener import Guard, protocol_class
+from strangler_proxy.selfref import check_not_self
 from strangler_proxy.shadow.helper import spawn
 
 
@@ -119,8 +120,13 @@ class Reloader:
         return self._stamp() != self.stamp
 
 
+def _own_listeners(opts: ServeOptions) -> list[tuple[str, tuple[str, int]]]:
+    return [("listener", opts.listen)] + ([("admin API", opts.admin)] if opts.admin else [])
+
+
 def run(opts: ServeOptions) -> int:
     table = load_routes(opts.routes)  # refuse to start on a bad table
+    check_not_self(table, _own_listeners(opts))
     if opts.workers > 1:
         return _run_workers(opts, table)
     import uvloop
@@ -151,6 +157,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     background = Background(_log)
 
     def install(new: RouteTable) -> None:
+        check_not_self(new, _own_listeners(opts))
         if controller is not None:  # a reload cannot retire a module legacy still serves
             for m in new.modules:
                 old = runtime.snapshot.modules.get(m.name)
@@ -337,7 +344,9 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
 
     def reload() -> str | None:
         try:
-            runtime.swap_table(load_routes(opts.routes))
+            new = load_routes(opts.routes)
+            check_not_self(new, _own_listeners(opts))
+            runtime.swap_table(new)
         except RouteConfigError as exc:
             return str(exc)
         forward_hup()

@@ -50,11 +50,23 @@ def test_canary_cohorts_are_sticky_and_module_wide(tmp_path: Path, legacy: Upstr
         assert served_by(httpx.get(f"{p2.url}/echo/cases/page", cookies={"JSESSIONID": f"user{i}"})) == sides[i]
 
 
-def test_pin_by_header_and_cookie(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+def test_pins_are_off_by_default_and_signed_when_on(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    from strangler_proxy.pins import sign_pin
+
     p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, module("canary", 0)))
-    assert served_by(httpx.get(f"{p.url}/echo/cases/1")) == "legacy"
-    assert served_by(httpx.get(f"{p.url}/echo/cases/1", headers={"x-strangler-side": "new"})) == "service"
-    assert served_by(httpx.get(f"{p.url}/echo/cases/1", cookies={"strangler_side": "cases=new"})) == "service"
+    assert served_by(httpx.get(f"{p.url}/echo/cases/1", headers={"x-strangler-side": "new"})) == "legacy"  # off
+    p.stop()
+    secret = "a-long-shared-secret-for-testers"
+    p = start_proxy(routes_file(tmp_path / "r2.yaml", {"legacy": legacy.url, "service": service.url}, module("canary", 0),
+                                extra=f"pin: {{secret: {secret}}}\n"))
+    good = sign_pin("new", secret.encode(), int(time.time()) + 600)
+    assert served_by(httpx.get(f"{p.url}/echo/cases/1", headers={"x-strangler-side": good})) == "service"
+    cookie = sign_pin("cases=new", secret.encode(), int(time.time()) + 600)
+    assert served_by(httpx.get(f"{p.url}/echo/cases/1", cookies={"strangler_side": cookie})) == "service"
+    expired = sign_pin("new", secret.encode(), int(time.time()) - 1)
+    forged = good[:-1] + ("0" if good[-1] != "0" else "1")
+    for value in ("new", "cases=new", expired, forged, sign_pin("new", b"another-secret-entirely", int(time.time()) + 600)):
+        assert served_by(httpx.get(f"{p.url}/echo/cases/1", headers={"x-strangler-side": value})) == "legacy", value
 
 
 def test_refused_connection_falls_back_for_any_method(tmp_path: Path, legacy: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
@@ -108,7 +120,8 @@ def test_breaker_opens_and_is_counted(tmp_path: Path, legacy: Upstream, start_pr
 
 
 def test_faithful_forwarding(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
-    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, module("released")))
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, module("released"),
+                                extra="server_names: [portal.corp]\n"))
     r = httpx.get(f"{p.url}/echo/cases/1?q=2", headers={
         "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         "connection": "keep-alive, x-hop", "x-hop": "secret", "host": "portal.corp"})
@@ -121,8 +134,10 @@ def test_faithful_forwarding(tmp_path: Path, legacy: Upstream, service: Upstream
     assert set(seen) - sent <= {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "via"}
     assert r.json()["query"] == "q=2"
     # redirects that point at an upstream come back pointing at the proxy
-    r = httpx.get(f"{p.url}/redirect", headers={"host": "portal.corp"})
+    r = httpx.get(f"{p.url}/redirect", headers={"host": "portal.corp"})  # portal.corp is in server_names
     assert r.headers["location"] == "http://portal.corp/target?x=1"
+    r = httpx.get(f"{p.url}/redirect", headers={"host": "evil.example"})  # not served here: relative
+    assert r.headers["location"] == "/target?x=1"
     # compressed bodies pass untouched
     with httpx.stream("GET", f"{p.url}/gzip", headers={"accept-encoding": "gzip"}) as r:
         raw = b"".join(r.iter_raw())

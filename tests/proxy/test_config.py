@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_long_forms(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text(
         "upstreams:\n  legacy: {url: 'http://127.0.0.1:1', connect_timeout: 0.5}\n  svc: http://127.0.0.1:2\n"
-        "cohort: {key: [header:X-User-Id, client_ip]}\npin: {header: X-Side, cookie: null}\nbreaker: {failures: 2, cooldown: 1.5}\n"
+        "cohort: {key: [header:X-User-Id, client_ip]}\npin: {header: X-Side, cookie: null, unsigned: true}\nbreaker: {failures: 2, cooldown: 1.5}\n"
         "fallback: {body_limit: 1024}\n"
         "modules:\n  m:\n    match:\n      - {path: /exact, methods: [POST]}\n      - {hosts: ['*.corp'], headers: {X-Beta: '1'}}\n"
         "    service: svc\n    stage: released\n    idempotent: [PUT]\n    idempotency_key: Idempotency-Key\n    timeout: 2\n"
@@ -93,3 +94,16 @@ def load_yaml_file_text(tmp_path: Path, text: str):  # type: ignore[no-untyped-d
     path = tmp_path / "x.yaml"
     path.write_text(text)
     return load_yaml_file(path)[0]
+
+
+def test_pins_need_a_secret_or_an_explicit_unsigned(tmp_path: Path) -> None:
+    base = "upstreams: {legacy: 'http://127.0.0.1:1'}\n"
+    for text, message in (("pin: {header: X-Side}\n", "give 'secret' or 'secret_env'"),
+                          ("pin: {secret: short}\n", "at least 16 characters"),
+                          ("pin: {secret_env: STRANGLER_TEST_UNSET_VARIABLE}\n", "STRANGLER_TEST_UNSET_VARIABLE is not set")):
+        f = tmp_path / "r.yaml"
+        f.write_text(base + text)
+        with pytest.raises(RouteConfigError, match=re.escape(message)):
+            load_routes(f)
+    f.write_text(base)
+    assert load_routes(f).pin.header is None and load_routes(f).pin.cookie is None  # off by default

@@ -46,12 +46,19 @@ def test_forwarded_for_and_via_are_appended() -> None:
     assert (b"x-forwarded-proto", b"http") in headers and (b"x-forwarded-proto", b"spoofed") not in headers
 
 
-def test_location_rewritten_only_for_upstream_origins() -> None:
+def test_location_rewritten_only_for_upstream_origins_and_served_hosts() -> None:
     origins = upstream_origins("http", "127.0.0.1", 9001)
+    served = ("https", b"portal.corp", ("portal.corp",))
     out = dict(response_headers([(b"Location", b"http://127.0.0.1:9001/login?next=/"), (b"Connection", b"close"),
-                                 (b"Set-Cookie", b"a=1")], origins, b"https://portal.corp"))
+                                 (b"Set-Cookie", b"a=1")], origins, served))
     assert out[b"location"] == b"https://portal.corp/login?next=/" and b"connection" not in out
-    kept = dict(response_headers([(b"location", b"http://127.0.0.1:90011/x")], origins, b"https://p"))
+    kept = dict(response_headers([(b"location", b"http://127.0.0.1:90011/x")], origins, served))
     assert kept[b"location"] == b"http://127.0.0.1:90011/x"
-    other = dict(response_headers([(b"location", b"https://sso.corp/login")], origins, b"https://p"))
+    other = dict(response_headers([(b"location", b"https://sso.corp/login")], origins, served))
     assert other[b"location"] == b"https://sso.corp/login"
+    # a Host this proxy does not serve never becomes a redirect target: the redirect goes relative
+    for host in (b"evil.example", b"portal.corp.evil.example", b""):
+        out = dict(response_headers([(b"location", b"http://127.0.0.1:9001?x=1")], origins, ("https", host, ("portal.corp",))))
+        assert out[b"location"] == b"/?x=1", host
+    wild = dict(response_headers([(b"location", b"http://127.0.0.1:9001/a")], origins, ("http", b"eu.portal.corp:8443", ("*.portal.corp",))))
+    assert wild[b"location"] == b"http://eu.portal.corp:8443/a"

@@ -357,3 +357,48 @@ def test_a_retired_module_is_not_reached_on_legacy_by_spelling(tmp_path: Path, s
     finally:
         legacy.stop()
         svc.stop()
+
+
+# -- 12. nothing about upstreams leaks to clients ----------------------------------------------------------
+def test_gateway_errors_do_not_reveal_upstream_addresses(tmp_path: Path, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    from tests.servers import free_port
+
+    dead = free_port()
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": f"http://127.0.0.1:{dead}"}), access_log=True)
+    answer = raw_exchange(p.port, b"GET /x HTTP/1.1\r\nHost: p\r\n\r\n")
+    assert statuses(answer) == [502]
+    assert str(dead).encode() not in answer and b"127.0.0.1" not in answer and b"refused" not in answer.lower()
+    p.stop()
+    assert str(dead) in p.out.read_text()  # the operator still sees why, in the access log
+
+
+# -- 13. the admin API and pins ------------------------------------------------------------------------------
+def test_admin_refuses_remote_addresses_bad_values_and_self_pointing_upstreams(tmp_path: Path, proxy: ProxyProcess) -> None:
+    from tests.cli.helpers import strangler
+    from tests.proxy.harness import TOKEN
+    from tests.servers import free_port
+
+    import httpx
+
+    routes = routes_file(tmp_path / "ok.yaml", {"legacy": "http://127.0.0.1:1"})
+    r = strangler("proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin", f"0.0.0.0:{free_port()}",
+                  "--admin-token", "t", timeout=30)
+    assert r.returncode == 1 and "--admin-allow-remote" in r.stderr and "Traceback" not in r.stderr
+    # an upstream that is the proxy's own admin API (or listener) is refused, by check and at start
+    selfish = routes_file(tmp_path / "self.yaml", {"legacy": "http://localhost:9901"})
+    r = strangler("routes", "check", str(selfish))
+    assert r.returncode == 1 and "admin API" in r.stderr and "upstreams.legacy" in r.stderr
+    assert strangler("routes", "check", str(selfish), "--admin", "127.0.0.1:9999").returncode == 0
+    port = free_port()
+    loop_file = routes_file(tmp_path / "loop.yaml", {"legacy": f"http://127.0.0.1:{port}"})
+    r = strangler("proxy", "--routes", str(loop_file), "--listen", f"127.0.0.1:{port}", "--admin", "off", timeout=30)
+    assert r.returncode == 1 and "own listener" in r.stderr
+    # malformed values are 400, never 500; health reveals no paths
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{proxy.admin}/ledger?limit=abc", headers=auth).status_code == 400
+    assert httpx.get(f"{proxy.admin}/ledger?limit=-1", headers=auth).status_code == 400
+    for body in (b"[" * 100_000, b"\xff\xfe", b"{\"weight\": 1e999999}", b"null"):
+        assert httpx.patch(f"{proxy.admin}/modules/old", content=body, headers=auth).status_code == 400, body
+        assert httpx.post(f"{proxy.admin}/releases/old", content=body, headers=auth).status_code in (400, 404), body
+    health = httpx.get(f"{proxy.admin}/healthz").text
+    assert str(tmp_path) not in health and "yaml" not in health

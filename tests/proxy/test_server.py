@@ -29,12 +29,12 @@ async def _hammer(port: int, connections: int, per_connection: int) -> None:
 
 def test_two_workers_share_the_port_evenly(tmp_path: Path, legacy: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
     p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url}), workers=2, access_log=True)
-    asyncio.run(_hammer(p.port, 64, 20))
+    asyncio.run(_hammer(p.port, 256, 5))  # 256 connections: a 65 % share would be a 4.7-sigma event
     p.stop()
     pids = collections.Counter(json.loads(line)["pid"] for line in p.out.read_text().splitlines() if '"/echo/x"' in line)
     assert len(pids) == 2, pids
     total = sum(pids.values())
-    assert total == 64 * 20
+    assert total == 256 * 5
     for count in pids.values():
         assert 0.35 <= count / total <= 0.65, pids
 
@@ -66,9 +66,19 @@ def test_routes_check_and_explain(tmp_path: Path) -> None:
     root = Path(__file__).parent.parent.parent / "routes" / "example.yaml"
     r = strangler("routes", "check", str(root))
     assert r.returncode == 0 and "1 modules (1 canary)" in r.stdout
-    r = strangler("routes", "explain", str(root), "GET", "/api/cases/7", "-H", "X-Strangler-Side: new", "--format", "json")
+    signed = tmp_path / "signed.yaml"
+    signed.write_text(root.read_text() + "pin: {secret_env: TEST_PIN_SECRET}\n")
+    env = {"TEST_PIN_SECRET": "a-long-shared-secret-for-testers"}
+    r = strangler("routes", "pin", str(signed), "cases=new", env=env)
+    assert r.returncode == 0, r.stderr
+    value = r.stdout.strip()
+    r = strangler("routes", "explain", str(signed), "GET", "/api/cases/7", "-H", f"X-Strangler-Side: {value}", "--format", "json", env=env)
     doc = json.loads(r.stdout)
     assert doc["module"] == "cases" and doc["side"] == "service" and doc["url"] == "http://127.0.0.1:9001"
     assert "pinned" in doc["why"]
+    r = strangler("routes", "explain", str(root), "GET", "/api/cases/7", "-H", "X-Strangler-Side: new", "--format", "json")
+    assert "pinned" not in json.loads(r.stdout)["why"]  # no pin section: pins are off
+    r = strangler("routes", "pin", str(root), "new")
+    assert r.returncode == 1 and "pins are off" in r.stderr
     r = strangler("routes", "explain", str(root), "GET", "http://portal.corp/kb")
     assert "legacy receives it" in r.stdout

@@ -1,0 +1,43 @@
+"""Signed pins: a tester's choice of side that a random client cannot forge.
+
+A pin (``X-Strangler-Side`` header or ``strangler_side`` cookie) sends a request to the
+side it names, even a service at weight 0 and past an open breaker, so pins are off unless
+the route file turns them on, and then their values are signed with a shared secret::
+
+    cases=new.1767225600.3f1c9a...      SPEC.EXPIRES.SIGNATURE
+
+``SIGNATURE`` is the first 32 hex digits of HMAC-SHA256(secret, ``SPEC.EXPIRES``), and
+``EXPIRES`` a Unix time after which the pin is ignored. ``strangler routes pin`` makes one.
+
+>>> v = sign_pin("cases=new", b"k", 2_000_000_000)
+>>> verify_pin(v, b"k", 1_900_000_000)
+'cases=new'
+>>> verify_pin(v, b"other", 1_900_000_000) is None, verify_pin(v, b"k", 2_000_000_001) is None
+(True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def _signature(spec_and_expiry: str, secret: bytes) -> str:
+    return hmac.new(secret, spec_and_expiry.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:32]
+
+
+def sign_pin(spec: str, secret: bytes, expires: int) -> str:
+    """A pin value for ``spec`` (``new``, ``legacy`` or ``cases=new,kb=legacy``)."""
+    body = f"{spec}.{int(expires)}"
+    return f"{body}.{_signature(body, secret)}"
+
+
+def verify_pin(value: str, secret: bytes, now: float) -> str | None:
+    """The spec of a correctly signed, unexpired pin value, else ``None``."""
+    body, sep, signature = value.rpartition(".")
+    spec, sep2, expires = body.rpartition(".")
+    if not sep or not sep2 or not expires.isdigit() or int(expires) < now:
+        return None
+    if not hmac.compare_digest(signature.lower(), _signature(body, secret)):
+        return None
+    return spec
