@@ -48,7 +48,24 @@ def line_of(container: object, key: str | int) -> int | None:
     return getattr(container, "line", None)
 
 
+MAX_DEPTH = 100  # Kubernetes manifests nest about 20 levels; deeper is an attack or a mistake
+
+
 class _Loader(yaml.SafeLoader):
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # stop at MAX_DEPTH: PyYAML composes recursively and scans nested flow collections in
+        # quadratic time, so 100,000 '[' would otherwise take a second and end in RecursionError
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested too deeply: more than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         super().flatten_mapping(node)

@@ -6,6 +6,7 @@ or hold, at the socket, before a request reaches the app:
 - the request target must be origin-form (``/path``), or ``*`` for ``OPTIONS``; anything
   else (absolute-form, authority-form, ``*@host:port/``) gets 400 and the connection is
   closed, for plain HTTP and WebSocket upgrades alike: no request can name a host;
+  ``CONNECT`` (a tunnel) and ``TRACE`` (echoes credentials) are 405;
 - the request target and the whole head are limited *while they arrive* (414 / 431 and
   close): no more than the limit is ever handed to the parser for one head;
 - exactly one ``Host`` header (HTTP/1.1 requires it; two are 400), as nginx;
@@ -90,7 +91,7 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         self.header_bytes = 0
         self.hosts = 0
         self.has_body = False
-        self.last_read = 0.0
+        self.last_read: float = 0.0
         self.header_timer: asyncio.TimerHandle | None = None
         self.body_timer: asyncio.TimerHandle | None = None
         self.pending: bytes | None = None  # a rejection to write once the response in flight ends
@@ -107,7 +108,7 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         guard.open += 1
         self.counted = True
-        self.timeout_keep_alive = self.lim.keepalive_timeout
+        self.timeout_keep_alive = self.lim.keepalive_timeout  # type: ignore[assignment]  # uvicorn says int; call_later takes float
         guard.idle[self] = None
         self.header_timer = self.loop.call_later(self.lim.header_timeout, self._head_timeout)
 
@@ -236,7 +237,11 @@ class StranglerHttpProtocol(HttpToolsProtocol):
             self.header_timer.cancel()
             self.header_timer = None
         url = self.url = b"".join(self.url_parts) if len(self.url_parts) != 1 else self.url_parts[0]
-        if url[:1] != b"/" and not (url == b"*" and self.parser.get_method() == b"OPTIONS"):
+        method = self.parser.get_method()
+        if method in (b"CONNECT", b"TRACE"):
+            # not a forward proxy (no tunnels), and TRACE would echo cookies back (as nginx: refused)
+            raise _Reject(405, "bad_method", f"{method.decode()} is not served by this proxy\n")
+        if url[:1] != b"/" and not (url == b"*" and method == b"OPTIONS"):
             raise _Reject(400, "bad_target", "the request target must be a path: this proxy only talks to its configured upstreams\n")
         if self.hosts != 1 and (self.hosts > 1 or self.parser.get_http_version() == "1.1"):
             raise _Reject(400, "bad_host", "exactly one Host header is required\n")

@@ -138,11 +138,14 @@ class RecordingUpstream:
                     sock.close()
                     return
                 # we wrote raw bytes: walk h11's state machine past a response it never built
-                conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
-                conn.send(h11.EndOfMessage())
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                try:
+                    conn.send(h11.Response(status_code=200, headers=[("content-length", "0")]))
+                    conn.send(h11.EndOfMessage())
+                    if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                        return
+                    conn.start_next_cycle()
+                except h11.LocalProtocolError:  # e.g. a CONNECT: h11 would switch protocols
                     return
-                conn.start_next_cycle()
             elif isinstance(event, h11.ConnectionClosed):
                 return
 
