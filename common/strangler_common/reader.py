@@ -14,6 +14,8 @@ strangler_common.errors.ConfigError: a.yaml:1: port: expected an integer, found 
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -113,7 +115,7 @@ class Node:
         return self.value
 
     def number(self, minimum: float | None = None, maximum: float | None = None) -> float:
-        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
             self.expected("a number")
         self._bounds(self.value, minimum, maximum)
         return float(self.value)

@@ -221,6 +221,8 @@ def load_routes(path: str | Path) -> RouteTable:
         raise
     except ConfigError as exc:
         raise RouteConfigError(exc.location, exc.message) from None
+    except Exception as exc:  # a file must never crash a reload or 'routes check': say what, in one line
+        raise RouteConfigError(Location(str(path)), f"cannot be read: {type(exc).__name__}: {exc}") from None
 
 
 def parse_routes(doc: object, source: str) -> RouteTable:

@@ -138,6 +138,7 @@ class StranglerHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._uncount()  # the WebSocket protocol owns the connection from here
+        self.closing = True  # nothing more goes to this HTTP parser
         super().handle_websocket_upgrade()
 
     # -- reading ---------------------------------------------------------------------------
