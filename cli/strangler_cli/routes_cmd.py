@@ -74,7 +74,7 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from strangler_proxy.app import ProxyApp
+    from strangler_proxy.app import ProxyApp, explain
     from strangler_proxy.config import load_routes
     from strangler_proxy.decision import REFUSED_PATH
     from strangler_proxy.metrics import Metrics
@@ -94,7 +94,8 @@ def run_explain(args: argparse.Namespace) -> int:
              "client": (args.client_ip, 0)}
     app = ProxyApp(Runtime(table, Metrics()))
     snap = app.runtime.snapshot
-    module, decision, why = app.choose(snap, scope)
+    module, decision, route = app.choose(snap, scope)
+    why = explain(route, module, decision)
     if decision is REFUSED_PATH:
         raise StranglerError(f"{args.url}: {REFUSED_PATH.why}")
     upstream = "legacy" if module is None else (module.service if decision.side == "service" else module.legacy)

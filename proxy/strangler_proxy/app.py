@@ -7,7 +7,6 @@ new service failed and the rules allow it. Everything precomputable lives in the
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
@@ -20,6 +19,7 @@ from strangler_proxy.cohort import bucket, cookie_value, on_new_side
 from strangler_proxy.config import Module
 from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
 from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
+from strangler_proxy.listener import WATCH
 from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
 from strangler_proxy.pins import verify_pin
@@ -38,7 +38,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or failed\n"
 GATEWAY_TIMEOUT = "strangler: gateway timeout: the upstream did not answer in time\n"
-WATCH_AFTER = 0.05  # start watching for a client disconnect once a response takes this long
 CHUNK_END = b"0\r\n\r\n"
 
 
@@ -51,59 +50,38 @@ def _plain(status: int, text: str) -> tuple[Message, Message]:
     )
 
 
-async def _until_disconnect(receive: Receive) -> Message:
-    while True:  # an unread (empty) request body comes first
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return message
-
-
-class _Why:
-    """The reason for a routing decision, formatted only when someone reads it."""
-
-    __slots__ = ("route", "module", "decision")
-
-    def __init__(self, route: Route, module: Module, decision: Decision) -> None:
-        self.route, self.module, self.decision = route, module, decision
-
-    def __str__(self) -> str:
-        m = self.module
-        weight = f" at {m.weight:g}%" if m.stage == "canary" else ""
-        return f"{self.route.why} -> module {m.name} ({m.stage}{weight}): {self.decision.why}"
+def explain(route: Route | None, module: Module | None, decision: Decision) -> str:
+    """Why a request goes where ``ProxyApp.choose`` sent it, in words (for ``routes explain``)."""
+    if decision is REFUSED_PATH:
+        return decision.why
+    if route is None or module is None:
+        return "no module claims it: legacy"
+    weight = f" at {module.weight:g}%" if module.stage == "canary" else ""
+    return f"{route.why} -> module {module.name} ({module.stage}{weight}): {decision.why}"
 
 
 class _Watch:
-    """Aborts the upstream exchange in progress if the client goes away."""
+    """Aborts the upstream exchange in progress if the client goes away.
 
-    __slots__ = ("conn", "finished", "gone", "handle", "task")
+    The listener (``strangler_proxy.listener``) calls ``client_gone`` from its
+    ``connection_lost`` while the response is unfinished: no timer and no task per request.
+    """
+
+    __slots__ = ("conn", "finished", "gone")
 
     def __init__(self) -> None:
         self.conn: Exchange | None = None
         self.finished = False
         self.gone = False
-        self.handle: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task[Message] | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
-        self.handle = loop.call_later(WATCH_AFTER, self._begin, loop, receive)
-
-    def _begin(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
-        self.handle = None
+    def client_gone(self) -> None:
         if not self.finished:
-            self.task = loop.create_task(_until_disconnect(receive))
-            self.task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Message]) -> None:
-        # the server also says "disconnect" once the response is complete: finished by then
-        if not task.cancelled() and not self.finished and self.conn is not None:
             self.gone = True
-            self.conn.abort()
+            if self.conn is not None:
+                self.conn.abort()
 
     def stop(self) -> None:
         self.finished = True
-        if self.handle is not None:
-            self.handle.cancel()
-        # a pending receive() ends by itself when the response completes
 
 
 class _Capture:
@@ -159,8 +137,9 @@ class ProxyApp:
 
     # -- routing -------------------------------------------------------------------------
     def choose(self, snap: Snapshot, scope: Scope, host: str | None = None,
-               cookies: str | None | bool = False) -> tuple[Module | None, Decision, object]:
-        """The module, the side and why, for a request scope (shared with ``explain``).
+               cookies: str | None | bool = False) -> tuple[Module | None, Decision, Route | None]:
+        """The module, the side and the route that matched, for a request scope (shared with
+        ``routes explain``, which formats them with ``explain``).
 
         ``host`` and ``cookies`` may be passed when the caller has already read them
         (``cookies=False`` means not looked up yet).
@@ -179,11 +158,11 @@ class ProxyApp:
             host = header("host") or ""
         path = canonical_path(scope["path"])
         if path is None:
-            return None, REFUSED_PATH, REFUSED_PATH.why
+            return None, REFUSED_PATH, None
         hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         route = snap.router.route(scope["method"], path, hostname.lower(), header)
         if route is None:
-            return None, UNCLAIMED_DECISION, "no module claims it: legacy"
+            return None, UNCLAIMED_DECISION, None
         module = route.module
         stage = module.stage
         pin = None
@@ -208,7 +187,7 @@ class ProxyApp:
         decision = decide(stage, module.weight, pin, new_side, False)
         if decision.side == "service" and stage != "retired" and pin is None and not snap.breakers[module.name].allow():
             decision = BREAKER_OPEN
-        return module, decision, _Why(route, module, decision)
+        return module, decision, route
 
     @staticmethod
     def cohort_key(snap: Snapshot, scope: Scope, header: Callable[[str], str | None], cookies: str | None) -> str | None:
@@ -259,7 +238,7 @@ class ProxyApp:
         upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
         ups = snap.table.upstreams
         timeout = (module.timeout or ups[upstream].timeout) if module is not None and side == "service" else ups[upstream].timeout
-        watch = _Watch()
+        watch = scope[WATCH] = _Watch()
         status = 502
         error: str | None = None
         capture: _Capture | None = None
@@ -383,7 +362,7 @@ class ProxyApp:
         conn, reused = await pool.acquire()
         watch.conn = conn
         try:
-            chunk = None if body.empty else await body.next()
+            chunk = await body.next() if (body.kept or body.held or not body.complete) else None
             if chunk is None:
                 conn.write(head + CHUNK_END if chunked else head)
             else:
@@ -396,8 +375,6 @@ class ProxyApp:
                     conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                 if chunked:
                     conn.write(CHUNK_END)
-            if watch.handle is None and watch.task is None:
-                watch.start(pool.loop, receive)
             await conn.response_head(timeout)
             return conn
         except BaseException as exc:

@@ -12,6 +12,7 @@ read/send timeouts of 60 s between two operations (``proxy_read_timeout``,
       max_request_line: 8192       # the request target; more: 414 and close
       header_timeout: 60           # a head not complete in time: 408 and close
       body_timeout: 60             # no body bytes for this long: 408 (or close) and the upstream is let go
+                                   # (checked once per period, so a silent body is cut after 1 to 2 periods)
       keepalive_timeout: 75        # an idle keep-alive connection is closed
       max_connections: 10000       # open client connections; more: the oldest idle one is closed,
                                    # or, with none idle, the new one gets 503 and is closed

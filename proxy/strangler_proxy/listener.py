@@ -30,12 +30,18 @@ from __future__ import annotations
 import asyncio
 import http
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from strangler_proxy.limits import Limits
+
+WATCH = "strangler.watch"  # set by the app in a request's scope: told when the client goes away
+
+
+class Watcher(Protocol):
+    def client_gone(self) -> None: ...
 
 OVERLOADED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 38\r\n"
               b"retry-after: 1\r\nconnection: close\r\n\r\nstrangler: too many open connections.\n")
@@ -84,14 +90,14 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         self.refused = False
         self.closing = False  # a rejection was written; nothing more is read
         self.in_head = False
-        self.between = True  # waiting for a request, or reading its head
         self.head_used = 0
         self.url_parts: list[bytes] = []
         self.url_len = 0
         self.header_bytes = 0
         self.hosts = 0
         self.has_body = False
-        self.last_read: float = 0.0
+        self.reads = 0  # counts body reads: the idle timer sees progress without a clock call per read
+        self.reads_seen = 0
         self.header_timer: asyncio.TimerHandle | None = None
         self.body_timer: asyncio.TimerHandle | None = None
         self.pending: bytes | None = None  # a rejection to write once the response in flight ends
@@ -116,6 +122,11 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         if self.refused:
             return
         self._uncount()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            watch = cast("Watcher | None", cycle.scope.get(WATCH))  # the request in flight: its upstream exchange stops now
+            if watch is not None:
+                watch.client_gone()
         super().connection_lost(exc)
 
     def _uncount(self) -> None:
@@ -145,34 +156,51 @@ class StranglerHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.refused or self.closing:
             return
-        if self.guard.idle:
-            self.guard.idle.pop(self, None)
-        self._unset_keepalive_if_required()
-        if self.between:
+        idle = self.guard.idle
+        if idle:
+            idle.pop(self, None)
+        if self.timeout_keep_alive_task is not None:
+            self._unset_keepalive_if_required()
+        cycle = self.cycle
+        if self.in_head or cycle is None or not cycle.more_body:  # reading a head, or between requests
             room = self.lim.max_header_bytes - self.head_used
             if len(data) > room:
-                # never hand the parser more than the limit for one head
-                self._feed(data[:room])
-                if self.closing:
-                    return
-                if self.between:
-                    self._reject(_Reject(414, "uri_too_long", "request target too long\n") if self.url_len and not self.header_bytes
-                                 and self.in_head else _Reject(431, "header_too_large", "request header fields too large\n"))
-                    return
-                self._feed(data[room:])
-            else:
-                self.head_used += len(data)
-                self._feed(data)
+                self._feed_bounded(data, room)
+                return
+            self.head_used += len(data)
         else:
-            self.last_read = self.loop.time()
-            self._feed(data)
+            self.reads += 1  # body bytes: the body idle timer sees progress
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._stopped(exc, data)
         if self.in_head and self.header_timer is None and not self.closing:
             self.header_timer = self.loop.call_later(self.lim.header_timeout, self._head_timeout)
+
+    def _feed_bounded(self, data: bytes, room: int) -> None:
+        """Never hand the parser more than the limit for one head."""
+        self._feed(data[:room])
+        if self.closing:
+            return
+        if self._between():
+            self._reject(_Reject(414, "uri_too_long", "request target too long\n") if self.url_len and not self.header_bytes
+                         and self.in_head else _Reject(431, "header_too_large", "request header fields too large\n"))
+            return
+        self.data_received(data[room:])
+
+    def _between(self) -> bool:
+        """Reading a head, or waiting for a request (uvicorn's cycle has its whole body)."""
+        return self.in_head or self.cycle is None or not self.cycle.more_body
 
     def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._stopped(exc, data)
+
+    def _stopped(self, exc: Exception, data: bytes) -> None:
+        """The parser stopped: an upgrade, or an error (ours, raised from a callback, or llhttp's)."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 return
@@ -183,9 +211,9 @@ class StranglerHttpProtocol(HttpToolsProtocol):
             rest = data[exc.args[0]:] if exc.args else b""
             if rest:
                 self.data_received(rest)
-        except httptools.HttpParserError as exc:
-            reason = exc.__context__
-            self._reject(reason if isinstance(reason, _Reject) else _Reject(400, "bad_request", "invalid HTTP request\n"))
+            return
+        reason = exc.__context__
+        self._reject(reason if isinstance(reason, _Reject) else _Reject(400, "bad_request", "invalid HTTP request\n"))
 
     def _reject(self, why: _Reject) -> None:
         if self.closing:
@@ -204,7 +232,6 @@ class StranglerHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.in_head = True
-        self.between = True
         self.url_parts = []
         self.url_len = self.header_bytes = self.hosts = 0
         self.has_body = False
@@ -232,7 +259,6 @@ class StranglerHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        self.between = False
         self.head_used = 0
         if self.header_timer is not None:
             self.header_timer.cancel()
@@ -247,18 +273,14 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         if self.hosts != 1 and (self.hosts > 1 or self.parser.get_http_version() == "1.1"):
             raise _Reject(400, "bad_host", "exactly one Host header is required\n")
         if self.has_body:
-            self.last_read = self.loop.time()
+            self.reads_seen = self.reads
             self.body_timer = self.loop.call_later(self.lim.body_timeout, self._body_idle)
         super().on_headers_complete()
 
-    def on_message_complete(self) -> None:
-        self.between = True
-        if self.body_timer is not None:
+    def on_response_complete(self) -> None:
+        if self.body_timer is not None:  # the exchange is over: so is the wait for its body
             self.body_timer.cancel()
             self.body_timer = None
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
         super().on_response_complete()
         if self.pending is not None:
             if not self.pipeline and not self.transport.is_closing():
@@ -280,15 +302,14 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _body_idle(self) -> None:
+        """A whole body_timeout passed since the timer was armed: close unless body bytes
+        came (then wait another period) or we paused reading for a slow upstream."""
         self.body_timer = None
-        if self.between or self.transport.is_closing():
+        if self._between() or self.transport.is_closing():
             return
-        now = self.loop.time()
-        if self.flow.read_paused:  # we stopped reading (a slow upstream), not the client
-            self.last_read = now
-        left = self.last_read + self.lim.body_timeout - now
-        if left > 0:
-            self.body_timer = self.loop.call_later(left, self._body_idle)
+        if self.reads != self.reads_seen or self.flow.read_paused:
+            self.reads_seen = self.reads
+            self.body_timer = self.loop.call_later(self.lim.body_timeout, self._body_idle)
             return
         self.guard.on_event("body_timeout")
         self.closing = True

@@ -11,7 +11,8 @@ request/response on one pooled keep-alive connection, with:
   (reading pauses above ``HIGH_WATER`` bytes buffered), so a 1 GiB body keeps memory flat;
 - no state shared between requests but the idle connections themselves (no cookie jar,
   no default headers);
-- bounded time: ``read_timeout`` between two reads of the response body, ``send_timeout``
+- bounded time: ``read_timeout`` between two reads of the response body (checked once per
+  period with a read counter, so a stall is cut after one to two periods), ``send_timeout``
   between two writes of the request body (nginx's ``proxy_read/send_timeout``); time spent
   paused because the *client* is slow does not count;
 - one response per request: bytes after a complete response (a second response in the
@@ -48,9 +49,11 @@ class Exchange(asyncio.Protocol):
         self.closed = False
         self.write_paused = False
         self.active = False  # an exchange is under way: bytes are expected
-        self.last_read = 0.0
+        self.reads = 0  # counts reads: the idle timer sees progress without a clock call per read
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_seen = 0
         self._drain: asyncio.Future[None] | None = None
+        self.reading_paused = False
         self.reset()
 
     def reset(self) -> None:
@@ -66,13 +69,14 @@ class Exchange(asyncio.Protocol):
         self.upgraded: bytes | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        if getattr(self, "_idle_timer", None) is not None:
+        if self._idle_timer is not None:
             self._cancel_idle()
-        self._resume()
+        if self.reading_paused:
+            self._resume()
 
     def _resume(self) -> None:
         """Reading back on: a connection is never reused (or pooled) paused."""
-        if getattr(self, "reading_paused", False) and self.transport is not None and not self.closed:
+        if self.reading_paused and self.transport is not None and not self.closed:
             self.transport.resume_reading()
         self.reading_paused = False
 
@@ -88,7 +92,7 @@ class Exchange(asyncio.Protocol):
             self.abort()
             return
         self.got_bytes = True
-        self.last_read = self.loop.time()
+        self.reads += 1
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -117,14 +121,14 @@ class Exchange(asyncio.Protocol):
             self._drain.set_result(None)
 
     # -- httptools callbacks ---------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        if self.done:
-            raise _Extra()
-
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:
+            raise _Extra()  # a second response: never part of the first (no on_message_begin: a call per response)
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.done:
+            raise _Extra()
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.headers = []  # an interim response: wait for the real one
@@ -147,7 +151,8 @@ class Exchange(asyncio.Protocol):
         if not self.head_done:
             return
         self.done = True
-        self._cancel_idle()
+        if self._idle_timer is not None:
+            self._cancel_idle()
         self._wake()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -177,18 +182,20 @@ class Exchange(asyncio.Protocol):
             self._idle_timer.cancel()
             self._idle_timer = None
 
+    def _arm_idle(self) -> None:
+        self._idle_seen = self.reads
+        self._idle_timer = self.loop.call_later(self.pool.upstream.read_timeout, self._read_idle)
+
     def _read_idle(self) -> None:
+        """A whole read_timeout passed since the timer was armed: fail unless bytes came
+        (then wait another period) or reading was paused for a slow client."""
         self._idle_timer = None
         if self.done or self.error is not None or self.closed:
             return
-        now = self.loop.time()
-        if self.reading_paused:  # paused for a slow client: not the upstream's fault
-            self.last_read = now
-        limit = self.pool.upstream.read_timeout
-        left = self.last_read + limit - now
-        if left > 0:
-            self._idle_timer = self.loop.call_later(left, self._read_idle)
+        if self.reads != self._idle_seen or self.reading_paused:
+            self._arm_idle()
         else:
+            limit = self.pool.upstream.read_timeout
             self._fail(UpstreamTimeout(self.pool.name, f"no response bytes for {limit:g} s"))
 
     def _cancel_timer(self) -> None:
@@ -251,7 +258,7 @@ class Exchange(asyncio.Protocol):
             if self.error is not None:
                 raise self.error
             if self._idle_timer is None:
-                self._idle_timer = self.loop.call_later(self.pool.upstream.read_timeout, self._read_idle)
+                self._arm_idle()
             await self._wait()
 
     def take_body(self) -> bytes:
@@ -310,15 +317,18 @@ class Pool:
         """Back to the pool only in a clean state (response complete, nothing buffered,
         reading on), else closed."""
         if conn.done and conn.keep_alive and not conn.closed and not conn.body and conn.upgraded is None and len(self.idle) < self.upstream.max_idle:
-            conn._resume()
-            conn._cancel_idle()
+            if conn.reading_paused:
+                conn._resume()
+            if conn._idle_timer is not None:
+                conn._cancel_idle()
             conn.active = False
             self.idle.append(conn)
             return
         self.discard(conn)
 
     def discard(self, conn: Exchange) -> None:
-        conn._cancel_idle()
+        if conn._idle_timer is not None:
+            conn._cancel_idle()
         if not conn.closed:
             conn.abort()
         self.open -= 1
