@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -30,7 +30,8 @@ def upstream_url(up: Upstream, target: str) -> str | None:
     if not target.startswith("/") or target.startswith("//") or any(c in target for c in "#\\ \t\r\n"):
         return None
     host = f"[{up.host}]" if ":" in up.host else up.host
-    url = f"ws://{host}:{up.port}{target}"
+    path, _, query = target.partition("?")
+    url = urlunsplit(("ws", f"{host}:{up.port}", path, query, ""))
     parts = urlsplit(url)
     if parts.hostname != up.host.lower() or parts.port != up.port or parts.username is not None:
         return None
