@@ -182,7 +182,7 @@ def main() -> None:
         before = rss(pid, "VmRSS")
         t0 = time.perf_counter()
         subprocess.run(f"head -c {size} /dev/zero | curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' "
-                       f"--data-binary @- http://127.0.0.1:{ports['strangler-10']}/upload", shell=True, check=True)
+                       f"-T - http://127.0.0.1:{ports['strangler-10']}/upload", shell=True, check=True)
         up_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         got = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", f"http://127.0.0.1:{ports['strangler-10']}/big"],

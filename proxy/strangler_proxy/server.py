@@ -210,7 +210,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     helper.start(loop)
     app.mirror = helper
 
-    version: list[int | None] = [None]
+    version = [store.version()]
 
     def lead_and_tick() -> None:
         assert controller is not None
@@ -220,8 +220,12 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     def poll_store() -> None:
         v = store.version()
         if v != version[0]:
-            runtime.set_overrides(store.overrides())
             version[0] = v
+            overrides = store.overrides()
+            # the version also moves for writes that change no override (activity, shadow
+            # evidence): rebuilding a 10,000-module snapshot for those would be wasted work
+            if overrides != runtime.overrides:
+                runtime.set_overrides(overrides)
 
     async def watch() -> None:
         """The control plane's heartbeat: every step off the loop, none able to end it."""
