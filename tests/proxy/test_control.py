@@ -10,17 +10,8 @@ from pathlib import Path
 import httpx
 
 from tests.cli.helpers import strangler
-from tests.proxy.harness import ProxyProcess, routes_file
+from tests.proxy.harness import ProxyProcess, routes_file, wait_until
 from tests.proxy.upstreams import Upstream
-
-
-def _wait_for(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 MODULE = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: legacy\n    stage: released\n"
@@ -31,18 +22,18 @@ def test_a_parser_breaking_route_file_and_a_corrupted_store_are_logged_and_survi
     routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url})
     p: ProxyProcess = start_proxy(routes)
     routes.write_text("[" * 100_000)
-    assert _wait_for(lambda: "nested too deeply" in p.log.read_text())
+    assert wait_until(lambda: "nested too deeply" in p.log.read_text(), 10)
     assert httpx.get(f"{p.url}/echo/a").status_code == 200
     # the state database (and its WAL index) is overwritten with garbage while the proxy runs
     for name in (p.state, p.state + "-wal", p.state + "-shm"):
         if Path(name).exists():
             with open(name, "r+b") as f:
                 f.write(b"\xde\xad" * 16384)
-    assert _wait_for(lambda: "state store poll failed" in p.log.read_text())
+    assert wait_until(lambda: "state store poll failed" in p.log.read_text(), 10)
     assert httpx.get(f"{p.url}/echo/a").status_code == 200
     # the watcher is alive: a good file is still picked up
     routes_file(routes, {"legacy": legacy.url}, MODULE)
-    assert _wait_for(lambda: "cases" in [m["name"] for m in p.admin_call("GET", "/modules").json()])
+    assert wait_until(lambda: "cases" in [m["name"] for m in p.admin_call("GET", "/modules").json()], 10)
     time.sleep(1.5)  # a few more ticks of the same failure
     log = p.log.read_text()
     assert log.count("state store poll failed") == 1, log  # one line, not one a tick
@@ -103,7 +94,7 @@ def test_reloading_a_10000_module_table_does_not_stall_traffic(tmp_path: Path, l
     def reload() -> None:
         routes_file(routes, {"legacy": legacy.url}, big)
         p.hup()
-        _wait_for(lambda: "10000 modules" in p.log.read_text(), 60)
+        wait_until(lambda: "10000 modules" in p.log.read_text(), 60)
         done.set()
 
     t = threading.Thread(target=reload)

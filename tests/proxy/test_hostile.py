@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.harness import ProxyProcess, routes_file
+from tests.proxy.harness import ProxyProcess, routes_file, rss_kib
 from tests.proxy.rawpeers import RecordingUpstream, raw_exchange, statuses
 
 
@@ -93,13 +93,6 @@ def test_websocket_url_is_the_configured_upstream_plus_a_path() -> None:
 
 
 # -- 4. the head is limited while it arrives -----------------------------------------------------
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def _flood(port: int, prefix: bytes, piece: bytes, total: int) -> tuple[int, bytes]:
     """Send ``prefix`` then ``piece`` repeatedly up to ``total`` bytes or until the proxy
     stops reading; the bytes sent and the answer."""
@@ -129,7 +122,7 @@ def _flood(port: int, prefix: bytes, piece: bytes, total: int) -> tuple[int, byt
 
 def test_request_target_and_head_are_limited_while_they_arrive(proxy: ProxyProcess, recorder: RecordingUpstream) -> None:
     assert proxy.proc is not None
-    before = _rss_kib(proxy.proc.pid)
+    before = rss_kib(proxy.proc.pid)
     # a target that never ends: 414 long before it is all sent
     sent, answer = _flood(proxy.port, b"GET /", b"a" * 65536, 48 << 20)
     assert statuses(answer) == [414] and sent < 48 << 20
@@ -140,7 +133,7 @@ def test_request_target_and_head_are_limited_while_they_arrive(proxy: ProxyProce
     for _ in range(4):
         sent, answer = _flood(proxy.port, b"GET /x HTTP/1.1\r\nHost: p\r\n", b"X-Many: 1\r\n" * 6000, 48 << 20)
         assert statuses(answer) == [431] and sent < 48 << 20
-    assert _rss_kib(proxy.proc.pid) - before < 32 * 1024
+    assert rss_kib(proxy.proc.pid) - before < 32 * 1024
     # a head just under the limit is served
     answer = raw_exchange(proxy.port, b"GET /ok HTTP/1.1\r\nHost: p\r\nX-Fill: " + b"c" * 60000 + b"\r\n\r\n")
     assert statuses(answer) == [200]

@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.proxy.harness import ProxyProcess, routes_file
+from tests.proxy.harness import ProxyProcess, routes_file, rss_kib, wait_until
 from tests.proxy.upstreams import Upstream
 
 GIB = 1 << 30
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(field)
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def proxy_for(tmp_path: Path, legacy: Upstream, start_proxy) -> ProxyProcess:  # type: ignore[no-untyped-def]
