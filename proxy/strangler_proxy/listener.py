@@ -16,9 +16,9 @@ or hold, at the socket, before a request reaches the app:
 - timeouts: the head (408 and close; a connection that never sends a byte is closed),
   the body between two reads (408, or close once the response started; the app sees a
   disconnect and lets its upstream connection go), idle keep-alive;
-- a cap on open connections: at the cap the oldest idle connection (keep-alive, or not
-  yet sent a byte) is closed to make room, as nginx does; with none idle the new one gets
-  503 and is closed.
+- a cap on open connections, WebSockets included: at the cap the oldest idle connection
+  (keep-alive, or not yet sent a byte) is closed to make room, as nginx does; with none
+  idle the new one gets 503 and is closed.
 
 Limits come from the route file's ``limits:`` (``strangler_proxy.limits``) and follow a
 reload for new connections. Rejections are counted, never logged per request: logging is
@@ -34,6 +34,7 @@ from typing import Any, Protocol, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from strangler_proxy.limits import Limits
 
@@ -148,7 +149,14 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         return True
 
     def handle_websocket_upgrade(self) -> None:
-        self._uncount()  # the WebSocket protocol owns the connection from here
+        # the WebSocket protocol owns the connection from here; it stays counted against
+        # max_connections (never idle, so never evicted) until that protocol loses it
+        self.guard.idle.pop(self, None)
+        for timer in (self.header_timer, self.body_timer):
+            if timer is not None:
+                timer.cancel()
+        self.header_timer = self.body_timer = None
+        self.counted = False
         self.closing = True  # nothing more goes to this HTTP parser
         super().handle_websocket_upgrade()
 
@@ -322,6 +330,17 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol_class(guard: Guard) -> type[StranglerHttpProtocol]:
-    """The protocol class for one listener (uvicorn instantiates it per connection)."""
-    return type("StranglerListenerProtocol", (StranglerHttpProtocol,), {"guard": guard})
+class CountedWebSocket(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, releasing the upgraded connection's place under the cap."""
+
+    guard: Guard  # set on the class made by ``protocol_classes``
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.open -= 1
+        super().connection_lost(exc)
+
+
+def protocol_classes(guard: Guard) -> tuple[type[StranglerHttpProtocol], type[CountedWebSocket]]:
+    """The HTTP and WebSocket protocol classes for one listener (uvicorn makes one per connection)."""
+    return (type("StranglerListenerProtocol", (StranglerHttpProtocol,), {"guard": guard}),
+            type("StranglerWebSocketProtocol", (CountedWebSocket,), {"guard": guard}))

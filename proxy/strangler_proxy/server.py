@@ -27,7 +27,7 @@ import uvicorn
 from strangler_proxy.config import RouteTable, load_routes
 from strangler_proxy.background import Background
 from strangler_proxy.errors import ProxyError, RouteConfigError
-from strangler_proxy.listener import Guard, protocol_class
+from strangler_proxy.listener import Guard, protocol_classes
 from strangler_proxy.selfref import check_not_self
 from strangler_proxy.shadow.helper import spawn
 
@@ -72,8 +72,9 @@ class _Server(uvicorn.Server):
 
 def _config(app: Any, guard: Guard | None = None) -> uvicorn.Config:
     proxy = guard is not None
+    http, ws = protocol_classes(guard) if guard is not None else ("httptools", "none")
     return uvicorn.Config(
-        app, http=protocol_class(guard) if guard is not None else "httptools", ws="websockets-sansio" if proxy else "none",
+        app, http=http, ws=ws,
         lifespan="on" if proxy else "off", access_log=False, server_header=False, date_header=False,
         log_level="warning", timeout_keep_alive=75, backlog=2048,
         # the client address is the peer's: never taken from a client-sent X-Forwarded-For

@@ -397,3 +397,26 @@ def test_admin_refuses_remote_addresses_bad_values_and_self_pointing_upstreams(t
         assert httpx.post(f"{proxy.admin}/releases/old", content=body, headers=auth).status_code in (400, 404), body
     health = httpx.get(f"{proxy.admin}/healthz").text
     assert str(tmp_path) not in health and "yaml" not in health
+
+
+def test_websockets_count_against_the_connection_cap(tmp_path: Path, legacy, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url}, extra="limits: {max_connections: 5}\n"))
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        sockets = [await connect(f"ws://127.0.0.1:{p.port}/ws") for _ in range(5)]
+        for ws in sockets:
+            await ws.send("hi")
+            assert await ws.recv() == "legacy:hi"
+        full = statuses(await asyncio.to_thread(raw_exchange, p.port, b"GET /echo/x HTTP/1.1\r\nHost: p\r\n\r\n"))
+        for ws in sockets:
+            await ws.close()
+        await asyncio.sleep(0.3)
+        freed = statuses(await asyncio.to_thread(raw_exchange, p.port, b"GET /echo/x HTTP/1.1\r\nHost: p\r\n\r\n"))
+        return full, freed
+
+    full, freed = asyncio.run(scenario())
+    assert full == [503] and freed == [200]  # upgraded connections hold their place until they close
