@@ -3,7 +3,9 @@
 ``Requires=``/``BindsTo=``/``Requisite=`` make an edge hard, ``Wants=`` soft; ``After=`` orders
 it (and ``Before=`` on the other unit does too). ``Requires=`` without ``After=`` is a hard
 edge that does not order start-up: systemd starts both at once. Units outside the input
-(``network-online.target``) become external components, with a warning.
+that a unit needs or starts after (``network-online.target``) become external components,
+with a warning. ``Before=`` a unit outside the input (``Before=shutdown.target``, in most
+real units) orders nothing this estate starts, so it adds no edge.
 """
 
 from __future__ import annotations
@@ -102,8 +104,9 @@ def read_units(files: list[tuple[str, str]]) -> Partial:
             if key not in REQUIRE and key not in ("After", "Before", "Description", "Documentation", "Conflicts", "PartOf", "ConditionPathExists", "StartLimitIntervalSec", "StartLimitBurst", "DefaultDependencies"):
                 out.warn(path, lines[0][1] if lines else None, f"[Unit] {key}= is not interpreted")
     for dst_unit, src, path, ln in befores:
-        # ``src`` has Before=dst: dst is ordered after src.
-        out.edges.append(Edge(dst_unit, src, "soft", True, (Evidence(path, ln, "systemd.Before"),)))
+        # ``src`` has Before=dst: dst is ordered after src, which matters only if dst is started here
+        if dst_unit in defined:
+            out.edges.append(Edge(dst_unit, src, "soft", True, (Evidence(path, ln, "systemd.Before"),)))
     for dep in sorted({e.dst for e in out.edges} - defined):
         out.components.append(Component(name=dep, tier="external", external=True, startup_seconds=0.0,
                                         evidence=(Evidence("systemd", None, "systemd.external"),)))
