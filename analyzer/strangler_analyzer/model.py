@@ -160,6 +160,56 @@ def merge_edges(edges: Iterable[Edge]) -> tuple[Edge, ...]:
     return tuple(sorted(merged.values(), key=lambda e: e.key))
 
 
+def yield_to_declared(edges: tuple[Edge, ...]) -> tuple[tuple[Edge, ...], tuple[Warning_, ...]]:
+    """Declared order wins over configuration, as Compose, Kubernetes and systemd see it.
+
+    An edge seen only in configuration (``PUBLIC_ADDR: gateway:7233``) orders start-up only
+    where it closes no cycle with the ordered edges already accepted: the declared ones
+    first, then configuration-only ones in ``(src, dst)`` order, so the result never depends
+    on input order. One that would close a cycle stays as run-time evidence (drift, blast
+    radius, extraction) but no longer orders start-up, and a warning names its file and line.
+
+    >>> dep = Edge("gateway", "backend", "hard", True, (Evidence("compose.yaml", 9, "compose.depends_on"),))
+    >>> env = Edge("backend", "gateway", "hard", True, (Evidence("compose.yaml", 4, "config"),), declared=False)
+    >>> edges, warnings = yield_to_declared((env, dep))
+    >>> [(e.src, e.dst, e.ordered) for e in edges], warnings[0].line
+    ([('backend', 'gateway', False), ('gateway', 'backend', True)], 4)
+    """
+    after: dict[str, set[str]] = {}
+    for e in edges:
+        if e.ordered and e.declared:
+            after.setdefault(e.src, set()).add(e.dst)
+    out: list[Edge] = []
+    warnings: list[Warning_] = []
+    for e in sorted(edges, key=lambda x: x.key):
+        if e.declared or not e.ordered:
+            out.append(e)
+        elif _reaches(after, e.dst, e.src):
+            out.append(replace(e, ordered=False))
+            ev = e.evidence[0]
+            warnings.append(Warning_(ev.source, ev.line, f"{e.src} -> {e.dst} is seen only in configuration and would "
+                                     "close a start-up cycle with declared order: it does not order start-up (kept as "
+                                     "run-time evidence)"))
+        else:
+            after.setdefault(e.src, set()).add(e.dst)
+            out.append(e)
+    return tuple(out), tuple(warnings)
+
+
+def _reaches(after: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen = {start}
+    stack = [start]
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        for nxt in after.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
 def merge_components(components: Iterable[Component]) -> tuple[Component, ...]:
     """Fold components of one name found in several sources; known facts win over defaults."""
     merged: dict[str, Component] = {}

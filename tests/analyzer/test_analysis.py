@@ -137,3 +137,49 @@ def test_extraction_of_a_called_module_repoints_callers() -> None:
     # the shortcut agrees with recomputing the waves of the new estate
     assert startup_waves(build_graph(after)).waves == x.waves_after
     assert replace(after) == after
+
+
+@st.composite
+def declared_and_config(draw: st.DrawFn) -> tuple[Edge, ...]:
+    n = draw(st.integers(2, 9))
+    names = [f"s{i}" for i in range(n)]
+    edges = []
+    for i in range(n):  # declared edges only point to lower indices: Compose would accept them (no cycle)
+        for j in draw(st.sets(st.integers(0, i - 1), max_size=3)) if i else ():
+            edges.append(Edge(names[i], names[j], "hard", True, (Evidence("compose.yaml", i + 1, "compose.depends_on"),)))
+    for _ in range(draw(st.integers(0, 12))):  # configuration-only edges in any direction
+        a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+        edges.append(Edge(a, b, "hard", True, (Evidence("compose.yaml", 50, "config"),), declared=False))
+    return merge_edges(edges)
+
+
+@settings(max_examples=200, deadline=None)
+@given(edges=declared_and_config())
+def test_config_only_edges_never_override_declared_order(edges: tuple[Edge, ...]) -> None:
+    from strangler_analyzer.model import yield_to_declared
+
+    out, warnings = yield_to_declared(edges)
+    declared = {e.key for e in edges if e.declared and e.ordered}
+    assert {e.key for e in out if e.declared and e.ordered} == declared  # declared order untouched
+    g = nx.DiGraph([e.key for e in out if e.ordered])
+    assert nx.is_directed_acyclic_graph(g)  # Compose starts this estate: so do we
+    for e in out:  # and only what had to yield did: each demoted edge really closes a cycle
+        if not e.declared and not e.ordered and e.key in {x.key for x in edges if x.ordered}:
+            assert e.src == e.dst or nx.has_path(g, e.dst, e.src)
+    assert len(warnings) == sum(1 for e, o in zip(sorted(edges, key=lambda x: x.key), out) if e.ordered and not o.ordered)
+    # declared-only waves stay what Compose's own rule gives
+    declared_only = nx.DiGraph([k for k in declared])
+    assert all(nx.has_path(g, a, b) for a, b in declared_only.edges)
+
+
+def test_a_config_edge_against_declared_order_yields_with_a_warning(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("compose.yaml", "x-env: &env\n  PUBLIC_ADDR: \"gateway:7233\"\nservices:\n  db: {image: postgres:16}\n"
+                                 "  backend:\n    image: temporalio/server\n    depends_on: [db]\n    environment: *env\n"
+                                 "  gateway:\n    image: example/gateway\n    depends_on: [backend]\n")
+    result = analyze(load_estate([path]))
+    assert [list(w) for w in result.waves.waves] == [["db"], ["backend"], ["gateway"]]
+    assert not result.cycles
+    edge = next(e for e in result.estate.edges if e.key == ("backend", "gateway"))
+    assert not edge.declared and not edge.ordered  # still run-time evidence
+    warned = [w for w in result.estate.warnings if "backend -> gateway" in w.message]
+    assert warned and warned[0].source == str(path) and warned[0].line == 2

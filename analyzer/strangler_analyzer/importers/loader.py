@@ -20,7 +20,7 @@ from strangler_analyzer.importers.inventory import read_inventory
 from strangler_analyzer.importers.kubernetes import read_kubernetes
 from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, read_units
 from strangler_analyzer.model import (
-    Component, Drift, Edge, Estate, Evidence, Warning_, merge_components, merge_edges,
+    Component, Drift, Edge, Estate, Evidence, Warning_, merge_components, merge_edges, yield_to_declared,
 )
 from strangler_common import ConfigError, Location, load_yaml_file
 
@@ -135,7 +135,8 @@ def load_estate(
     for w in unresolved:
         whole.warnings.append(w)
     drift = _drift(declared, found, whole.config, components)
-    edges = merge_edges(declared + found)
+    edges, yielded = yield_to_declared(merge_edges(declared + found))
+    whole.warnings.extend(yielded)
     sources = tuple(sorted({str(f) for f in files}))
     return Estate(
         components=components,
