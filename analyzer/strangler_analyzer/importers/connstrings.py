@@ -50,6 +50,22 @@ class Endpoint:
     raw: str
 
 
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@/\s]*)@")
+_SECRET_FIELD = re.compile(r"(?i)(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]\s*)"
+                           r"(?P<value>[^;&\s,]+)")
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials masked: URL passwords, and password/secret/token fields
+    of query strings, ADO/ODBC strings and key=value pairs. Every output goes through it.
+
+    >>> redact("amqp://guest:s3cret@mq:5672/ jdbc:x://db/p?user=u&password=p2 Server=db;Pwd=p3;")
+    'amqp://guest:***@mq:5672/ jdbc:x://db/p?user=u&password=*** Server=db;Pwd=***;'
+    """
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _SECRET_FIELD.sub(lambda m: m["key"] + "***", text)
+
+
 def _port(text: str | None, scheme: str) -> int | None:
     if text:
         value = int(text)

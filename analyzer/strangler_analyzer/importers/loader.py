@@ -15,7 +15,7 @@ from typing import Any, Literal
 from strangler_analyzer.errors import InputError, UnknownInputError
 from strangler_analyzer.importers.base import ConfigValue, Partial
 from strangler_analyzer.importers.compose import read_compose
-from strangler_analyzer.importers.connstrings import Endpoint, find_endpoints, find_host_ports
+from strangler_analyzer.importers.connstrings import Endpoint, find_endpoints, find_host_ports, redact
 from strangler_analyzer.importers.inventory import read_inventory
 from strangler_analyzer.importers.kubernetes import read_kubernetes
 from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, read_units
@@ -234,7 +234,7 @@ def _config_edges(config: list[ConfigValue], components: Sequence[Component]) ->
                 continue
             if dst == value.owner:
                 continue
-            detail = f"{value.key}: {ep.raw}" if value.key else ep.raw
+            detail = redact(f"{value.key}: {ep.raw}" if value.key else ep.raw)  # no secret in any output
             edges.append(Edge(value.owner, dst, "hard", True, (Evidence(value.source, value.line, f"config.{value.origin}", detail),), declared=False))
     return edges, warnings
 
