@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (the README's and CI's): install strangler with its test extras into
-# .venv, install the servers some tests run for real (Redis, PostgreSQL, nginx for the
-# slow-client benchmark's short variant) from Debian's packages when they are missing,
+# .venv, install the servers and tools some tests run for real (Redis, PostgreSQL, nginx for
+# the slow-client benchmark's short variant, Graphviz to render the DOT report) from Debian's
+# packages when they are missing,
 # then run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v dot >/dev/null 2>&1 || need+=(graphviz)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (needed by the tests that use real servers)" >&2
   if [ "$(id -u)" = 0 ]; then

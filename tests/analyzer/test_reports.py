@@ -51,3 +51,34 @@ def test_markdown_and_text_name_waves_and_cuts() -> None:
     assert "| 1 | elasticsearch, erp, ldap" in render(a, "markdown")
     text = render(a, "text")
     assert "esb no longer waits for entitlements" in text and "270 s minimal cold start" in text
+
+
+def test_dot_and_mermaid_keep_any_name_readable(write) -> None:  # type: ignore[no-untyped-def]
+    import re
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from tests.cli.helpers import strangler
+
+    path = write("inventory.yaml", 'components:\n  "kundenportal-über": {tier: app, depends_on: [datenbank-ä]}\n'
+                                   '  "datenbank-ä": {tier: database}\n  \'we"ird\\name\': {tier: app, depends_on: [datenbank-ä]}\n')
+    dot = strangler("analyze", str(path), "--format", "dot").stdout
+    assert "\\u00" not in dot and '"datenbank-ä"' in dot
+    if shutil.which("dot") is None:
+        pytest.fail("Graphviz is not installed: run scripts/test.sh, or apt-get install graphviz")
+    svg = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True, check=True).stdout
+    labels = {t.replace("&#45;", "-").replace("&quot;", '"') for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)}
+    assert {"datenbank-ä", "kundenportal-über", 'we"ird\\name'} <= labels  # what Graphviz really draws
+    mermaid = strangler("analyze", str(path), "--format", "mermaid").stdout
+    assert '["we#quot;ird\\name"]' in mermaid and '["datenbank-ä"]' in mermaid
+
+
+def test_unknown_component_hint_says_what_it_cut(write) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.helpers import strangler
+
+    names = "".join(f"  c{i:02d}: {{tier: app}}\n" for i in range(25))
+    path = write("inventory.yaml", "components:\n" + names)
+    r = strangler("impact", str(path), "nope")
+    assert r.returncode == 1 and "c19" in r.stderr and "and 5 more" in r.stderr

@@ -46,7 +46,9 @@ def blast_radius(g: Graph, name: str, wave_of: dict[str, int]) -> Impact:
     order they must be restarted.
     """
     if name not in g:
-        raise UnknownComponentError(f"unknown component {name!r}; known: {', '.join(sorted(g.nodes)[:20])}")
+        known = sorted(g.nodes)
+        more = f" and {len(known) - 20} more (strangler analyze lists them)" if len(known) > 20 else ""
+        raise UnknownComponentError(f"unknown component {name!r}; known: {', '.join(known[:20])}{more}")
     hard = _reach(g, name, hard_only=True, forward=True)
     anyway = _reach(g, name, hard_only=False, forward=True)
     up = _reach(g, name, hard_only=False, forward=False)

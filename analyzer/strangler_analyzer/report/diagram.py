@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import json
-
 from strangler_analyzer.analysis import Analysis
+
+
+def dot_quote(text: str) -> str:
+    """A DOT quoted string: only backslash and double quote are escaped, so names in any
+    script stay readable (JSON's ``\\u00e4`` escapes are printed literally by Graphviz).
+
+    >>> print(dot_quote('kundenportal-über "v2"'))
+    "kundenportal-über \\"v2\\""
+    """
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def mermaid_label(text: str) -> str:
+    """A Mermaid node label: a double quote would end it, so it becomes ``#quot;``."""
+    return '"' + text.replace('"', "#quot;") + '"'
 
 
 def _path_edges(a: Analysis) -> set[tuple[str, str]]:
@@ -15,7 +28,7 @@ def _path_edges(a: Analysis) -> set[tuple[str, str]]:
 def render_dot(a: Analysis) -> str:
     cyclic = {n for g in a.waves.cyclic for n in g}
     on_path = _path_edges(a)
-    q = json.dumps
+    q = dot_quote
     out = ["digraph estate {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
     for i, wave in enumerate(a.waves.waves):
         out.append(f"  subgraph cluster_wave{i} {{ label={q(f'wave {i + 1}')}; style=dashed;")
@@ -41,7 +54,7 @@ def render_mermaid(a: Analysis) -> str:
     out = ["flowchart LR"]
     for i, wave in enumerate(a.waves.waves):
         out.append(f"  subgraph wave{i + 1}[\"wave {i + 1}\"]")
-        out += [f"    {ids[n]}[\"{n}\"]" for n in wave]
+        out += [f"    {ids[n]}[{mermaid_label(n)}]" for n in wave]
         out.append("  end")
     links = []
     for e in a.estate.edges:
