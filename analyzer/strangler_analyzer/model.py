@@ -23,7 +23,7 @@ CheckKind = Literal["tcp", "http", "command", "file", "log", "postgres", "redis"
 #: candidates (the web tier is where the strangler proxy goes, not what it replaces).
 INFRASTRUCTURE_TIERS = frozenset(
     {"database", "datastore", "cache", "search", "broker", "erp", "directory", "external",
-     "storage", "web", "proxy", "loadbalancer"}
+     "storage", "web", "proxy", "loadbalancer", "monitoring", "mail"}
 )
 
 DEFAULT_STARTUP_SECONDS = 1.0

@@ -90,3 +90,26 @@ def test_directory_reads_compose_before_override(tmp_path: Path, write) -> None:
     write("d/docker-compose.yml", "services:\n  app: {image: postgres}\n")
     estate = load_estate([tmp_path / "d"])
     assert estate.component("app").tier == "app"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("image,tier", [
+    ("mcr.microsoft.com/mssql/server:2022-latest", "database"), ("container-registry.oracle.com/database/enterprise", "database"),
+    ("mariadb:11", "database"), ("mongo:7", "database"), ("confluentinc/cp-kafka:7.5.0", "broker"), ("rabbitmq:3-management", "broker"),
+    ("zookeeper:3.9", "broker"), ("docker.elastic.co/elasticsearch/elasticsearch:8.11.0", "search"), ("osixia/openldap:1.5.0", "directory"),
+    ("minio/minio", "storage"), ("eclipse-mosquitto", "broker"), ("jaegertracing/all-in-one", "monitoring"), ("hashicorp/vault", "directory"),
+    ("apache/airflow", "app"), ("apache/kafka", "broker"), ("ghcr.io/acme/cases-api:1.4", "app"), ("localhost:5000/orders-service", "app"),
+])
+def test_tiers_from_images(image: str, tier: str) -> None:
+    from strangler_analyzer.importers.base import tier_from_image
+
+    assert tier_from_image(image) == tier
+
+
+def test_infrastructure_images_are_never_extraction_candidates(write) -> None:  # type: ignore[no-untyped-def]
+    from strangler_analyzer import analyze
+
+    path = write("compose.yaml", "services:\n  sql: {image: 'mcr.microsoft.com/mssql/server:2022-latest'}\n"
+                                 "  mq: {image: eclipse-mosquitto}\n  traces: {image: jaegertracing/all-in-one}\n"
+                                 "  orders: {image: 'ghcr.io/acme/orders:1', depends_on: [sql, mq, traces]}\n")
+    result = analyze(load_estate([path]))
+    assert [c.component for c in result.candidates] == ["orders"]

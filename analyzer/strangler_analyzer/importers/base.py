@@ -65,19 +65,53 @@ def parse_check(node: Node) -> Check:
 
 DATASTORE_IMAGES = {
     "postgres": "database", "mysql": "database", "mariadb": "database", "oracle": "database",
-    "mssql": "database", "mongo": "database", "cassandra": "database", "db2": "database",
-    "redis": "cache", "memcached": "cache", "valkey": "cache",
-    "elasticsearch": "search", "opensearch": "search", "solr": "search",
-    "rabbitmq": "broker", "activemq": "broker", "artemis": "broker", "kafka": "broker",
-    "nats": "broker", "zookeeper": "broker", "openldap": "directory", "keycloak": "directory",
+    "mssql": "database", "mongo": "database", "mongodb": "database", "cassandra": "database", "db2": "database",
+    "sqlserver": "database", "azure-sql-edge": "database", "percona": "database", "couchbase": "database",
+    "couchdb": "database", "neo4j": "database", "influxdb": "database", "clickhouse": "database",
+    "timescaledb": "database", "cockroach": "database", "yugabyte": "database", "scylla": "database",
+    "arangodb": "database", "questdb": "database", "memgraph": "database", "oracle-xe": "database", "database": "database",
+    "redis": "cache", "memcached": "cache", "valkey": "cache", "dragonfly": "cache", "keydb": "cache", "hazelcast": "cache",
+    "elasticsearch": "search", "opensearch": "search", "solr": "search", "meilisearch": "search", "typesense": "search",
+    "rabbitmq": "broker", "activemq": "broker", "artemis": "broker", "kafka": "broker", "redpanda": "broker",
+    "nats": "broker", "zookeeper": "broker", "mosquitto": "broker", "pulsar": "broker", "emqx": "broker",
+    "openldap": "directory", "keycloak": "directory", "vault": "directory", "consul": "directory", "etcd": "directory",
+    "minio": "storage", "azurite": "storage", "localstack": "storage",
+    "prometheus": "monitoring", "grafana": "monitoring", "jaeger": "monitoring", "jaegertracing": "monitoring",
+    "zipkin": "monitoring", "loki": "monitoring", "tempo": "monitoring", "alertmanager": "monitoring",
+    "opentelemetry-collector": "monitoring", "otel": "monitoring", "node-exporter": "monitoring", "cadvisor": "monitoring",
+    "mailhog": "mail", "mailpit": "mail", "mailcatcher": "mail",
     "nginx": "web", "httpd": "web", "apache": "web", "haproxy": "web", "traefik": "web", "envoy": "web",
 }
+WEB_SERVERS = {"nginx", "httpd", "apache", "haproxy", "traefik", "envoy"}
+
+
+def _tier_of(name: str) -> str | None:
+    for key, tier in DATASTORE_IMAGES.items():
+        if name == key or name.startswith(key + "-") or name.endswith("-" + key) or key in name.split("-"):
+            return tier
+    return None
 
 
 def tier_from_image(image: str) -> str:
-    """Guess a tier from a container image name: ``postgres:16`` is a database."""
-    base = image.rsplit("/", 1)[-1].split(":")[0].split("@")[0].lower()
-    for key, tier in DATASTORE_IMAGES.items():
-        if base == key or base.startswith(key + "-") or base.endswith("-" + key) or key in base.split("-"):
-            return tier
+    """Guess a tier from a container image name: ``postgres:16`` is a database.
+
+    The image's own name decides; failing that, its namespace (``mcr.microsoft.com/mssql/server``
+    is SQL Server, ``jaegertracing/all-in-one`` is Jaeger), except a web server's namespace
+    (``apache/airflow`` is an application). The registry host is never read.
+
+    >>> [tier_from_image(i) for i in ("mcr.microsoft.com/mssql/server:2022-latest", "bitnami/kafka", "apache/airflow")]
+    ['database', 'broker', 'app']
+    """
+    parts = image.split("@")[0].lower().split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]  # the registry host
+    parts[-1] = parts[-1].split(":")[0]
+    tier = _tier_of(parts[-1])
+    if tier is not None:
+        return tier
+    for namespace in reversed(parts[:-1]):
+        if namespace not in WEB_SERVERS:
+            tier = _tier_of(namespace)
+            if tier is not None:
+                return tier
     return "app"
