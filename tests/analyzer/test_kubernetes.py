@@ -18,3 +18,19 @@ def test_env_configmaps_and_init_containers_become_config_derived_edges(fixtures
     assert estate.component("redis-cart").tier == "cache"  # type: ignore[union-attr]
     messages = " ".join(w.message for w in estate.warnings)
     assert "Widget" in messages and "Ingress" not in messages
+
+
+def test_a_service_selecting_two_versions_resolves_to_both(write) -> None:  # type: ignore[no-untyped-def]
+    def deployment(name: str, labels: str, env: str = "") -> str:
+        return (f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {labels}}}\n"
+                f"  template:\n    metadata: {{labels: {labels}}}\n    spec:\n      containers:\n        - name: c\n"
+                f"          image: example/{name}\n          ports: [{{containerPort: 8080}}]\n{env}")
+    docs = [
+        deployment("cases-v1", "{app: cases, version: v1}"),
+        deployment("cases-v2", "{app: cases, version: v2}"),
+        deployment("portal", "{app: portal}", "          env:\n            - {name: CASES_URL, value: 'http://cases:8080/api'}\n"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: cases}\nspec:\n  selector: {app: cases}\n  ports: [{port: 8080}]\n",
+    ]
+    path = write("app.yaml", "---\n".join(docs))
+    estate = load_estate([path])
+    assert {e.dst for e in estate.edges if e.src == "portal"} == {"cases-v1", "cases-v2"}

@@ -191,18 +191,24 @@ def _owner(path: Path, components: Sequence[Component]) -> str | None:
     return None
 
 
-def _index(components: Sequence[Component]) -> tuple[dict[str, str], dict[tuple[str, int], str]]:
-    by_host: dict[str, str] = {}
-    by_host_port: dict[tuple[str, int], str] = {}
+Index = dict[str, list[str]]
+PortIndex = dict[tuple[str, int], list[str]]
+
+
+def _index(components: Sequence[Component]) -> tuple[Index, PortIndex]:
+    """Host names (and host:port) -> every component answering there: a Kubernetes Service
+    selecting v1 and v2 of one app names both."""
+    by_host: Index = {}
+    by_host_port: PortIndex = {}
     for c in components:
-        for host in (c.name.lower(), *(c.aliases), *((c.host,) if c.host else ())):
-            by_host.setdefault(host, c.name)
+        for host in dict.fromkeys((c.name.lower(), *(c.aliases), *((c.host,) if c.host else ()))):
+            by_host.setdefault(host, []).append(c.name)
             if c.port:
-                by_host_port.setdefault((host, c.port), c.name)
+                by_host_port.setdefault((host, c.port), []).append(c.name)
     return by_host, by_host_port
 
 
-def _resolve(ep: Endpoint, by_host: dict[str, str], by_hp: dict[tuple[str, int], str]) -> str | None:
+def _resolve(ep: Endpoint, by_host: Index, by_hp: PortIndex) -> list[str]:
     candidates = [ep.host]
     if "." in ep.host and not ep.host.replace(".", "").isdigit():
         candidates.append(ep.host.split(".")[0])  # svc.ns.svc.cluster.local, mq.local
@@ -212,7 +218,7 @@ def _resolve(ep: Endpoint, by_host: dict[str, str], by_hp: dict[tuple[str, int],
     for host in candidates:
         if host in by_host:
             return by_host[host]
-    return None
+    return []
 
 
 _DATA_SCHEMES = {"oracle", "mysql", "postgresql", "postgres", "sqlserver", "amqp", "amqps", "redis", "rediss", "mongodb", "ldap", "ldaps", "t3", "t3s", "db2", "kafka", "nats", "stomp"}
@@ -227,15 +233,15 @@ def _config_edges(config: list[ConfigValue], components: Sequence[Component]) ->
         if value.origin == "k8s.init" and not endpoints:
             endpoints = [Endpoint("tcp", w.lower(), None, w) for w in value.text.replace(";", " ").split() if w.lower() in by_host]
         for ep in endpoints:
-            dst = _resolve(ep, by_host, by_hp)
-            if dst is None:
+            targets = _resolve(ep, by_host, by_hp)
+            if not targets:
                 if ep.scheme in _DATA_SCHEMES and ep.host not in ("localhost", "127.0.0.1"):
                     warnings.append(Warning_(value.source, value.line, f"{value.owner} connects to {ep.host}:{ep.port or '?'} ({ep.scheme}), which no component in the input matches"))
                 continue
-            if dst == value.owner:
-                continue
             detail = redact(f"{value.key}: {ep.raw}" if value.key else ep.raw)  # no secret in any output
-            edges.append(Edge(value.owner, dst, "hard", True, (Evidence(value.source, value.line, f"config.{value.origin}", detail),), declared=False))
+            for dst in targets:
+                if dst != value.owner:
+                    edges.append(Edge(value.owner, dst, "hard", True, (Evidence(value.source, value.line, f"config.{value.origin}", detail),), declared=False))
     return edges, warnings
 
 
