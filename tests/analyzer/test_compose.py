@@ -113,3 +113,15 @@ def test_infrastructure_images_are_never_extraction_candidates(write) -> None:  
                                  "  orders: {image: 'ghcr.io/acme/orders:1', depends_on: [sql, mq, traces]}\n")
     result = analyze(load_estate([path]))
     assert [c.component for c in result.candidates] == ["orders"]
+
+
+def test_sharing_a_namespace_with_a_service_is_a_dependency(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("compose.yaml", "services:\n  app: {image: example/app}\n"
+                                 "  sidecar:\n    image: example/sidecar\n    pid: 'service:app'\n    ipc: 'service:app'\n"
+                                 "  probe:\n    image: example/probe\n    uts: 'service:app'\n    cgroup: host\n    network_mode: 'service:sidecar'\n")
+    estate = load_estate([path])
+    edges = {e.key: e for e in estate.edges}
+    assert {k for k in edges} == {("sidecar", "app"), ("probe", "app"), ("probe", "sidecar")}
+    assert {ev.kind for ev in edges[("sidecar", "app")].evidence} == {"compose.pid", "compose.ipc"}
+    assert all(e.ordered and e.strength == "hard" for e in estate.edges)
+    assert not [w for w in estate.warnings if "pid" in w.message or "uts" in w.message or "cgroup" in w.message]

@@ -6,7 +6,8 @@
   interpolation from the process environment over an env file (``.env`` by default);
 - services whose ``profiles`` are all inactive are left out, as Compose leaves them out;
 - ``depends_on`` short and long form (``required: false`` is soft), ``links``,
-  ``volumes_from``, ``network_mode: service:X``; a healthcheck becomes a readiness check.
+  ``volumes_from``, ``network_mode``/``pid``/``ipc``/``uts``/``cgroup: service:X``; a
+  healthcheck becomes a readiness check.
 """
 
 from __future__ import annotations
@@ -26,21 +27,21 @@ TOP_KEYS = {"version", "name", "services", "networks", "volumes", "configs", "se
 IGNORED_KEYS = {
     "image", "build", "command", "entrypoint", "container_name", "hostname", "domainname",
     "restart", "deploy", "volumes", "networks", "labels", "logging", "ulimits", "user",
-    "working_dir", "cap_add", "cap_drop", "privileged", "stdin_open", "tty", "init", "ipc",
-    "pid", "platform", "pull_policy", "read_only", "secrets", "configs", "security_opt",
+    "working_dir", "cap_add", "cap_drop", "privileged", "stdin_open", "tty", "init",
+    "platform", "pull_policy", "read_only", "secrets", "configs", "security_opt",
     "shm_size", "stop_grace_period", "stop_signal", "sysctls", "tmpfs", "devices", "dns",
     "dns_search", "extra_hosts", "env_file", "expose", "mem_limit", "cpus", "cpu_shares",
     "mem_reservation", "scale", "annotations", "attach", "develop", "external_links",
     "group_add", "isolation", "mac_address", "oom_score_adj", "userns_mode", "runtime",
-    "storage_opt", "cgroup", "cgroup_parent", "device_cgroup_rules", "credential_spec",
+    "storage_opt", "cgroup_parent", "device_cgroup_rules", "credential_spec",
     "blkio_config", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
     "cpu_rt_runtime", "cpuset", "memswap_limit", "mem_swappiness", "oom_kill_disable",
     "pids_limit", "gpus", "post_start", "pre_stop", "use_api_socket", "provider", "models",
     "label_file", "extends",
 }
 INTERPRETED_KEYS = {
-    "depends_on", "links", "volumes_from", "network_mode", "healthcheck", "environment",
-    "profiles", "ports",
+    "depends_on", "links", "volumes_from", "network_mode", "pid", "ipc", "uts", "cgroup", "healthcheck",
+    "environment", "profiles", "ports",
 }
 _VAR = re.compile(r"\$(?:(?P<esc>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 
@@ -250,10 +251,10 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
                 out.warn(source, vf.line, f"{vf.path}: {text} names a container outside the project; ignored")
                 continue
             edge(text.removeprefix("service:").split(":")[0], vf, "compose.volumes_from")
-    if "network_mode" in svc:
-        mode = svc["network_mode"].string()
-        if mode.startswith("service:"):
-            edge(mode[8:], svc["network_mode"], "compose.network_mode")
+    for key in ("network_mode", "pid", "ipc", "uts", "cgroup"):
+        # sharing another service's namespace: Compose starts that service first
+        if key in svc and isinstance(svc[key].value, str) and svc[key].value.startswith("service:"):
+            edge(svc[key].value[8:], svc[key], f"compose.{key}")
     if "environment" in svc:
         for key, value in svc["environment"].items():
             if value.value is not None:
