@@ -32,11 +32,6 @@ class Body:
         self.complete = not present
         self._pos = 0
 
-    @property
-    def empty(self) -> bool:
-        """Nothing is left to send in this pass."""
-        return self.complete and self._pos >= len(self.kept) and not self.held
-
     def rewind(self) -> bool:
         """Start over from the first byte; False when the body was too large to keep."""
         if not self.replayable:
