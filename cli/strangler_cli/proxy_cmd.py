@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import secrets
 import sys
@@ -14,15 +13,6 @@ from strangler_common import StranglerError
 
 DEFAULT_LISTEN = "127.0.0.1:8000"
 DEFAULT_ADMIN = "127.0.0.1:9901"
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def hostport(text: str) -> tuple[str, int]:
@@ -79,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         admin = None if args.admin == "off" else hostport(args.admin)
     except argparse.ArgumentTypeError as exc:
         raise StranglerError(f"--admin: {exc}") from None
+    from strangler_proxy.selfref import is_loopback
+
     if admin is not None and not is_loopback(admin[0]):
         if not args.admin_allow_remote:
             raise StranglerError(f"--admin {args.admin}: the admin API listens on loopback only; pass --admin-allow-remote "

@@ -258,7 +258,7 @@ class ProxyApp:
                     length = b"%d" % body.size
             # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
             # it), or chunked for a chunked body; never the client's header line as sent
-            frame = CHUNKED if chunked else (framing(int(length), False) if length is not None else None)
+            frame = CHUNKED if chunked else (framing(int(length)) if length is not None else None)
             if not host:  # an HTTP/1.0 client without Host: HTTP/1.1 upstream needs one (nginx: $proxy_host)
                 headers = headers + [(b"host", ups[upstream].authority.encode())]
             head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), frame)
@@ -337,7 +337,7 @@ class ProxyApp:
         if chunked:
             client = scope.get("client")
             head = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"),
-                                framing(len(data), False))[0]
+                                framing(len(data)))[0]
         legacy = Response(status, tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in capture.headers),
                           b"".join(capture.chunks), True)
         mirror.job(module, snap.table.upstreams, endpoint, method, scope["path"], mirror_head(head), data, legacy)

@@ -32,11 +32,9 @@ VIA = b"1.1 strangler"
 CHUNKED = b"transfer-encoding: chunked\r\n"
 
 
-def framing(length: int | None, chunked: bool) -> bytes | None:
-    """The framing header line for a body: its exact length, chunked, or none."""
-    if length is not None:
-        return b"content-length: %d\r\n" % length
-    return CHUNKED if chunked else None
+def framing(length: int) -> bytes:
+    """The framing header line for a body of known length (``CHUNKED`` for an unknown one)."""
+    return b"content-length: %d\r\n" % length
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:

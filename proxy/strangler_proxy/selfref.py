@@ -16,7 +16,8 @@ from strangler_proxy.config import RouteTable
 from strangler_proxy.errors import RouteConfigError
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (IPv6 in brackets too)."""
     if host.lower() == "localhost":
         return True
     try:
@@ -42,7 +43,7 @@ def same_endpoint(upstream: tuple[str, int], listener: tuple[str, int]) -> bool:
         return False
     if _wildcard(lh) or uh.lower() == lh.lower():
         return True
-    return _loopback(uh) and _loopback(lh)
+    return is_loopback(uh) and is_loopback(lh)
 
 
 def check_not_self(table: RouteTable, listeners: Iterable[tuple[str, tuple[str, int]]]) -> None:

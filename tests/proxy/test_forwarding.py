@@ -30,7 +30,7 @@ def test_connection_tokens_never_remove_host_or_framing() -> None:
     head, _ = request_head("POST", b"/x", [
         (b"host", b"portal"), (b"connection", b"Content-Length, Host, Transfer-Encoding, x-a"), (b"x-a", b"1"),
         (b"content-length", b"00012"), (b"transfer-encoding", b"chunked"),
-    ], None, "http", framing(12, False))
+    ], None, "http", framing(12))
     _, headers = parse(head)
     assert (b"host", b"portal") in headers and (b"x-a", b"1") not in headers
     assert [v for n, v in headers if n in (b"content-length", b"transfer-encoding")] == [b"12"]  # ours, once
