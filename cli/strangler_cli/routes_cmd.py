@@ -74,11 +74,10 @@ def run_pin(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from strangler_proxy.app import ProxyApp, explain
+    import random
+
     from strangler_proxy.config import load_routes
-    from strangler_proxy.decision import REFUSED_PATH
-    from strangler_proxy.metrics import Metrics
-    from strangler_proxy.runtime import Runtime
+    from strangler_proxy.dispatch import RequestHead, Routes, plan
 
     table = load_routes(args.file)
     parts = urlsplit(args.url)
@@ -90,21 +89,20 @@ def run_explain(args: argparse.Namespace) -> int:
         headers.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
     if parts.netloc and not any(n == b"host" for n, _ in headers):
         headers.append((b"host", parts.netloc.encode()))
-    scope = {"type": "http", "method": args.method.upper(), "path": parts.path or "/", "headers": headers,
-             "client": (args.client_ip, 0)}
-    app = ProxyApp(Runtime(table, Metrics()))
-    snap = app.runtime.snapshot
-    module, decision, route = app.choose(snap, scope)
-    why = explain(route, module, decision)
-    if decision is REFUSED_PATH:
-        raise StranglerError(f"{args.url}: {REFUSED_PATH.why}")
-    upstream = "legacy" if module is None else (module.service if decision.side == "service" else module.legacy)
+    host = next((v.decode("latin-1") for n, v in headers if n == b"host"), "")
+    cookies = "; ".join(v.decode("latin-1") for n, v in headers if n == b"cookie") or None
+    head = RequestHead(args.method.upper(), parts.path or "/", host, headers, cookies, args.client_ip)
+    p = plan(Routes.of(table), head, random.random)
+    if p.refused:
+        raise StranglerError(f"{args.url}: {p.why}")
+    module = p.module
+    origin = table.upstreams[p.upstream].origin
     if args.format == "json":
-        print(json.dumps({"module": module.name if module else None, "side": decision.side,
-                          "upstream": upstream, "url": snap.table.upstreams[upstream].origin, "why": str(why)}))
+        print(json.dumps({"module": module.name if module else None, "side": p.side,
+                          "upstream": p.upstream, "url": origin, "why": p.explain()}))
     else:
         print(f"module:   {module.name if module else '(none: legacy receives it)'}")
-        print(f"side:     {decision.side}")
-        print(f"upstream: {upstream} ({snap.table.upstreams[upstream].origin})")
-        print(f"why:      {why}")
+        print(f"side:     {p.side}")
+        print(f"upstream: {p.upstream} ({origin})")
+        print(f"why:      {p.explain()}")
     return 0

@@ -1,8 +1,9 @@
 """The data plane: a pure ASGI app (no middleware stack) that routes each request.
 
-Per request: take the current snapshot, route to a module, decide the side (stage, pin,
-sticky cohort, breaker), forward with streaming both ways, and fall back to legacy when the
-new service failed and the rules allow it. Everything precomputable lives in the snapshot.
+Per request: take the current snapshot, read the head, ask the decision core for a plan
+(``dispatch.plan``), exchange with the planned upstream streaming both ways, and when the
+new service failed ask again (``dispatch.after_failure``): one loop over attempts. The app
+holds only I/O; every rule lives in ``dispatch`` and ``decision``.
 """
 
 from __future__ import annotations
@@ -10,35 +11,52 @@ from __future__ import annotations
 import os
 import random
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Mapping
+from typing import Any, Callable, Protocol
 
-from strangler_proxy.activity import Activity
+from strangler_proxy.asgi import Message, Receive, Scope, Send
 from strangler_proxy.body import Body, ClientGone
-from strangler_proxy.controller import Windows
-from strangler_proxy.cohort import bucket, cookie_value, on_new_side
-from strangler_proxy.config import Module
-from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, decide, may_fall_back, parse_pin
-from strangler_proxy.errors import ConnectFailed, UpstreamError, UpstreamTimeout
+from strangler_proxy.config import Module, Upstream
+from strangler_proxy.dispatch import Plan, RequestHead, after_failure, plan
+from strangler_proxy.errors import UpstreamError, UpstreamTimeout
 from strangler_proxy.listener import WATCH
 from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
-from strangler_proxy.pins import verify_pin
-from strangler_proxy.routing import Route, canonical_path
 from strangler_proxy.shadow.compare import Response
 from strangler_proxy.shadow.evidence import endpoint_template
-from strangler_proxy.shadow.helper import HelperClient
 from strangler_proxy.shadow.mirror import mirror_head
 from strangler_proxy.runtime import Runtime, Snapshot
 from strangler_proxy.upstream import Exchange, Pool
+from strangler_proxy.websocket import proxy_websocket
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or failed\n"
 GATEWAY_TIMEOUT = "strangler: gateway timeout: the upstream did not answer in time\n"
+BAD_PATH = "strangler: this path is refused (NUL, backslash, or a segment ending in '.')\n"
 CHUNK_END = b"0\r\n\r\n"
+
+
+class Mirror(Protocol):
+    """Where shadow comparisons go (the helper process's client)."""
+
+    def skip(self, module: str, endpoint: str, reason: str) -> None: ...
+
+    def job(self, module: Module, upstreams: Mapping[str, Upstream], endpoint: str, method: str, path: str,
+            head: bytes, body: bytes, legacy: Response) -> None: ...
+
+
+class Windows(Protocol):
+    """The release controller's evidence: each request of a module under release."""
+
+    def observe(self, module: str, side: str, elapsed: float, failed: bool) -> None: ...
+
+
+class Activity(Protocol):
+    """What legacy still serves (for retiring modules and finding unclaimed endpoints)."""
+
+    def unclaimed_hit(self, endpoint: str) -> None: ...
+
+    def legacy_served(self, module: str) -> None: ...
 
 
 def _plain(status: int, text: str) -> tuple[Message, Message]:
@@ -48,16 +66,6 @@ def _plain(status: int, text: str) -> tuple[Message, Message]:
             (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]},
         {"type": "http.response.body", "body": body},
     )
-
-
-def explain(route: Route | None, module: Module | None, decision: Decision) -> str:
-    """Why a request goes where ``ProxyApp.choose`` sent it, in words (for ``routes explain``)."""
-    if decision is REFUSED_PATH:
-        return decision.why
-    if route is None or module is None:
-        return "no module claims it: legacy"
-    weight = f" at {module.weight:g}%" if module.stage == "canary" else ""
-    return f"{route.why} -> module {module.name} ({module.stage}{weight}): {decision.why}"
 
 
 class _Watch:
@@ -107,14 +115,20 @@ class _Capture:
 
 
 class ProxyApp:
-    def __init__(self, runtime: Runtime, access_log: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """The ASGI app. Its collaborators come in through the constructor: the runtime (the
+    current snapshot and its pools), and optionally the shadow mirror, the release windows,
+    the legacy-activity recorder and an access-log writer."""
+
+    def __init__(self, runtime: Runtime, *, mirror: Mirror | None = None, windows: Windows | None = None,
+                 activity: Activity | None = None, access_log: Callable[[dict[str, Any]], None] | None = None,
+                 draw: Callable[[], float] = random.random) -> None:
         self.runtime = runtime
         self.metrics = runtime.metrics
-        self.mirror: HelperClient | None = None  # set by the server: mirrors run in a helper process
-        self.windows: Windows | None = None  # set by the server: traffic of modules under release
-        self.activity: Activity | None = None  # set by the server: what legacy still serves
+        self.mirror = mirror
+        self.windows = windows
+        self.activity = activity
         self.access_log = access_log
-        self.random = random.random
+        self.draw = draw
         self.pid = os.getpid()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,9 +136,7 @@ class ProxyApp:
         if kind == "http":
             await self.http(scope, receive, send)
         elif kind == "websocket":
-            from strangler_proxy.websocket import proxy_websocket
-
-            await proxy_websocket(self, scope, receive, send)
+            await proxy_websocket(self.runtime.snapshot, self.draw, scope, receive, send)
         elif kind == "lifespan":
             while True:
                 message = await receive()
@@ -134,74 +146,6 @@ class ProxyApp:
                     self.runtime.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-
-    # -- routing -------------------------------------------------------------------------
-    def choose(self, snap: Snapshot, scope: Scope, host: str | None = None,
-               cookies: str | None | bool = False) -> tuple[Module | None, Decision, Route | None]:
-        """The module, the side and the route that matched, for a request scope (shared with
-        ``routes explain``, which formats them with ``explain``).
-
-        ``host`` and ``cookies`` may be passed when the caller has already read them
-        (``cookies=False`` means not looked up yet).
-        """
-        headers = scope["headers"]
-
-        def header(name: str) -> str | None:
-            b = name.encode("latin-1")
-            for n, v in headers:
-                if n == b:
-                    text: str = v.decode("latin-1")
-                    return text
-            return None
-
-        if host is None:
-            host = header("host") or ""
-        path = canonical_path(scope["path"])
-        if path is None:
-            return None, REFUSED_PATH, None
-        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        route = snap.router.route(scope["method"], path, hostname.lower(), header)
-        if route is None:
-            return None, UNCLAIMED_DECISION, None
-        module = route.module
-        stage = module.stage
-        pin = None
-        new_side: bool | None = None
-        if stage in ("canary", "released"):
-            table = snap.table
-            if cookies is False:
-                cookies = header("cookie")
-            pins = table.pin
-            pin_value = header(pins.header) if pins.header else None
-            if pin_value is None and pins.cookie and cookies:
-                pin_value = cookie_value(cookies, pins.cookie)  # type: ignore[arg-type]
-            if pin_value and pins.secret is not None:
-                pin_value = verify_pin(pin_value, pins.secret, time.time())  # unsigned or forged: no pin
-            pin = parse_pin(pin_value, module.name) if pin_value else None
-            if stage == "canary" and pin is None:
-                key = self.cohort_key(snap, scope, header, cookies)  # type: ignore[arg-type]
-                if key is None:
-                    new_side = self.random() * 100 < module.weight
-                else:
-                    new_side = on_new_side(bucket(module.name, key, table.cohort.buckets), module.weight, table.cohort.buckets)
-        decision = decide(stage, module.weight, pin, new_side, False)
-        if decision.side == "service" and stage != "retired" and pin is None and not snap.breakers[module.name].allow():
-            decision = BREAKER_OPEN
-        return module, decision, route
-
-    @staticmethod
-    def cohort_key(snap: Snapshot, scope: Scope, header: Callable[[str], str | None], cookies: str | None) -> str | None:
-        for kind, name in snap.table.cohort.sources:
-            if kind == "cookie":
-                value = cookie_value(cookies, name) if cookies else None
-            elif kind == "header":
-                value = header(name)
-            else:
-                client = scope.get("client")
-                value = client[0] if client else None
-            if value:
-                return f"{kind}:{value}"
-        return None
 
     # -- HTTP ------------------------------------------------------------------------------
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -221,35 +165,30 @@ class ProxyApp:
                 length = v
             elif n == b"transfer-encoding":
                 chunked = True
-        module, decision, _ = self.choose(snap, scope, host.decode("latin-1"), cookies)
-        if decision is REFUSED_PATH:
-            self.metrics.client_closed.labels("bad_path").inc()
-            await self._reply(send, 400, "strangler: this path is refused (NUL, backslash, or a segment ending in '.')\n")
-            return
-        label = module.name if module is not None else UNCLAIMED
         method = scope["method"]
+        client = scope.get("client")
+        rh = RequestHead(method, scope["path"], host.decode("latin-1"), headers, cookies, client[0] if client else None)
+        p = plan(snap.routes, rh, self.draw, snap.breakers)
+        if p.refused:
+            self.metrics.client_closed.labels("bad_path").inc()
+            await self._reply(send, 400, BAD_PATH)
+            return
+        first = p
+        module = p.module
+        label = module.name if module is not None else UNCLAIMED
         query = scope.get("query_string")
         target = scope["raw_path"] + (b"?" + query if query else b"")
         present = chunked or (length is not None and length != b"0")
         body = Body(receive, snap.table.fallback_body_limit, present)
-        client = scope.get("client")
         public = (scope.get("scheme", "http"), host, snap.table.server_names)
-        side = decision.side
-        upstream = module.service if module is not None and side == "service" else (module.legacy if module is not None else "legacy")
-        ups = snap.table.upstreams
-        timeout = (module.timeout or ups[upstream].timeout) if module is not None and side == "service" else ups[upstream].timeout
         watch = scope[WATCH] = _Watch()
         status = 502
         error: str | None = None
         capture: _Capture | None = None
-        shadow = module.shadow if module is not None else None
-        if shadow is not None and module is not None and side == "legacy" and decision is not BREAKER_OPEN and (
-                module.stage == "shadow" or (module.stage == "canary" and shadow.in_canary)) and (
-                shadow.percent >= 100 or self.random() * 100 < shadow.percent):
-            if method in shadow.methods:
-                capture = _Capture(shadow.max_response)
-            elif self.mirror is not None:
-                self.mirror.skip(label, endpoint_template(method, scope["path"]), "unsafe")
+        if p.capture:
+            capture = _Capture(module.shadow.max_response)  # type: ignore[union-attr]
+        elif p.skip is not None and self.mirror is not None:
+            self.mirror.skip(label, endpoint_template(method, scope["path"]), p.skip)
         try:
             if present:  # a small body is read whole first: a slow client holds no upstream connection
                 await body.fill(snap.table.limits.request_buffer)
@@ -260,41 +199,37 @@ class ProxyApp:
             # it), or chunked for a chunked body; never the client's header line as sent
             frame = CHUNKED if chunked else (framing(int(length)) if length is not None else None)
             if not host:  # an HTTP/1.0 client without Host: HTTP/1.1 upstream needs one (nginx: $proxy_host)
-                headers = headers + [(b"host", ups[upstream].authority.encode())]
-            head, _ = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"), frame)
-            try:
-                conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
-                if side == "service" and module is not None:
-                    breaker = snap.breakers[module.name]
-                    if conn.status >= 500:
-                        breaker.failure()
-                        self.metrics.errors.labels(label, side, "5xx").inc()
-                        if self._may_fall_back(module, method, headers, "5xx", body, label):
-                            snap.pools[upstream].discard(conn)
-                            raise _FallBack()
-                    else:
-                        breaker.success()
-            except _FallBack:
-                side, upstream = "legacy", module.legacy  # type: ignore[union-attr]
-                timeout = ups[upstream].timeout
-                conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
-            except UpstreamError as exc:
-                failure: Failure = "refused" if isinstance(exc, ConnectFailed) else ("timeout" if isinstance(exc, UpstreamTimeout) else "broken")
-                self.metrics.errors.labels(label, side, failure).inc()
-                if side == "service" and module is not None:
-                    snap.breakers[module.name].failure()
-                    if self._may_fall_back(module, method, headers, failure, body, label):
-                        side, upstream = "legacy", module.legacy
-                        timeout = ups[upstream].timeout
-                        conn = await self.exchange(snap.pools[upstream], head, body, chunked, timeout, watch, receive, method)
-                    else:
+                headers = headers + [(b"host", snap.table.upstreams[p.upstream].authority.encode())]
+            head, _ = request_head(method, target, headers, rh.client, scope.get("scheme", "http"), frame)
+            while True:  # one attempt, and a second on legacy when the plan allows it
+                pool = snap.pools[p.upstream]
+                try:
+                    conn = await self.exchange(pool, head, body, chunked, p.timeout, watch, method)
+                except UpstreamError as exc:
+                    self.metrics.errors.labels(label, p.side, exc.failure).inc()
+                    if p.side == "service":
+                        snap.breakers[label].failure()
+                    nxt = self._next(snap, p, rh, exc.failure, exc.may_have_seen, body, label)
+                    if nxt is None:
                         raise
-                else:
-                    raise
+                    p = nxt
+                    continue
+                if p.side == "service":
+                    if conn.status >= 500:
+                        snap.breakers[label].failure()
+                        self.metrics.errors.labels(label, "service", "5xx").inc()
+                        nxt = self._next(snap, p, rh, "5xx", True, body, label)
+                        if nxt is not None:
+                            pool.discard(conn)
+                            p = nxt
+                            continue
+                    else:
+                        snap.breakers[label].success()
+                break
             status = conn.status
-            if not await self.respond(snap.pools[upstream], conn, snap.origins[upstream], public, method, send, watch, capture):
-                self.metrics.errors.labels(label, side, "truncated").inc()
-            elif capture is not None and side == "legacy" and self.mirror is not None:
+            if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture):
+                self.metrics.errors.labels(label, p.side, "truncated").inc()
+            elif capture is not None and p.side == "legacy" and self.mirror is not None:
                 self._offer_mirror(self.mirror, snap, module, scope, method, target, headers, head,  # type: ignore[arg-type]
                                    chunked, body, capture, status)
         except UpstreamError as exc:
@@ -308,6 +243,7 @@ class ProxyApp:
         finally:
             watch.stop()
         elapsed = time.perf_counter() - started
+        side = p.side
         self.metrics.observe(label, side, status, elapsed)
         if self.windows is not None and module is not None and module.release is not None:
             self.windows.observe(label, side, elapsed, status >= 500)
@@ -319,12 +255,27 @@ class ProxyApp:
         if self.access_log is not None:
             self.access_log({
                 "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,
-                "upstream": upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": decision.why,
-                **({"error": error} if error else {}),
+                "upstream": p.upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": first.why,
+                **({"fallback": p.why} if p is not first else {}), **({"error": error} if error else {}),
             })
 
+    def _next(self, snap: Snapshot, failed: Plan, rh: RequestHead, failure: Any, seen: bool, body: Body,
+              label: str) -> Plan | None:
+        """The fallback attempt ``after_failure`` allows, with its metrics; ``None`` if none."""
+        if failed.side != "service":
+            return None
+        nxt = after_failure(snap.routes, failed, rh, failure, body.replayable, seen)
+        if isinstance(nxt, str):
+            self.metrics.fallback_refused.labels(label, nxt).inc()
+            return None
+        body.rewind()
+        self.metrics.fallbacks.labels(label, failure).inc()
+        if self.windows is not None and failed.module is not None and failed.module.release is not None:
+            self.windows.observe(label, "service", 0.0, True)  # legacy saved the user; the new side still failed
+        return nxt
+
     @staticmethod
-    def _offer_mirror(mirror: HelperClient, snap: Snapshot, module: Module, scope: Scope, method: str, target: bytes,
+    def _offer_mirror(mirror: Mirror, snap: Snapshot, module: Module, scope: Scope, method: str, target: bytes,
                       headers: list[tuple[bytes, bytes]], head: bytes, chunked: bool, body: Body, capture: _Capture,
                       status: int) -> None:
         shadow = module.shadow
@@ -342,22 +293,8 @@ class ProxyApp:
                           b"".join(capture.chunks), True)
         mirror.job(module, snap.table.upstreams, endpoint, method, scope["path"], mirror_head(head), data, legacy)
 
-    def _may_fall_back(self, module: Module, method: str, headers: list[tuple[bytes, bytes]], failure: Failure, body: Body, label: str) -> bool:
-        key = module.idempotency_key
-        has_key = key is not None and any(n == key.encode() for n, _ in headers)
-        if not may_fall_back(module, module.stage, method, has_key, failure):
-            self.metrics.fallback_refused.labels(label, "retired" if module.stage == "retired" else "not idempotent").inc()
-            return False
-        if not body.rewind():
-            self.metrics.fallback_refused.labels(label, "body too large to replay").inc()
-            return False
-        self.metrics.fallbacks.labels(label, failure).inc()
-        if self.windows is not None and module.release is not None:
-            self.windows.observe(label, "service", 0.0, True)  # legacy saved the user; the new side still failed
-        return True
-
     async def exchange(self, pool: Pool, head: bytes, body: Body, chunked: bool, timeout: float,
-                       watch: _Watch, receive: Receive, method: str) -> Exchange:
+                       watch: _Watch, method: str) -> Exchange:
         """Send the request on a pooled connection and wait for the response head."""
         conn, reused = await pool.acquire()
         watch.conn = conn
@@ -384,7 +321,7 @@ class ProxyApp:
             # a pooled connection the upstream had already closed: resend once, fresh
             if (reused and isinstance(exc, UpstreamError) and not isinstance(exc, UpstreamTimeout)
                     and not conn.got_bytes and method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") and body.rewind()):
-                return await self.exchange(pool, head, body, chunked, timeout, watch, receive, method)
+                return await self.exchange(pool, head, body, chunked, timeout, watch, method)
             raise
 
     async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]],
@@ -436,6 +373,3 @@ class ProxyApp:
         await send(start)
         await send(body)
 
-
-class _FallBack(Exception):
-    """Internal: the new service answered 5xx and the request goes to legacy instead."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+from strangler_proxy.asgi import Receive
 
 
 class ClientGone(Exception):

@@ -70,17 +70,19 @@ def decide(stage: Stage, weight: float, pin: Side | None, new_side: bool | None,
     return _NEW_COHORT if new_side else _LEGACY_COHORT
 
 
-def may_fall_back(module: Module, stage: Stage, method: str, has_idempotency_key: bool, failure: Failure) -> bool:
+def may_fall_back(module: Module, stage: Stage, method: str, has_idempotency_key: bool, failure: Failure,
+                  may_have_seen: bool | None = None) -> bool:
     """Whether a request that failed on the new service may be sent to legacy.
 
-    A refused connection means the service never saw the request: any method is safe to
-    resend. After a 5xx, a timeout or a broken connection the service may have acted on
-    it: only idempotent methods are resent, and a POST only with the idempotency-key header
-    the route names. A retired module has no legacy to fall back to.
+    A refused connection means the service never saw the request (``may_have_seen`` is
+    false): any method is safe to resend. After a 5xx, a timeout or a broken connection
+    the service may have acted on it: only idempotent methods are resent, and a POST only
+    with the idempotency-key header the route names. A retired module has no legacy to
+    fall back to.
     """
     if stage == "retired":
         return False
-    if failure == "refused":
+    if not (failure != "refused" if may_have_seen is None else may_have_seen):
         return True
     if method in module.idempotent:
         return True

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from strangler_common import ConfigError, StranglerError
 
 
@@ -28,9 +30,11 @@ class StateStoreError(ProxyError):
 
 
 class UpstreamError(ProxyError):
-    """Forwarding failed. ``may_have_seen`` tells whether the upstream may have acted on it."""
+    """Forwarding failed. ``may_have_seen`` tells whether the upstream may have acted on
+    it; ``failure`` names the way it failed (metrics label, fallback rule)."""
 
     may_have_seen = True
+    failure: Literal["refused", "timeout", "broken"] = "broken"
 
     def __init__(self, upstream: str, message: str) -> None:
         self.upstream = upstream
@@ -39,10 +43,11 @@ class UpstreamError(ProxyError):
 
 class ConnectFailed(UpstreamError):
     may_have_seen = False
+    failure = "refused"
 
 
 class UpstreamTimeout(UpstreamError):
-    pass
+    failure = "timeout"
 
 
 class UpstreamBroken(UpstreamError):

@@ -18,6 +18,7 @@ from types import MappingProxyType
 
 from strangler_proxy.breaker import CircuitBreaker
 from strangler_proxy.config import Module, RouteTable, Stage
+from strangler_proxy.dispatch import Routes
 from strangler_proxy.forwarding import upstream_origins
 from strangler_proxy.metrics import Metrics
 from strangler_proxy.routing import Router
@@ -34,13 +35,16 @@ class Override:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    table: RouteTable
-    modules: Mapping[str, Module]  # effective: the file's values with overrides applied
-    router: Router
+    routes: Routes  # what the decision core reads: the table, effective modules, the router
+    table: RouteTable  # routes.table, at hand for the hot path
     pools: Mapping[str, Pool]
     origins: Mapping[str, tuple[bytes, ...]]
     breakers: Mapping[str, CircuitBreaker]
     loaded_at: float
+
+    @property
+    def modules(self) -> Mapping[str, Module]:
+        return self.routes.modules
 
 
 def effective_modules(table: RouteTable, overrides: Mapping[str, Override]) -> tuple[Module, ...]:
@@ -94,9 +98,8 @@ class Runtime:
             del self._breakers[gone]
         origins = {n: upstream_origins(u.scheme, u.host, u.port) for n, u in table.upstreams.items()}
         return Snapshot(
+            routes=Routes(table, MappingProxyType({m.name: m for m in modules}), Router(modules)),
             table=table,
-            modules=MappingProxyType({m.name: m for m in modules}),
-            router=Router(modules),
             pools=MappingProxyType(pools),
             origins=MappingProxyType(origins),
             breakers=MappingProxyType(breakers),

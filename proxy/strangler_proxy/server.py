@@ -153,8 +153,6 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     store = open_store(opts.shared_state or opts.state)
     loop = asyncio.get_running_loop()
     runtime = Runtime(table, Metrics(), store.overrides(), loop)
-    access = _access_logger() if opts.access_log else None
-    app = ProxyApp(runtime, access)
     background = Background(_log)
 
     def install(new: RouteTable) -> None:
@@ -170,6 +168,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
 
     reloader = Reloader(opts.routes, install, lambda r: runtime.metrics.reloads.labels(r).inc())
     controller: Controller | None = None
+    windows: Windows | None = None
+    activity: Activity | None = None
     if with_admin:  # one process: the controller runs here
         evidence = ShadowStore(opts.state)
 
@@ -177,10 +177,25 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
             report = module_report(module, evidence.load(module), min_samples=min_samples)
             return (None if report.interval is None else report.interval[0]), report.compared
 
-        app.windows = Windows()
-        app.activity = Activity(opts.state)
-        controller = Controller(runtime, store, app.windows, shadow_bound, app.activity.quiet_for)
-    guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: runtime.metrics.client_closed.labels(reason).inc())
+        windows = Windows()
+        activity = Activity(opts.state)
+        controller = Controller(runtime, store, windows, shadow_bound, activity.quiet_for)
+    metrics = runtime.metrics
+
+    def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
+        for (counter, module, reason), n in counts.items():
+            if counter == "skipped":
+                metrics.shadow_skipped.labels(module, reason).inc(n)
+            elif counter == "error":
+                metrics.errors.labels(module, "shadow", reason).inc(n)
+            else:
+                getattr(metrics, f"shadow_{counter}").labels(module).inc(n)
+
+    helper = HelperClient(*helper_proc, on_counts, lambda m, r: metrics.shadow_skipped.labels(m, r).inc())
+    helper.start(loop)
+    app = ProxyApp(runtime, mirror=helper, windows=windows, activity=activity,
+                   access_log=_access_logger() if opts.access_log else None)
+    guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
     servers = [_Server(_config(app, guard))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
@@ -195,21 +210,6 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reloader.reload)))
-
-    metrics = runtime.metrics
-
-    def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
-        for (counter, module, reason), n in counts.items():
-            if counter == "skipped":
-                metrics.shadow_skipped.labels(module, reason).inc(n)
-            elif counter == "error":
-                metrics.errors.labels(module, "shadow", reason).inc(n)
-            else:
-                getattr(metrics, f"shadow_{counter}").labels(module).inc(n)
-
-    helper = HelperClient(*helper_proc, on_counts, lambda m, r: metrics.shadow_skipped.labels(m, r).inc())
-    helper.start(loop)
-    app.mirror = helper
 
     version = [store.version()]
 
@@ -235,8 +235,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
             try:
                 if controller is not None:
                     await background.step("release controller", lead_and_tick)
-                    if app.activity is not None:
-                        await background.step("activity flush", app.activity.flush)
+                    if activity is not None:
+                        await background.step("activity flush", activity.flush)
                     while controller.events:
                         urls, event = controller.events.pop(0)
                         for url in urls:

@@ -7,18 +7,20 @@ User-Agent or other header the client did not send is added.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from strangler_proxy.asgi import Receive, Scope, Send
 from strangler_proxy.config import Upstream
-from strangler_proxy.decision import REFUSED_PATH
+from strangler_proxy.dispatch import RequestHead, after_failure, plan
 from strangler_proxy.forwarding import HOP_BY_HOP
 
 if TYPE_CHECKING:
-    from strangler_proxy.app import ProxyApp, Receive, Scope, Send
+    from strangler_proxy.runtime import Snapshot
 
 HANDSHAKE = HOP_BY_HOP | {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
                           b"sec-websocket-protocol", b"content-length"}
@@ -38,32 +40,29 @@ def upstream_url(up: Upstream, target: str) -> str | None:
     return url
 
 
-async def proxy_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: Send) -> None:
-    snap = app.runtime.snapshot
-    scope = {**scope, "method": "GET"}
-    module, decision, _ = app.choose(snap, scope)
-    if decision is REFUSED_PATH:
+async def proxy_websocket(snap: Snapshot, draw: Callable[[], float], scope: Scope, receive: Receive, send: Send) -> None:
+    """Open the upgrade on the planned side (legacy when the new service refuses the
+    connection: it never saw the upgrade) and relay messages both ways until one closes."""
+    headers_in = scope["headers"]
+    host = next((v.decode("latin-1") for n, v in headers_in if n == b"host"), "")
+    cookies = "; ".join(v.decode("latin-1") for n, v in headers_in if n == b"cookie") or None
+    client = scope.get("client")
+    rh = RequestHead("GET", scope["path"], host, headers_in, cookies, client[0] if client else None)
+    p = plan(snap.routes, rh, draw, snap.breakers)
+    if p.refused:
         await send({"type": "websocket.close", "code": 1008})
         return
-    if module is None:
-        upstream = "legacy"
-    else:
-        upstream = module.service if decision.side == "service" else module.legacy
     message = await receive()
     if message["type"] != "websocket.connect":
         return
-    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"] if n not in HANDSHAKE]
-    client = scope.get("client")
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers_in if n not in HANDSHAKE]
     if client:
         headers.append(("x-forwarded-for", client[0]))
     qs = scope.get("query_string") or b""
     path = scope["raw_path"].decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
-    candidates = [upstream]
-    if module is not None and upstream == module.service and module.stage != "retired":
-        candidates.append(module.legacy)  # a refused connection never saw the upgrade
     ws = None
-    for name in candidates:
-        up = snap.table.upstreams[name]
+    while True:
+        up = snap.table.upstreams[p.upstream]
         url = upstream_url(up, path)
         if url is None:
             break
@@ -77,7 +76,10 @@ async def proxy_websocket(app: ProxyApp, scope: Scope, receive: Receive, send: S
         except InvalidStatus:
             break
         except (OSError, asyncio.TimeoutError):
-            continue
+            nxt = after_failure(snap.routes, p, rh, "refused", True)
+            if isinstance(nxt, str):
+                break
+            p = nxt
     if ws is None:
         await send({"type": "websocket.close", "code": 1011})
         return

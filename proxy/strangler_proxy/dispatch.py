@@ -1,0 +1,212 @@
+"""The decision core: for one request head, which module, which side, which upstream,
+whether legacy's answer is kept for the shadow comparison, and what happens if it fails.
+
+Pure: the inputs are values (the route table's ``Routes``, a ``RequestHead``), the random
+draw is passed in as a function and the circuit breakers as a mapping, so the data plane,
+the WebSocket path and ``strangler routes explain`` ask the same question the same way,
+and tests ask it without a socket.
+
+>>> from strangler_proxy.config import Match, Module, RouteTable, Upstream
+>>> up = {n: Upstream(n, "http", "127.0.0.1", p) for n, p in (("legacy", 8080), ("cases-svc", 9000))}
+>>> cases = Module("cases", (Match(path_prefix=("/cases",)),), "cases-svc", "canary", 0)
+>>> routes = Routes.of(RouteTable("routes.yaml", up, (cases,)))
+>>> p = plan(routes, RequestHead("GET", "/cases/7", "portal", (), None, "10.0.0.1"), lambda: 0.5)
+>>> p.side, p.upstream, p.why
+('legacy', 'legacy', "canary: the request's cohort is on the legacy side")
+>>> after_failure(routes, p, RequestHead("POST", "/cases/7", "portal", (), None, None), "refused", True)
+'legacy serves it already'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol
+
+from strangler_proxy.cohort import bucket, cookie_value, on_new_side
+from strangler_proxy.config import Module, RouteTable
+from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, Side, decide, \
+    may_fall_back, parse_pin
+from strangler_proxy.pins import verify_pin
+from strangler_proxy.routing import Route, Router, canonical_path
+
+Draw = Callable[[], float]  # uniform in [0, 1): random.random in the proxy, a constant in tests
+Refusal = Literal["legacy serves it already", "retired", "not idempotent", "body too large to replay"]
+
+_FALLBACK = Decision("legacy", "the new service failed: legacy serves it (fallback)")
+
+
+class Breaker(Protocol):
+    def allow(self) -> bool: ...
+
+
+NO_BREAKERS: Mapping[str, Breaker] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """What the decision needs of the current configuration: the table with runtime
+    overrides applied, and the router built from it. No pool, no socket."""
+
+    table: RouteTable
+    modules: Mapping[str, Module]  # effective: the file's values with overrides applied
+    router: Router
+
+    @classmethod
+    def of(cls, table: RouteTable, modules: Sequence[Module] | None = None) -> Routes:
+        mods = table.modules if modules is None else tuple(modules)
+        return cls(table, {m.name: m for m in mods}, Router(mods))
+
+
+class RequestHead(NamedTuple):
+    """The parts of a request the decision reads. ``path`` is percent-decoded (as the
+    listener gives it); ``cookies`` every Cookie header joined; ``client`` the peer.
+    (A named tuple, as ``Plan``: immutable, and built per request at a tuple's cost.)"""
+
+    method: str
+    path: str
+    host: str
+    headers: Sequence[tuple[bytes, bytes]]
+    cookies: str | None
+    client: str | None
+
+    def header(self, name: str) -> str | None:
+        b = name.encode("latin-1")
+        for n, v in self.headers:
+            if n == b:
+                text: str = v.decode("latin-1")
+                return text
+        return None
+
+
+class Plan(NamedTuple):
+    """Where one attempt of a request goes.
+
+    ``capture``: keep legacy's response while it streams, to compare it with the new
+    service's in the background (shadow); ``skip``: a shadow sample not taken, and why.
+    """
+
+    module: Module | None
+    route: Route | None
+    decision: Decision
+    upstream: str
+    timeout: float
+    capture: bool = False
+    skip: str | None = None
+
+    @property
+    def side(self) -> Side:
+        return self.decision.side
+
+    @property
+    def why(self) -> str:
+        return self.decision.why
+
+    @property
+    def refused(self) -> bool:
+        """The path itself is refused (400): nothing is sent anywhere."""
+        return self.decision is REFUSED_PATH
+
+    def explain(self) -> str:
+        """Why, in words (``routes explain`` and the access log)."""
+        if self.refused or self.route is None or self.module is None:
+            return self.why if self.refused else "no module claims it: legacy"
+        m = self.module
+        weight = f" at {m.weight:g}%" if m.stage == "canary" else ""
+        return f"{self.route.why} -> module {m.name} ({m.stage}{weight}): {self.why}"
+
+
+def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, Breaker] = NO_BREAKERS) -> Plan:
+    """The first attempt's plan for a request.
+
+    Order of the rules: the route (canonical path, then host and header conditions); the
+    stage; a tester's pin (signed when the table has a secret) beats the cohort and the
+    breaker; a canary's sticky cohort from the first key source present, a draw without
+    one; an open breaker sends the new side's share to legacy; shadow capture on legacy's
+    side when the module mirrors (sampled at ``shadow.percent``, safe methods unless
+    ``writes``). A retired module is never planned on legacy.
+    """
+    table = routes.table
+    path = canonical_path(head.path)
+    if path is None:
+        ups = table.upstreams["legacy"]
+        return Plan(None, None, REFUSED_PATH, "legacy", ups.timeout)
+    host = head.host
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    route = routes.router.route(head.method, path, hostname.lower(), head.header)
+    if route is None:
+        return Plan(None, None, UNCLAIMED_DECISION, "legacy", table.upstreams["legacy"].timeout)
+    module = route.module
+    stage = module.stage
+    pin: Side | None = None
+    new_side: bool | None = None
+    if stage in ("canary", "released"):
+        cookies = head.cookies
+        pins = table.pin
+        pin_value = head.header(pins.header) if pins.header else None
+        if pin_value is None and pins.cookie and cookies:
+            pin_value = cookie_value(cookies, pins.cookie)
+        if pin_value and pins.secret is not None:
+            pin_value = verify_pin(pin_value, pins.secret, time.time())  # unsigned or forged: no pin
+        pin = parse_pin(pin_value, module.name) if pin_value else None
+        if stage == "canary" and pin is None:
+            key = cohort_key(table, head)
+            if key is None:
+                new_side = draw() * 100 < module.weight
+            else:
+                new_side = on_new_side(bucket(module.name, key, table.cohort.buckets), module.weight, table.cohort.buckets)
+    decision = decide(stage, module.weight, pin, new_side, False)
+    if decision.side == "service" and stage != "retired" and pin is None:
+        breaker = breakers.get(module.name)
+        if breaker is not None and not breaker.allow():
+            decision = BREAKER_OPEN
+    if decision.side == "service":
+        return Plan(module, route, decision, module.service, module.timeout or table.upstreams[module.service].timeout)
+    timeout = table.upstreams[module.legacy].timeout
+    shadow = module.shadow
+    if shadow is None or decision is BREAKER_OPEN or not (stage == "shadow" or (stage == "canary" and shadow.in_canary)):
+        return Plan(module, route, decision, module.legacy, timeout)
+    if not (shadow.percent >= 100 or draw() * 100 < shadow.percent):
+        return Plan(module, route, decision, module.legacy, timeout)
+    if head.method in shadow.methods:
+        return Plan(module, route, decision, module.legacy, timeout, capture=True)
+    return Plan(module, route, decision, module.legacy, timeout, skip="unsafe")
+
+
+def cohort_key(table: RouteTable, head: RequestHead) -> str | None:
+    """The request's cohort key from the first configured source it carries."""
+    for kind, name in table.cohort.sources:
+        if kind == "cookie":
+            value = cookie_value(head.cookies, name) if head.cookies else None
+        elif kind == "header":
+            value = head.header(name)
+        else:
+            value = head.client
+        if value:
+            return f"{kind}:{value}"
+    return None
+
+
+def after_failure(routes: Routes, failed: Plan, head: RequestHead, failure: Failure, replayable: bool,
+                  may_have_seen: bool | None = None) -> Plan | Refusal:
+    """The next attempt after ``failed`` failed, or why there is none.
+
+    ``failure`` says how it failed (a refused connection, a 5xx, a timeout, a connection
+    broken mid-exchange); ``may_have_seen`` whether the new service may have acted on the
+    request (by default: all but a refused connection); ``replayable`` whether the request
+    body is still in hand to send again. Only the new side falls back, to the module's
+    legacy, under ``may_fall_back``'s rules: a request the service may have seen is
+    resent only when it is idempotent or carries the route's idempotency key.
+    """
+    module = failed.module
+    if failed.side != "service" or module is None:
+        return "legacy serves it already"
+    seen = failure != "refused" if may_have_seen is None else may_have_seen
+    key = module.idempotency_key
+    has_key = key is not None and head.header(key) is not None
+    if not may_fall_back(module, module.stage, head.method, has_key, failure, seen):
+        return "retired" if module.stage == "retired" else "not idempotent"
+    if not replayable:
+        return "body too large to replay"
+    return Plan(module, failed.route, _FALLBACK, module.legacy, routes.table.upstreams[module.legacy].timeout)
