@@ -17,7 +17,7 @@ import httpx
 from strangler_common import StranglerError
 
 if TYPE_CHECKING:
-    from strangler_proxy.demo.estate import DemoEstate
+    from strangler_cli.demo.estate import DemoEstate
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,7 +67,7 @@ def module_status(admin: str, token: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strangler_proxy.demo.estate import DemoEstate
+    from strangler_cli.demo.estate import DemoEstate
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="strangler-demo-"))
     estate = DemoEstate(workdir, proxy_port=args.port)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from strangler_common import StranglerError
 
 if TYPE_CHECKING:
-    from strangler_proxy.demo.estate import DemoEstate
+    from strangler_cli.demo.estate import DemoEstate
 
 SCENARIOS = ("steady", "release-under-load", "service-fault", "shadow-overhead", "reload-storm")
 LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strangler_proxy.demo.estate import DemoEstate, routes_yaml
+    from strangler_cli.demo.estate import DemoEstate, routes_yaml
 
     if args.scenario not in SCENARIOS:
         raise StranglerError(f"unknown scenario {args.scenario!r}; expected one of: {', '.join(SCENARIOS)}")

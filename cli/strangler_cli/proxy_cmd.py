@@ -60,8 +60,8 @@ def _token(given: str | None, state: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strangler_proxy.server import ServeOptions
-    from strangler_proxy.server import run as serve
+    from strangler_proxy.serve import ServeOptions
+    from strangler_proxy.serve import run as serve
 
     if args.workers < 1:
         raise StranglerError(f"--workers: expected at least 1, found {args.workers}")

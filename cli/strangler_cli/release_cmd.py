@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _leftovers(args: argparse.Namespace) -> int:
-    from strangler_proxy.activity import leftovers
+    from strangler_proxy.control.activity import leftovers
 
     state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
     if state is None or not Path(state).exists():
@@ -153,7 +153,7 @@ def _offline(args: argparse.Namespace) -> int:
     With ``--routes`` the same controller a proxy runs takes any action (it needs the plan);
     without it only ``abort`` and ``set`` can be recorded.
     """
-    from strangler_proxy.controller import Controller, Windows
+    from strangler_proxy.control.controller import Controller, Windows
     from strangler_proxy.state import ReleaseState, open_store
 
     state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
@@ -173,7 +173,7 @@ def _offline(args: argparse.Namespace) -> int:
         else:
             from strangler_proxy.config import load_routes
             from strangler_proxy.metrics import Metrics
-            from strangler_proxy.runtime import Runtime
+            from strangler_proxy.dataplane.runtime import Runtime
 
             controller = Controller(Runtime(load_routes(args.routes), Metrics(), store.overrides()), store, Windows(),
                                     shadow_bound=lambda module, minimum: (None, 0))

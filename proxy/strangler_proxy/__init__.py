@@ -9,7 +9,8 @@ True
 """
 
 from strangler_proxy.cohort import bucket, on_new_side
-from strangler_proxy.config import Module, RouteTable, Upstream, load_routes
+from strangler_proxy.config import load_routes
+from strangler_proxy.model import Module, RouteTable, Upstream
 from strangler_proxy.decision import Decision, decide, may_fall_back
 from strangler_proxy.errors import (
     ConnectFailed, ProxyError, RouteConfigError, StateStoreError, UpstreamBroken, UpstreamError, UpstreamTimeout,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from strangler_proxy.config import Module, Stage
+from strangler_proxy.model import Module, Stage
 
 Side = Literal["legacy", "service"]
 Failure = Literal["refused", "5xx", "timeout", "broken"]

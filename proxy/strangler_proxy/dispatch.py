@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
 from strangler_proxy.cohort import bucket, cookie_value, on_new_side
-from strangler_proxy.config import Module, RouteTable
+from strangler_proxy.model import Module, RouteTable
 from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, Side, decide, \
     may_fall_back, parse_pin
 from strangler_proxy.pins import verify_pin

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from strangler_proxy.config import Match, Module
+from strangler_proxy.model import Match, Module
 
 HeaderGetter = Callable[[str], "str | None"]
 

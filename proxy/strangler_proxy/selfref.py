@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from strangler_common import Location
 
-from strangler_proxy.config import RouteTable
+from strangler_proxy.model import RouteTable
 from strangler_proxy.errors import RouteConfigError
 
 

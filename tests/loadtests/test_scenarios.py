@@ -12,7 +12,7 @@ from tests.cli.helpers import strangler
 
 def demo_processes() -> int:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sum("strangler_proxy.demo.apps" in line for line in out.splitlines())
+    return sum("strangler_cli.demo.apps" in line for line in out.splitlines())
 
 
 @pytest.mark.parametrize("scenario", ["steady", "release-under-load", "service-fault", "shadow-overhead", "reload-storm"])

@@ -8,11 +8,11 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from strangler_proxy.app import ProxyApp
-from strangler_proxy.config import SAFE_METHODS, Breaker, Match, Module, ReleasePlan, RouteTable, Stage, Upstream as UpstreamConfig
-from strangler_proxy.controller import Windows
+from strangler_proxy.dataplane.app import ProxyApp
+from strangler_proxy.model import SAFE_METHODS, Breaker, Match, Module, ReleasePlan, RouteTable, Stage, Upstream as UpstreamConfig
+from strangler_proxy.control.controller import Windows
 from strangler_proxy.metrics import Metrics
-from strangler_proxy.runtime import Runtime
+from strangler_proxy.dataplane.runtime import Runtime
 
 from tests.proxy.upstreams import Upstream, free_port
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from strangler_proxy.breaker import CircuitBreaker
-from strangler_proxy.config import SAFE_METHODS, Match, Module
+from strangler_proxy.dataplane.breaker import CircuitBreaker
+from strangler_proxy.model import SAFE_METHODS, Match, Module
 from strangler_proxy.decision import decide, may_fall_back, parse_pin
 
 M = Module("cases", (Match(path_prefix=("/cases",)),), "svc", "canary", 50, idempotent=SAFE_METHODS | {"PUT"}, idempotency_key="idempotency-key")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strangler_proxy.breaker import CircuitBreaker
-from strangler_proxy.config import SAFE_METHODS, Match, Module, Pin, RouteTable, Shadow, Stage, Upstream
+from strangler_proxy.dataplane.breaker import CircuitBreaker
+from strangler_proxy.model import SAFE_METHODS, Match, Module, Pin, RouteTable, Shadow, Stage, Upstream
 from strangler_proxy.decision import Failure
 from strangler_proxy.dispatch import RequestHead, Routes, after_failure, plan
 

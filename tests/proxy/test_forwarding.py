@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers, upstream_origins
+from strangler_proxy.dataplane.forwarding import CHUNKED, framing, request_head, response_headers, upstream_origins
 
 
 def parse(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:

@@ -83,8 +83,8 @@ def test_only_origin_form_targets_reach_an_upstream(proxy: ProxyProcess, recorde
 
 
 def test_websocket_url_is_the_configured_upstream_plus_a_path() -> None:
-    from strangler_proxy.config import Upstream
-    from strangler_proxy.websocket import upstream_url
+    from strangler_proxy.model import Upstream
+    from strangler_proxy.dataplane.websocket import upstream_url
 
     up = Upstream("legacy", "http", "10.0.0.5", 8080)
     assert upstream_url(up, "/ws?x=1") == "ws://10.0.0.5:8080/ws?x=1"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from strangler_proxy.config import Analysis, ReleasePlan
-from strangler_proxy.release import Window, judge_canary, judge_shadow, rollback_target, step_setting
+from strangler_proxy.model import ReleaseThresholds, ReleasePlan
+from strangler_proxy.control.release import Window, judge_canary, judge_shadow, rollback_target, step_setting
 
-A = Analysis(error_rate_margin=0.01, p99_factor=1.5, p99_floor_ms=5, min_requests=50)
+A = ReleaseThresholds(error_rate_margin=0.01, p99_factor=1.5, p99_floor_ms=5, min_requests=50)
 
 
 def window(n: int, errors: int = 0, ms: float = 10.0) -> Window:

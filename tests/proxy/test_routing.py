@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 import time
 
-from strangler_proxy.config import Match, Module
+from strangler_proxy.model import Match, Module
 from strangler_proxy.routing import Router, canonical_path
 
 

@@ -27,11 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from strangler_proxy.config import Module, Upstream
+from strangler_proxy.model import Module, Upstream
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.shadow.compare import Response
 from strangler_proxy.shadow.mirror import Job, Mirror
-from strangler_proxy.upstream import Pool
+from strangler_proxy.dataplane.upstream import Pool
 
 HEADER = struct.Struct("!I")
 BUFFER_CAP = 16 << 20  # bytes of jobs waiting for the helper; beyond it mirrors are dropped (queue_full)

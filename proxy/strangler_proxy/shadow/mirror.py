@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from strangler_proxy.config import Module
+from strangler_proxy.model import Module
 from strangler_proxy.errors import UpstreamError, UpstreamTimeout
 from strangler_proxy.shadow.compare import Difference, Response, compare
 from strangler_proxy.shadow.evidence import EndpointStats, Thresholds, real_fields
-from strangler_proxy.upstream import Pool
+from strangler_proxy.dataplane.upstream import Pool
 
 SHADOW_HEADER = b"x-strangler-shadow: 1\r\n"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from strangler_proxy.errors import StateStoreError
-from strangler_proxy.state import connect
+from strangler_proxy.state.sqlite import connect
 from strangler_proxy.shadow.evidence import EndpointStats
 
 SCHEMA = """

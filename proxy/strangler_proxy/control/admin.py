@@ -29,10 +29,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from strangler_proxy.config import STAGES, Module
-from strangler_proxy.controller import Controller
+from strangler_proxy.model import STAGES, Module
+from strangler_proxy.control.controller import Controller
 from strangler_proxy.errors import ProxyError
-from strangler_proxy.runtime import Runtime
+from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import Store
 
 

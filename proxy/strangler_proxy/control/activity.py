@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from strangler_proxy.errors import StateStoreError
-from strangler_proxy.state import connect
+from strangler_proxy.state.sqlite import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS legacy_served (module TEXT PRIMARY KEY, last REAL NOT NULL);

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from strangler_proxy.config import Module
+from strangler_proxy.model import Module
 from strangler_proxy.errors import ProxyError
-from strangler_proxy.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
-from strangler_proxy.runtime import Runtime
+from strangler_proxy.control.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
+from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import ReleaseState, Store
 
 ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strangler_proxy.asgi import Receive
+from strangler_proxy.dataplane.asgi import Receive
 
 
 class ClientGone(Exception):

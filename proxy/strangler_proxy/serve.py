@@ -24,10 +24,11 @@ from typing import Any
 
 import uvicorn
 
-from strangler_proxy.config import RouteTable, load_routes
-from strangler_proxy.background import Background
+from strangler_proxy.config import load_routes
+from strangler_proxy.model import RouteTable
+from strangler_proxy.control.background import Background
 from strangler_proxy.errors import ProxyError, RouteConfigError
-from strangler_proxy.listener import Guard, protocol_classes
+from strangler_proxy.dataplane.listener import Guard, protocol_classes
 from strangler_proxy.selfref import check_not_self
 from strangler_proxy.shadow.helper import spawn
 
@@ -139,12 +140,12 @@ def run(opts: ServeOptions) -> int:
 
 async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, with_admin: bool,
                      helper_proc: tuple[socket.socket, int]) -> None:
-    from strangler_proxy.admin import build_admin
-    from strangler_proxy.app import ProxyApp
+    from strangler_proxy.control.admin import build_admin
+    from strangler_proxy.dataplane.app import ProxyApp
     from strangler_proxy.metrics import Metrics
-    from strangler_proxy.activity import Activity
-    from strangler_proxy.controller import Controller, Windows
-    from strangler_proxy.runtime import Runtime
+    from strangler_proxy.control.activity import Activity
+    from strangler_proxy.control.controller import Controller, Windows
+    from strangler_proxy.dataplane.runtime import Runtime
     from strangler_proxy.shadow.evidence import module_report
     from strangler_proxy.shadow.helper import HelperClient
     from strangler_proxy.shadow.store import ShadowStore
@@ -334,9 +335,9 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from strangler_proxy.admin import build_admin
+    from strangler_proxy.control.admin import build_admin
     from strangler_proxy.metrics import Metrics
-    from strangler_proxy.runtime import Runtime
+    from strangler_proxy.dataplane.runtime import Runtime
     from strangler_proxy.state import open_store
 
     store = open_store(opts.shared_state or opts.state)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from strangler_proxy.config import Analysis, ReleasePlan, Stage
+from strangler_proxy.model import ReleaseThresholds, ReleasePlan, Stage
 
 Verdict = Literal["wait", "pass", "fail"]
 Status = Literal["running", "paused", "released", "rolled_back", "aborted"]
@@ -46,7 +46,7 @@ class Judgement:
     reason: str
 
 
-def judge_canary(new: Window, legacy: Window, a: Analysis) -> Judgement:
+def judge_canary(new: Window, legacy: Window, a: ReleaseThresholds) -> Judgement:
     if new.requests < a.min_requests:
         return Judgement("wait", f"{new.requests} of {a.min_requests} requests on the new side so far")
     new_rate = new.errors / new.requests
@@ -60,7 +60,7 @@ def judge_canary(new: Window, legacy: Window, a: Analysis) -> Judgement:
     return Judgement("pass", f"error rate {new_rate:.2%} (legacy {legacy_rate:.2%}), {new.requests} requests")
 
 
-def judge_shadow(lower_bound: float | None, compared: int, a: Analysis) -> Judgement:
+def judge_shadow(lower_bound: float | None, compared: int, a: ReleaseThresholds) -> Judgement:
     if lower_bound is None:
         return Judgement("wait", f"{compared} shadow comparisons so far: not enough for a verdict")
     if lower_bound >= a.shadow_gate:

@@ -14,20 +14,20 @@ import time
 from collections.abc import Mapping
 from typing import Any, Callable, Protocol
 
-from strangler_proxy.asgi import Message, Receive, Scope, Send
-from strangler_proxy.body import Body, ClientGone
-from strangler_proxy.config import Module, Upstream
+from strangler_proxy.dataplane.asgi import Message, Receive, Scope, Send
+from strangler_proxy.dataplane.body import Body, ClientGone
+from strangler_proxy.model import Module, Upstream
 from strangler_proxy.dispatch import Plan, RequestHead, after_failure, plan
 from strangler_proxy.errors import UpstreamError, UpstreamTimeout
-from strangler_proxy.listener import WATCH
-from strangler_proxy.forwarding import CHUNKED, framing, request_head, response_headers
+from strangler_proxy.dataplane.listener import WATCH
+from strangler_proxy.dataplane.forwarding import CHUNKED, framing, request_head, response_headers
 from strangler_proxy.metrics import UNCLAIMED
 from strangler_proxy.shadow.compare import Response
 from strangler_proxy.shadow.evidence import endpoint_template
 from strangler_proxy.shadow.mirror import mirror_head
-from strangler_proxy.runtime import Runtime, Snapshot
-from strangler_proxy.upstream import Exchange, Pool
-from strangler_proxy.websocket import proxy_websocket
+from strangler_proxy.dataplane.runtime import Runtime, Snapshot
+from strangler_proxy.dataplane.upstream import Exchange, Pool
+from strangler_proxy.dataplane.websocket import proxy_websocket
 
 
 BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or failed\n"
@@ -71,7 +71,7 @@ def _plain(status: int, text: str) -> tuple[Message, Message]:
 class _Watch:
     """Aborts the upstream exchange in progress if the client goes away.
 
-    The listener (``strangler_proxy.listener``) calls ``client_gone`` from its
+    The listener (``strangler_proxy.dataplane.listener``) calls ``client_gone`` from its
     ``connection_lost`` while the response is unfinished: no timer and no task per request.
     """
 

@@ -1,6 +1,6 @@
 """The demo estate's servers, each run as its own process:
 
-    python -m strangler_proxy.demo.apps ROLE PORT      ROLE: legacy | cases-service | kb-service
+    python -m strangler_cli.demo.apps ROLE PORT      ROLE: legacy | cases-service | kb-service
 
 ``legacy`` is the monolith: ``/login?user=NAME`` sets the ``JSESSIONID`` login cookie,
 ``/cases``, ``/kb``, ``/entitlements``, ``/accounts`` answer JSON, ``/static/*`` serves

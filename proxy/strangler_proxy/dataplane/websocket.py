@@ -14,13 +14,13 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from strangler_proxy.asgi import Receive, Scope, Send
-from strangler_proxy.config import Upstream
+from strangler_proxy.dataplane.asgi import Receive, Scope, Send
+from strangler_proxy.model import Upstream
 from strangler_proxy.dispatch import RequestHead, after_failure, plan
-from strangler_proxy.forwarding import HOP_BY_HOP
+from strangler_proxy.dataplane.forwarding import HOP_BY_HOP
 
 if TYPE_CHECKING:
-    from strangler_proxy.runtime import Snapshot
+    from strangler_proxy.dataplane.runtime import Snapshot
 
 HANDSHAKE = HOP_BY_HOP | {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
                           b"sec-websocket-protocol", b"content-length"}

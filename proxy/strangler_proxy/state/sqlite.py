@@ -1,4 +1,4 @@
-"""The state store: runtime stage and weight changes, and an append-only ledger.
+"""The SQLite state store: runtime stage and weight changes, and an append-only ledger.
 
 SQLite in WAL mode by default (one file). A change and its ledger entry commit in one
 transaction, so a proxy killed at any moment keeps every committed change. Other processes
@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from strangler_proxy.config import STAGES, Stage
+from strangler_proxy.model import STAGES, Stage
 from strangler_proxy.errors import StateStoreError
-from strangler_proxy.runtime import Override
+from strangler_proxy.model import Override
+from strangler_proxy.state.records import LedgerEntry, ReleaseState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS modules (
@@ -47,54 +47,6 @@ CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseState:
-    module: str
-    status: str  # running | paused | released | rolled_back | aborted
-    step: int  # index into the plan's steps; len(steps) is released
-    step_started: float
-    failures: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    id: int
-    ts: float
-    module: str
-    action: str
-    detail: dict[str, Any]
-    actor: str
-    reason: str
-
-
-class Store(Protocol):
-    """What the proxy needs of a state store: SQLite (one proxy) or PostgreSQL (replicas)."""
-
-    path: str
-
-    def close(self) -> None: ...
-    def version(self) -> int: ...
-    def overrides(self) -> dict[str, Override]: ...
-    def set(self, module: str, stage: Stage | None, weight: float | None, actor: str, reason: str = "") -> None: ...
-    def clear(self, module: str, actor: str, reason: str = "") -> None: ...
-    def ledger(self, module: str | None = None, limit: int = 100) -> list[LedgerEntry]: ...
-    def release(self, module: str) -> ReleaseState | None: ...
-    def releases(self) -> list[ReleaseState]: ...
-    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None: ...
-    def try_lead(self) -> bool: ...
-
-
-def open_store(location: str | Path) -> Store:
-    """A path opens SQLite; a postgresql:// URL opens the PostgreSQL store for replicas."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        from strangler_proxy.state_pg import PgStateStore
-
-        return PgStateStore(text)
-    return StateStore(text)
 
 
 def connect(path: str, schema: str, synchronous: str = "FULL", wait: float = 15.0) -> sqlite3.Connection:

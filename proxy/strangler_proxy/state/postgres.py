@@ -13,10 +13,10 @@ import json
 import time
 from typing import Any
 
-from strangler_proxy.config import STAGES, Stage
+from strangler_proxy.model import STAGES, Stage
 from strangler_proxy.errors import StateStoreError
-from strangler_proxy.runtime import Override
-from strangler_proxy.state import LedgerEntry, ReleaseState
+from strangler_proxy.model import Override
+from strangler_proxy.state.records import LedgerEntry, ReleaseState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangler_modules (

@@ -16,21 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from strangler_proxy.breaker import CircuitBreaker
-from strangler_proxy.config import Module, RouteTable, Stage
+from strangler_proxy.dataplane.breaker import CircuitBreaker
+from strangler_proxy.model import Module, Override, RouteTable
 from strangler_proxy.dispatch import Routes
-from strangler_proxy.forwarding import upstream_origins
+from strangler_proxy.dataplane.forwarding import upstream_origins
 from strangler_proxy.metrics import Metrics
 from strangler_proxy.routing import Router
-from strangler_proxy.upstream import Pool
-
-
-@dataclass(frozen=True, slots=True)
-class Override:
-    """A runtime change to a module's stage or weight (admin API, release controller)."""
-
-    stage: Stage | None = None
-    weight: float | None = None
+from strangler_proxy.dataplane.upstream import Pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from collections import deque
 
 import httptools
 
-from strangler_proxy.config import Upstream
+from strangler_proxy.model import Upstream
 from strangler_proxy.errors import ConnectFailed, UpstreamBroken, UpstreamError, UpstreamTimeout
 
 HIGH_WATER = 256 * 1024

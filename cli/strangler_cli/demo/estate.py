@@ -88,7 +88,7 @@ class DemoEstate:
         self.ports = {role: free_port() for role in ROLES}
         try:
             for role in ROLES:
-                self._spawn(role, [sys.executable, "-m", "strangler_proxy.demo.apps", role, str(self.ports[role])])
+                self._spawn(role, [sys.executable, "-m", "strangler_cli.demo.apps", role, str(self.ports[role])])
             for role in ROLES:
                 self._wait(f"http://127.0.0.1:{self.ports[role]}/healthz" if role == "legacy" else
                            f"http://127.0.0.1:{self.ports[role]}{'/cases' if role == 'cases-service' else '/kb'}", role)

@@ -1,0 +1,173 @@
+"""The route table's values: immutable, built once by ``config`` from the route file.
+
+Everything here is data: the parser (``config``) builds it with precise errors, the
+decision core (``dispatch``) and the planes read it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from strangler_proxy.limits import Limits
+from strangler_proxy.shadow.compare import Rules
+
+Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
+STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
+CohortSource = Literal["cookie", "header", "client_ip"]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"})
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    scheme: Literal["http"]
+    host: str
+    port: int
+    connect_timeout: float = 3.0
+    timeout: float = 30.0  # for the response head
+    max_idle: int = 128
+    read_timeout: float = 60.0  # between two reads of the response body (nginx proxy_read_timeout)
+    send_timeout: float = 60.0  # between two writes of the request body (nginx proxy_send_timeout)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One match block: every condition given must hold."""
+
+    path: tuple[str, ...] = ()
+    path_prefix: tuple[str, ...] = ()
+    path_regex: tuple[re.Pattern[str], ...] = ()
+    methods: frozenset[str] = frozenset()
+    hosts: tuple[str, ...] = ()  # exact or "*.suffix", lower case, no port
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, exact value)
+    case_insensitive: bool = False  # paths and regexes compared ignoring case (IIS, Windows-hosted legacy)
+    line: int | None = None
+
+    @property
+    def conditions(self) -> int:
+        return bool(self.methods) + bool(self.hosts) + len(self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Shadow:
+    """Mirroring and comparison for a module (the shadow stage, or canary's legacy share)."""
+
+    percent: float = 100.0  # share of the module's requests mirrored
+    methods: frozenset[str] = SAFE_METHODS  # unsafe methods only when ``writes: true``
+    max_body: int = 64 * 1024  # larger request bodies are not mirrored (skipped: too_large)
+    max_response: int = 1 << 20  # larger legacy responses are not compared (skipped: too_large)
+    timeout: float = 5.0
+    queue: int = 1000  # mirrors waiting; more are dropped (skipped: queue_full)
+    concurrency: int = 32
+    in_canary: bool = False  # in canary, also mirror the requests legacy served
+    noise: str | None = None  # "twice" (legacy again) or an upstream name: a second legacy copy
+    relative: float = 0.2
+    absolute: float = 0.0003
+    rules: Rules = field(default_factory=Rules)
+    samples: int = 20
+    redact: tuple[str, ...] = ()
+    min_samples: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseThresholds:
+    """What a release step must show before it is passed (Flagger/Argo-style, legacy as baseline)."""
+
+    error_rate_margin: float = 0.01  # new side's error rate <= legacy's + this
+    p99_factor: float = 1.5  # new side's p99 <= legacy's x this ...
+    p99_floor_ms: float = 5.0  # ... unless it is within this many ms of legacy's (loopback noise is not a regression)
+    shadow_gate: float = 0.99  # the shadow step: Wilson lower bound of the match rate
+    min_requests: int = 50  # on the new side within the step; fewer means wait, never pass or fail
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePlan:
+    steps: tuple[float | Literal["shadow"], ...]  # "shadow" first if at all, then increasing weights
+    interval: float = 30.0
+    analysis: ReleaseThresholds = field(default_factory=ReleaseThresholds)
+    failure_limit: int = 2  # failed analyses in one step before rolling back
+    rollback: Literal["legacy", "last_safe"] = "last_safe"
+    webhooks: tuple[str, ...] = ()  # POSTed a JSON event on every step, promotion and rollback
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    name: str
+    matches: tuple[Match, ...]
+    service: str
+    stage: Stage
+    weight: float  # 0-100, used in canary
+    legacy: str = "legacy"
+    idempotent: frozenset[str] = SAFE_METHODS
+    idempotency_key: str | None = None  # lower-case header name that makes a POST retryable
+    timeout: float | None = None  # for the new service's response head; else its upstream's
+    shadow: Shadow | None = None
+    release: ReleasePlan | None = None
+    retire_window: float = 3600.0  # legacy must have served none of it for this long before "retired"
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """Where the cohort key comes from, tried in order; no key means a per-request choice."""
+
+    sources: tuple[tuple[CohortSource, str], ...] = (("cookie", "JSESSIONID"), ("header", "x-user-id"))
+    buckets: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """Explicit pins: ``X-Strangler-Side: new`` or ``cases=new,kb=legacy``. Off unless the
+    route file has ``pin:``; then values must be signed (``strangler_proxy.pins``) unless
+    ``unsigned: true`` says this is a test environment."""
+
+    header: str | None = None
+    cookie: str | None = None
+    secret: bytes | None = field(default=None, repr=False)
+    unsigned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    failures: int = 5  # consecutive failures that open the breaker
+    cooldown: float = 30.0  # seconds before one trial request is let through
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    source: str
+    upstreams: Mapping[str, Upstream]
+    modules: tuple[Module, ...]
+    cohort: Cohort = field(default_factory=Cohort)
+    pin: Pin = field(default_factory=Pin)
+    breaker: Breaker = field(default_factory=Breaker)
+    fallback_body_limit: int = 1 << 20
+    limits: Limits = field(default_factory=Limits)
+    server_names: tuple[str, ...] = ()  # hosts this proxy serves: redirects are rewritten to these only
+
+    def module(self, name: str) -> Module | None:
+        for m in self.modules:
+            if m.name == name:
+                return m
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A runtime change to a module's stage or weight (admin API, release controller)."""
+
+    stage: Stage | None = None
+    weight: float | None = None

@@ -1,0 +1,47 @@
+"""What every state store keeps and offers: the records and the ``Store`` protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from strangler_proxy.model import Stage
+from strangler_proxy.model import Override
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseState:
+    module: str
+    status: str  # running | paused | released | rolled_back | aborted
+    step: int  # index into the plan's steps; len(steps) is released
+    step_started: float
+    failures: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    ts: float
+    module: str
+    action: str
+    detail: dict[str, Any]
+    actor: str
+    reason: str
+
+
+class Store(Protocol):
+    """What the proxy needs of a state store: SQLite (one proxy) or PostgreSQL (replicas)."""
+
+    path: str
+
+    def close(self) -> None: ...
+    def version(self) -> int: ...
+    def overrides(self) -> dict[str, Override]: ...
+    def set(self, module: str, stage: Stage | None, weight: float | None, actor: str, reason: str = "") -> None: ...
+    def clear(self, module: str, actor: str, reason: str = "") -> None: ...
+    def ledger(self, module: str | None = None, limit: int = 100) -> list[LedgerEntry]: ...
+    def release(self, module: str) -> ReleaseState | None: ...
+    def releases(self) -> list[ReleaseState]: ...
+    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None: ...
+    def try_lead(self) -> bool: ...
