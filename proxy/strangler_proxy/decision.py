@@ -14,8 +14,10 @@ Side = Literal["legacy", "service"]
 Failure = Literal["refused", "5xx", "timeout", "broken"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Decision:
+    """A side and why. Decisions are shared constants, compared and hashed by identity."""
+
     side: Side
     why: str
 

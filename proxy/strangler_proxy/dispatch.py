@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
 from strangler_proxy.cohort import bucket, cookie_value, on_new_side
@@ -30,6 +30,8 @@ from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECIS
     may_fall_back, parse_pin
 from strangler_proxy.pins import verify_pin
 from strangler_proxy.routing import Route, Router, canonical_path
+
+__all__ = ["Breaker", "Draw", "NO_BREAKERS", "Plan", "Refusal", "RequestHead", "Routes", "after_failure", "cohort_key", "plan"]
 
 Draw = Callable[[], float]  # uniform in [0, 1): random.random in the proxy, a constant in tests
 Refusal = Literal["legacy serves it already", "retired", "not idempotent", "body too large to replay"]
@@ -52,6 +54,9 @@ class Routes:
     table: RouteTable
     modules: Mapping[str, Module]  # effective: the file's values with overrides applied
     router: Router
+    # plans that depend only on (module, decision), made once and shared: most requests
+    # allocate no Plan (bounded: modules x the few shared decisions)
+    memo: dict[tuple[int, Decision], Plan] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, table: RouteTable, modules: Sequence[Module] | None = None) -> Routes:
@@ -90,14 +95,11 @@ class Plan(NamedTuple):
     module: Module | None
     route: Route | None
     decision: Decision
+    side: Side  # decision.side, a field because the hot path reads it several times
     upstream: str
     timeout: float
     capture: bool = False
     skip: str | None = None
-
-    @property
-    def side(self) -> Side:
-        return self.decision.side
 
     @property
     def why(self) -> str:
@@ -131,12 +133,12 @@ def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, B
     path = canonical_path(head.path)
     if path is None:
         ups = table.upstreams["legacy"]
-        return Plan(None, None, REFUSED_PATH, "legacy", ups.timeout)
+        return Plan(None, None, REFUSED_PATH, "legacy", "legacy", ups.timeout)
     host = head.host
     hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     route = routes.router.route(head.method, path, hostname.lower(), head.header)
     if route is None:
-        return Plan(None, None, UNCLAIMED_DECISION, "legacy", table.upstreams["legacy"].timeout)
+        return Plan(None, None, UNCLAIMED_DECISION, "legacy", "legacy", table.upstreams["legacy"].timeout)
     module = route.module
     stage = module.stage
     pin: Side | None = None
@@ -161,17 +163,25 @@ def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, B
         breaker = breakers.get(module.name)
         if breaker is not None and not breaker.allow():
             decision = BREAKER_OPEN
-    if decision.side == "service":
-        return Plan(module, route, decision, module.service, module.timeout or table.upstreams[module.service].timeout)
-    timeout = table.upstreams[module.legacy].timeout
     shadow = module.shadow
-    if shadow is None or decision is BREAKER_OPEN or not (stage == "shadow" or (stage == "canary" and shadow.in_canary)):
-        return Plan(module, route, decision, module.legacy, timeout)
-    if not (shadow.percent >= 100 or draw() * 100 < shadow.percent):
-        return Plan(module, route, decision, module.legacy, timeout)
+    if decision.side == "service" or shadow is None or decision is BREAKER_OPEN or not (
+            stage == "shadow" or (stage == "canary" and shadow.in_canary)) or not (
+            shadow.percent >= 100 or draw() * 100 < shadow.percent):
+        memo_key = (id(route), decision)  # the router keeps its routes alive as long as this memo
+        p = routes.memo.get(memo_key)
+        if p is None:
+            p = routes.memo[memo_key] = _plain_plan(table, module, route, decision)
+        return p
+    timeout = table.upstreams[module.legacy].timeout
     if head.method in shadow.methods:
-        return Plan(module, route, decision, module.legacy, timeout, capture=True)
-    return Plan(module, route, decision, module.legacy, timeout, skip="unsafe")
+        return Plan(module, route, decision, "legacy", module.legacy, timeout, capture=True)
+    return Plan(module, route, decision, "legacy", module.legacy, timeout, skip="unsafe")
+
+
+def _plain_plan(table: RouteTable, module: Module, route: Route, decision: Decision) -> Plan:
+    if decision.side == "service":
+        return Plan(module, route, decision, "service", module.service, module.timeout or table.upstreams[module.service].timeout)
+    return Plan(module, route, decision, "legacy", module.legacy, table.upstreams[module.legacy].timeout)
 
 
 def cohort_key(table: RouteTable, head: RequestHead) -> str | None:
@@ -209,4 +219,4 @@ def after_failure(routes: Routes, failed: Plan, head: RequestHead, failure: Fail
         return "retired" if module.stage == "retired" else "not idempotent"
     if not replayable:
         return "body too large to replay"
-    return Plan(module, failed.route, _FALLBACK, module.legacy, routes.table.upstreams[module.legacy].timeout)
+    return Plan(module, failed.route, _FALLBACK, "legacy", module.legacy, routes.table.upstreams[module.legacy].timeout)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 from strangler_proxy.dataplane.asgi import Message, Receive, Scope, Send
 from strangler_proxy.dataplane.body import Body, ClientGone
 from strangler_proxy.model import Module, Upstream
+from strangler_proxy.decision import REFUSED_PATH
 from strangler_proxy.dispatch import Plan, RequestHead, after_failure, plan
 from strangler_proxy.errors import UpstreamError, UpstreamTimeout
 from strangler_proxy.dataplane.listener import WATCH
@@ -169,7 +170,7 @@ class ProxyApp:
         client = scope.get("client")
         rh = RequestHead(method, scope["path"], host.decode("latin-1"), headers, cookies, client[0] if client else None)
         p = plan(snap.routes, rh, self.draw, snap.breakers)
-        if p.refused:
+        if p.decision is REFUSED_PATH:
             self.metrics.client_closed.labels("bad_path").inc()
             await self._reply(send, 400, BAD_PATH)
             return
