@@ -28,8 +28,19 @@ def example_path(name: str) -> Path:
     return path
 
 
+def load_inputs(paths: list[str], example: str | None = None, profiles: list[str] | None = None,
+                env_file: str | None = None) -> Estate:
+    """The estate of the command line: files and folders, and a bundled example by name."""
+    all_paths: list[str | Path] = list(paths)
+    if example:
+        all_paths.append(example_path(example))
+    if not all_paths:
+        raise AnalyzerError("no input: name files or directories, or --example portal")
+    return load_estate(all_paths, profiles or [], env_file)
+
+
 __all__ = [
     "AnalyzerError", "Analysis", "Check", "Component", "Edge", "Estate", "Evidence",
     "InputError", "UnknownComponentError", "UnknownInputError", "analyze", "blast_radius",
-    "build_graph", "example_path", "load_estate",
+    "build_graph", "example_path", "load_estate", "load_inputs",
 ]

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from strangler_common import StranglerError
 
 from strangler_cli import (
-    analyze_cmd, demo_cmd, loadtest_cmd, proxy_cmd, release_cmd, routes_cmd, schema_cmd, shadow_cmd, startup_cmd,
+    analyze_cmd, demo_cmd, down_cmd, export_startup_cmd, loadtest_cmd, proxy_cmd, release_cmd, routes_cmd, schema_cmd,
+    shadow_cmd, up_cmd, wait_cmd,
 )
 
-SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, shadow_cmd, release_cmd, startup_cmd, demo_cmd, loadtest_cmd, schema_cmd]
+SUBCOMMANDS = [analyze_cmd, proxy_cmd, routes_cmd, shadow_cmd, release_cmd, up_cmd, down_cmd, wait_cmd, export_startup_cmd,
+               demo_cmd, loadtest_cmd, schema_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from strangler_common import StranglerError
+from strangler_proxy.state import default_path, token_path
 
 
 DEFAULT_LISTEN = "127.0.0.1:8000"
@@ -44,7 +45,7 @@ def _token(given: str | None, state: Path) -> str:
     token = given or os.environ.get("STRANGLER_ADMIN_TOKEN")
     if token:
         return token
-    path = state.parent / "admin-token"
+    path = token_path(state)
     try:
         if path.exists():
             return path.read_text().strip()
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                                  "to expose it on another address (the token is then all that protects it)")
         print(f"strangler proxy: warning: the admin API listens on {admin[0]}, not loopback", file=sys.stderr)
     shared = args.state if args.state and args.state.startswith(("postgresql://", "postgres://")) else None
-    local = args.routes.resolve().parent / ".strangler" / "state.sqlite3"
+    local = default_path(args.routes)
     state = Path(args.state) if args.state and not shared else local
     token = _token(args.admin_token, state) if admin is not None else ""
     return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,

@@ -26,13 +26,14 @@ from pathlib import Path
 import httpx
 
 from strangler_common import StranglerError
+from strangler_proxy.model import RELEASE_ACTIONS
+from strangler_proxy.state import default_path, token_path
 
-ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("release", help="progressive, metric-gated releases: status, start, promote, abort, ...")
-    p.add_argument("action", choices=("status", "set", "leftovers", *ACTIONS))
+    p.add_argument("action", choices=("status", "set", "leftovers", *RELEASE_ACTIONS))
     p.add_argument("module", nargs="?")
     p.add_argument("--weight", type=float, help="with set: the canary weight, 0-100")
     p.add_argument("--skip-analysis", action="store_true", help="with promote: straight to released")
@@ -49,7 +50,7 @@ def _token(args: argparse.Namespace) -> str:
     if args.token:
         return str(args.token)
     if args.routes is not None:
-        path = Path(args.routes).resolve().parent / ".strangler" / "admin-token"
+        path = token_path(default_path(args.routes))
         if path.exists():
             return path.read_text().strip()
     raise StranglerError("no admin token: pass --token, set STRANGLER_ADMIN_TOKEN, or name --routes")
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 def _leftovers(args: argparse.Namespace) -> int:
     from strangler_proxy.control.activity import leftovers
 
-    state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
+    state = args.state or (default_path(args.routes) if args.routes else None)
     if state is None or not Path(state).exists():
         raise StranglerError("name the state store with --state, or the route file with --routes (after the proxy has run)")
     rows = leftovers(state)
@@ -156,7 +157,7 @@ def _offline(args: argparse.Namespace) -> int:
     from strangler_proxy.control.controller import Controller, Windows
     from strangler_proxy.state import ReleaseState, open_store
 
-    state = args.state or (Path(args.routes).resolve().parent / ".strangler" / "state.sqlite3" if args.routes else None)
+    state = args.state or (default_path(args.routes) if args.routes else None)
     if state is None or (args.routes is None and args.action not in ("abort", "set")):
         raise StranglerError(f"no proxy answers on {args.admin}; with it down, name the route file with --routes "
                              "(and the state store with --state if it is not the default)")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from strangler_common import StranglerError
+from strangler_proxy.state import default_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +35,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.gate is not None and not 0 <= args.gate <= 1:
         raise StranglerError(f"--gate: expected a rate from 0 to 1, found {args.gate}")
     table = load_routes(args.routes) if args.routes else None
-    state = args.state or args.routes.resolve().parent / ".strangler" / "state.sqlite3"
+    state = args.state or default_path(args.routes)
     if not state.exists():
         raise StranglerError(f"{state}: no state store there (has the proxy run with these routes?)")
     store = ShadowStore(state)

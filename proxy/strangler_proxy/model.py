@@ -14,9 +14,12 @@ from typing import Literal
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
+__all__ = ["Breaker", "Cohort", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream"]
+
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
 STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
 CohortSource = Literal["cookie", "header", "client_ip"]
+RELEASE_ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")  # admin API and CLI
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE", "CONNECT"})
 

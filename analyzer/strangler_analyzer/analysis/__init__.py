@@ -9,6 +9,7 @@ from strangler_analyzer.analysis.graph import build_graph
 from strangler_analyzer.analysis.impact import Impact, blast_radius
 from strangler_analyzer.analysis.plan import Candidate, Extraction, extract, rank_candidates
 from strangler_analyzer.analysis.waves import CriticalPath, Waves, critical_path, startup_waves, what_if_removed, what_if_soft
+from strangler_analyzer.analysis.whatif import WhatIf, what_ifs
 from strangler_analyzer.model import Estate
 
 
@@ -36,5 +37,5 @@ def analyze(estate: Estate, extraction: bool = True) -> Analysis:
 __all__ = [
     "Analysis", "Candidate", "CriticalPath", "CycleGroup", "Extraction", "Impact", "Waves",
     "analyze", "blast_radius", "build_graph", "critical_path", "extract", "find_cycles",
-    "rank_candidates", "startup_waves", "what_if_removed", "what_if_soft",
+    "rank_candidates", "startup_waves", "what_if_removed", "what_if_soft", "WhatIf", "what_ifs",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from strangler_analyzer.analysis import Analysis, Impact
+from strangler_analyzer.analysis import Analysis, Impact, WhatIf
+
+__all__ = ["render_impact", "render_plan", "render_what_ifs"]  # public (the CLI's and loadtests' imports are checked against it)
 
 MAX_WAVE_NAMES = 12
 
@@ -103,3 +105,22 @@ def render_impact(i: Impact) -> str:
         f"  degrades only: {', '.join(i.soft_dependents) or 'nothing'}",
         f"  could be the root cause (nearest first): {', '.join(i.upstream) or 'nothing'}",
     ]) + "\n"
+
+
+def render_what_ifs(what_ifs: list[WhatIf], base_seconds: float) -> str:
+    return "\nWhat if:\n" + "".join(
+        f"  {w.change}: {w.seconds:g} s ({w.seconds - base_seconds:+g} s) via {' -> '.join(w.components)}\n" for w in what_ifs)
+
+
+def render_plan(a: Analysis, top: int) -> str:
+    """``strangler plan``: the extraction candidates, and the estate after the first."""
+    lines = ["Extraction candidates, easiest first (score 0-100, factor points in brackets):"]
+    for rank, c in enumerate(a.candidates[:top], 1):
+        lines.append(f"{rank:>3}. {c.component:<28} {c.score:6.2f}   " + "  ".join(f"{f.name}={f.value:g} [{f.points:g}]" for f in c.factors))
+    if a.extraction:
+        x = a.extraction
+        lines += ["", f"Extract {x.component} first: {x.service} runs beside it behind the strangler proxy.",
+                  "New network edges that need readiness checks:"]
+        lines += [f"  {s} -> {d}" for s, d in x.new_edges] or ["  (none)"]
+        lines += ["Start-up waves after extraction:"] + [f"  {i}. {', '.join(w)}" for i, w in enumerate(x.waves_after, 1)]
+    return "\n".join(lines) + "\n"

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from strangler_proxy.model import Module
+from strangler_proxy.model import Module, RELEASE_ACTIONS
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.control.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import ReleaseState, Store
 
-ACTIONS = ("start", "pause", "resume", "promote", "abort", "undo", "retire")
+__all__ = ["Controller", "Windows"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 
 class Windows:
@@ -131,8 +132,8 @@ class Controller:
 
     # -- manual actions ------------------------------------------------------------------
     def act(self, name: str, action: str, actor: str, skip_analysis: bool = False) -> ReleaseState:
-        if action not in ACTIONS:
-            raise ProxyError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if action not in RELEASE_ACTIONS:
+            raise ProxyError(f"unknown action {action!r}; expected one of {', '.join(RELEASE_ACTIONS)}")
         m = self._plan(name)
         plan = m.release
         assert plan is not None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from strangler_proxy.state.records import LedgerEntry, ReleaseState, Store
 
-__all__ = ["LedgerEntry", "ReleaseState", "Store", "default_path", "open_store", "state_dir"]
+__all__ = ["LedgerEntry", "ReleaseState", "Store", "default_path", "open_store", "state_dir", "token_path"]
 
 
 def state_dir(routes: str | Path) -> Path:
@@ -21,6 +21,11 @@ def state_dir(routes: str | Path) -> Path:
 def default_path(routes: str | Path) -> Path:
     """The SQLite state store used when none is given: ``.strangler/state.sqlite3`` beside the route file."""
     return state_dir(routes) / "state.sqlite3"
+
+
+def token_path(state: str | Path) -> Path:
+    """Where the proxy writes the admin token it generated: beside its SQLite state file."""
+    return Path(state).parent / "admin-token"
 
 
 def open_store(location: str | Path) -> Store:

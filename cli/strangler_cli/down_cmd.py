@@ -1,0 +1,22 @@
+"""``strangler down``: stop what ``strangler up`` started, in reverse order."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from strangler_analyzer.startup.runner import stop_recorded
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser("down", help="stop what strangler up started, in reverse order")
+    d.add_argument("--state-dir", type=Path, default=Path(".strangler"))
+    d.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+    d.set_defaults(func=run_down)
+
+
+def run_down(args: argparse.Namespace) -> int:
+    n = stop_recorded(args.state_dir, args.timeout, lambda name: print(f"stopped {name}", file=sys.stderr))
+    print(f"stopped {n} component(s)")
+    return 0

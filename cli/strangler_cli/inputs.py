@@ -1,0 +1,20 @@
+"""The estate arguments shared by the analyzer's subcommands (analyze, plan, up, export-startup)."""
+
+from __future__ import annotations
+
+import argparse
+
+from strangler_analyzer import load_inputs
+from strangler_analyzer.model import Estate
+
+
+def add_inputs(p: argparse.ArgumentParser, paths_required: bool = False) -> None:
+    p.add_argument("paths", nargs="*" if not paths_required else "+", metavar="PATH",
+                   help="Compose/Kubernetes/inventory YAML, systemd units, config files or directories")
+    p.add_argument("--example", metavar="NAME", help="analyse a bundled example estate (portal, shop-compose)")
+    p.add_argument("--profile", action="append", default=[], help="activate a Compose profile (repeatable)")
+    p.add_argument("--env-file", metavar="FILE", help="Compose interpolation variables (default: .env beside the first file)")
+
+
+def estate(args: argparse.Namespace, paths: list[str] | None = None) -> Estate:
+    return load_inputs(args.paths if paths is None else paths, args.example, args.profile, args.env_file)
