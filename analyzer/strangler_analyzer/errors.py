@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from strangler_common import ConfigError, StranglerError
 
+__all__ = ["AnalyzerError", "InputError", "UnknownComponentError", "UnknownInputError"]
+
 
 class AnalyzerError(StranglerError):
     """Base of the analyzer's errors."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
+__all__ = ["Check", "CheckKind", "Component", "DEFAULT_STARTUP_SECONDS", "Drift", "Edge", "Estate", "Evidence", "INFRASTRUCTURE_TIERS", "Strength", "Warning_"]
+
 Strength = Literal["hard", "soft"]
 CheckKind = Literal["tcp", "http", "command", "file", "log", "postgres", "redis"]
 

@@ -37,6 +37,8 @@ from strangler_proxy.model import (
 )
 from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
+__all__ = ["load_routes"]  # public (the CLI's and loadtests' imports are checked against it)
+
 TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
                "shadow", "shadow_percent", "release", "retire_window"}

@@ -16,6 +16,8 @@ from typing import Literal
 
 from strangler_common import ConfigError, StranglerError
 
+__all__ = ["ConnectFailed", "ProxyError", "RouteConfigError", "StateStoreError", "UpstreamBroken", "UpstreamError", "UpstreamTimeout"]
+
 
 class ProxyError(StranglerError):
     """Base of the proxy's errors."""

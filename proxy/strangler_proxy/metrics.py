@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+__all__ = ["Metrics"]  # public (the CLI's and loadtests' imports are checked against it)
+
 UNCLAIMED = "_unclaimed"  # the module label of traffic no module claims
 BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -15,6 +15,8 @@ from strangler_common import Location
 from strangler_proxy.model import RouteTable
 from strangler_proxy.errors import RouteConfigError
 
+__all__ = ["check_not_self", "is_loopback"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 def is_loopback(host: str) -> bool:
     """``localhost`` or a loopback address (IPv6 in brackets too)."""

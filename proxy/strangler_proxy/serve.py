@@ -32,6 +32,8 @@ from strangler_proxy.dataplane.listener import Guard, protocol_classes
 from strangler_proxy.selfref import check_not_self
 from strangler_proxy.shadow.helper import spawn
 
+__all__ = ["ServeOptions", "run"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:

@@ -13,6 +13,8 @@ import networkx as nx
 
 from strangler_analyzer.model import Edge, Estate
 
+__all__ = ["build_graph", "ordering_graph"]  # public (the CLI's and loadtests' imports are checked against it)
+
 if TYPE_CHECKING:
     Graph = nx.DiGraph[str]
     Condensed = nx.DiGraph[int]  # nodes are numbers; attribute "members" holds the names

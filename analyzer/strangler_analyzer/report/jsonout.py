@@ -10,6 +10,8 @@ from typing import Any
 from strangler_analyzer.analysis import Analysis, Impact
 from strangler_analyzer.model import Component, Edge
 
+__all__ = ["analysis_json", "impact_json"]  # public (the CLI's and loadtests' imports are checked against it)
+
 SCHEMA = "strangler.analysis/1"
 
 

@@ -22,6 +22,8 @@ import httpx
 from strangler_analyzer.errors import AnalyzerError
 from strangler_analyzer.model import Check
 
+__all__ = ["validate"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

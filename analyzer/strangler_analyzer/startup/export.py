@@ -21,6 +21,8 @@ import yaml
 
 from strangler_analyzer.model import Check, Component, Estate
 
+__all__ = ["EXPORTERS"]  # public (the CLI's and loadtests' imports are checked against it)
+
 Target = Literal["compose", "kubernetes", "systemd"]
 
 

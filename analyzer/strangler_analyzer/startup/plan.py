@@ -17,6 +17,8 @@ from strangler_analyzer.analysis.waves import startup_waves
 from strangler_analyzer.errors import AnalyzerError
 from strangler_analyzer.model import Check, Estate
 
+__all__ = ["StartPlan", "start_plan"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 class StartCycleError(AnalyzerError):
     """Hard dependencies form a cycle: nothing in it could ever start."""

@@ -27,6 +27,8 @@ from strangler_analyzer.errors import AnalyzerError
 from strangler_analyzer.startup.checks import Outcome, attempt, describe
 from strangler_analyzer.startup.plan import StartPlan, Step
 
+__all__ = ["Limits", "Run", "StartFailed", "Status", "stop_recorded", "timeline"]  # public (the CLI's and loadtests' imports are checked against it)
+
 State = Literal["waiting", "starting", "ready", "failed", "stopped"]
 Event = Callable[["Status", float], None]
 

@@ -24,6 +24,8 @@ from strangler_proxy.metrics import Metrics
 from strangler_proxy.routing import Router
 from strangler_proxy.dataplane.upstream import Pool
 
+__all__ = ["Runtime"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+__all__ = ["Response", "compare"]  # public (the CLI's and loadtests' imports are checked against it)
+
 Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length",
                "text", "hash", "invalid_json", "invalid_utf8", "truncated", "error"]
 

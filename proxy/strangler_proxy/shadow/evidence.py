@@ -18,6 +18,8 @@ from functools import lru_cache
 
 from strangler_proxy.shadow.compare import Difference
 
+__all__ = ["Thresholds", "module_report"]  # public (the CLI's and loadtests' imports are checked against it)
+
 SKIP_REASONS = ("unsafe", "too_large", "timeout", "queue_full", "error")
 MAX_SIGNATURES = 1000  # distinct difference patterns kept per endpoint; more count as "other"
 _ID = re.compile(r"^(\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{24,}|[A-Za-z0-9_-]{20,})$")

@@ -8,6 +8,8 @@ from typing import Any
 
 from strangler_proxy.shadow.evidence import ModuleReport
 
+__all__ = ["report_html", "report_json", "report_text"]  # public (the CLI's and loadtests' imports are checked against it)
+
 
 def report_json(reports: list[ModuleReport], samples: dict[str, list[dict[str, Any]]], gate: float | None) -> dict[str, Any]:
     out = []

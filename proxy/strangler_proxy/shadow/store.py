@@ -17,6 +17,8 @@ from strangler_proxy.errors import StateStoreError
 from strangler_proxy.state.sqlite import connect
 from strangler_proxy.shadow.evidence import EndpointStats
 
+__all__ = ["ShadowStore"]  # public (the CLI's and loadtests' imports are checked against it)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shadow_counts (
   module TEXT NOT NULL, endpoint TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL,
