@@ -63,3 +63,93 @@ def test_the_unit_files_this_machine_ships_are_read_without_a_crash_or_an_invent
     doc = json.loads(r.stdout)
     assert doc["cycles"] == [], doc["cycles"]  # systemd boots this machine: its units have no ordering cycle
     assert len(doc["components"]) >= len(units)
+
+
+def _unit(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_drop_ins_are_merged_in_order_and_an_empty_value_resets(tmp_path: Path) -> None:
+    _unit(tmp_path, "db.service", "[Service]\nExecStart=/usr/bin/db\n")
+    _unit(tmp_path, "cache.service", "[Service]\nExecStart=/usr/bin/cache\n")
+    _unit(tmp_path, "app.service", "[Unit]\nAfter=cache.service\nWants=cache.service\n[Service]\nExecStart=/usr/bin/app\n"
+                                   "Environment=DB=postgresql://old-host:5432/app\n")
+    _unit(tmp_path, "app.service.d/10-db.conf", "[Unit]\nRequires=db.service\nAfter=db.service\n")
+    _unit(tmp_path, "app.service.d/20-no-cache.conf", "[Unit]\nWants=\nAfter=\nAfter=db.service\n")
+    estate = load_estate([tmp_path])
+    e = {x.key: x for x in estate.edges}
+    assert (e[("app", "db")].strength, e[("app", "db")].ordered) == ("hard", True)
+    assert e[("app", "db")].evidence[0].source.endswith("10-db.conf")
+    assert ("app", "cache") not in e  # reset by the later drop-in, as systemd does
+    assert estate.component("10-db") is None and not any("belongs to no known component" in w.message for w in estate.warnings)
+
+
+def test_wants_directories_are_dependencies_and_symlinks_aliases_or_masks(tmp_path: Path) -> None:
+    _unit(tmp_path, "db.service", "[Service]\nExecStart=/usr/bin/db\n")
+    _unit(tmp_path, "app.service", "[Service]\nExecStart=/usr/bin/app\n")
+    _unit(tmp_path, "legacy.service", "[Service]\nExecStart=/usr/bin/legacy\n")
+    _unit(tmp_path, "estate.target", "[Unit]\nDescription=the estate\n")
+    (tmp_path / "estate.target.wants").mkdir()
+    (tmp_path / "estate.target.wants" / "app.service").symlink_to("../app.service")
+    (tmp_path / "estate.target.requires").mkdir()
+    (tmp_path / "estate.target.requires" / "db.service").symlink_to("../db.service")
+    (tmp_path / "database.service").symlink_to("db.service")  # an alias
+    (tmp_path / "old.service").symlink_to("/dev/null")  # masked
+    _unit(tmp_path, "web.service", "[Unit]\nRequires=database.service old.service\nAfter=database.service\n[Service]\nExecStart=/usr/bin/web\n")
+    estate = load_estate([tmp_path])
+    names = {c.name for c in estate.components}
+    assert {"db", "app", "web", "estate.target"} <= names and not names & {"database", "old"}
+    e = {x.key: x for x in estate.edges}
+    assert e[("estate.target", "app")].strength == "soft" and e[("estate.target", "db")].strength == "hard"
+    assert e[("estate.target", "app")].ordered  # a target starts after what it wants (default dependencies)
+    assert e[("web", "db")].ordered and e[("web", "db")].strength == "hard"  # through the alias
+    assert any("masked" in w.message for w in estate.warnings)
+    assert any("systemd will refuse to start web" in w.message for w in estate.warnings)
+
+
+def test_template_instances_and_socket_activation(tmp_path: Path) -> None:
+    _unit(tmp_path, "worker@.service", "[Unit]\nAfter=queue-%i.service\nRequires=queue-%i.service\n"
+                                       "[Service]\nExecStart=/usr/bin/worker --queue %I\n")
+    _unit(tmp_path, "queue-orders.service", "[Service]\nExecStart=/usr/bin/queue orders\n")
+    _unit(tmp_path, "api.service", "[Unit]\nWants=worker@orders.service\n[Service]\nExecStart=/usr/bin/api\n")
+    _unit(tmp_path, "api.socket", "[Socket]\nListenStream=8080\n")
+    estate = load_estate([tmp_path])
+    names = {c.name for c in estate.components}
+    assert "worker@orders" in names and "worker@" not in names
+    assert estate.component("worker@orders").start == "/usr/bin/worker --queue orders"  # type: ignore[union-attr]
+    e = {x.key: x for x in estate.edges}
+    assert e[("worker@orders", "queue-orders")].ordered
+    sock = e[("api", "api.socket")]
+    assert sock.ordered and sock.evidence[-1].kind == "systemd.socket"
+
+
+def test_default_dependencies_order_services_after_basic_target_unless_turned_off(tmp_path: Path) -> None:
+    _unit(tmp_path, "sysinit.target", "[Unit]\nDefaultDependencies=no\n")
+    _unit(tmp_path, "basic.target", "[Unit]\nRequires=sysinit.target\nAfter=sysinit.target\nDefaultDependencies=no\n")
+    _unit(tmp_path, "app.service", "[Service]\nExecStart=/usr/bin/app\n")
+    _unit(tmp_path, "early.service", "[Unit]\nDefaultDependencies=no\nBefore=sysinit.target\n[Service]\nExecStart=/usr/bin/early\n")
+    estate = load_estate([tmp_path])
+    e = {x.key: x for x in estate.edges}
+    assert e[("app", "basic.target")].ordered and e[("app", "sysinit.target")].strength == "hard"
+    assert ("early", "basic.target") not in e and ("early", "sysinit.target") not in e
+    assert e[("sysinit.target", "early")].ordered
+
+
+def test_the_machines_unit_directory_is_read_as_systemd_reads_it() -> None:
+    """/lib/systemd/system as it is: drop-ins, .wants/ links, aliases, masks, templates."""
+    shipped = Path("/lib/systemd/system")
+    if not any(shipped.glob("*.target.wants")):
+        pytest.skip(f"{shipped} has no .wants directories here: no real systemd tree to read")
+    estate = load_estate([shipped])
+    from strangler_analyzer import analyze
+
+    assert analyze(estate, extraction=False).cycles == ()  # systemd boots this machine: no ordering cycle
+    names = {c.name for c in estate.components}
+    aliases = {p.name for p in shipped.glob("*.service") if p.is_symlink()}
+    assert not names & {n[: -len(".service")] for n in aliases}  # aliases and masks are no components
+    assert not any(n.endswith("@") for n in names)  # templates are no components; their instances are
+    linked = {p.name for d in shipped.glob("*.wants") for p in d.iterdir() if "@" in p.name and p.name.endswith(".service")}
+    assert {n[: -len(".service")] for n in linked} <= names

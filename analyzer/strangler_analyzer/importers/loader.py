@@ -18,7 +18,7 @@ from strangler_analyzer.importers.compose import read_compose
 from strangler_analyzer.importers.connstrings import Endpoint, find_endpoints, find_host_ports, redact
 from strangler_analyzer.importers.inventory import read_inventory
 from strangler_analyzer.importers.kubernetes import read_kubernetes
-from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, read_units
+from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, UnitDir, dropin_unit, link_kind, read_units
 from strangler_analyzer.model import (
     Component, Drift, Edge, Estate, Evidence, Warning_, merge_components, merge_edges, yield_to_declared,
 )
@@ -82,10 +82,26 @@ def load_estate(
     compose_docs: list[tuple[str, object]] = []
     k8s_docs: list[tuple[str, object]] = []
     units: list[tuple[str, str]] = []
+    unit_dir = UnitDir()
     config_files: list[Path] = []
     parts: list[Partial] = []
     for f in files:
+        link = link_kind(f) if f.suffix in UNIT_SUFFIXES else None
+        if link is not None:  # unit.wants/dep.service: a dependency, not a unit file
+            unit_dir.links.append((link[0], link[1], f.name, str(f)))
+            continue
+        dropin = dropin_unit(f)
+        if dropin is not None:
+            unit_dir.dropins.setdefault(dropin, []).append((str(f), _read_text(f)))
+            continue
         if f.suffix in UNIT_SUFFIXES:
+            if f.is_symlink():
+                target = os.readlink(f)
+                if target == "/dev/null":
+                    unit_dir.masked[f.name] = str(f)
+                    continue
+                if Path(target).name != f.name and Path(target).suffix in UNIT_SUFFIXES and (f.parent / target).exists():
+                    unit_dir.aliases[f.name] = Path(target).name
             units.append((str(f), _read_text(f)))
             continue
         if f.suffix not in (".yaml", ".yml"):
@@ -111,7 +127,9 @@ def load_estate(
     if k8s_docs:
         parts.append(read_kubernetes(k8s_docs))
     if units:
-        parts.append(read_units(units))
+        names = {Path(p).name for p, _ in units}
+        unit_dir.aliases = {a: t for a, t in unit_dir.aliases.items() if t in names}  # else read under its own name
+        parts.append(read_units(units, unit_dir))
     whole = Partial()
     for part in parts:
         whole.extend(part)
