@@ -59,3 +59,82 @@ def test_redact_masks_credentials_and_keeps_the_rest() -> None:
     assert redact("Data Source=ora;User Id=u;Password=pw;") == "Data Source=ora;User Id=u;Password=***;"
     assert redact("https://api.corp/v1?token=abc&x=1") == "https://api.corp/v1?token=***&x=1"
     assert redact("http://db:5432/x?user=u") == "http://db:5432/x?user=u"
+
+
+def test_bare_host_names_give_edges_only_for_keys_that_name_a_host(write) -> None:  # type: ignore[no-untyped-def]
+    from strangler_analyzer import load_estate
+
+    compose = write("compose.yaml", """\
+services:
+  db: {image: mysql:8}
+  mysqldb: {image: mysql:8}
+  cache: {image: redis:7}
+  rabbitmq: {image: rabbitmq:3}
+  basketdata: {image: redis:7}
+  store: {image: example/store}
+  temporal: {image: temporalio/server}
+  wordpress:
+    image: wordpress
+    environment:
+      - WORDPRESS_DB_HOST=db
+      - POSTGRES_USER=temporal
+  catalog:
+    image: example/catalog
+    environment:
+      REDIS_HOST: cache
+      MYSQL_DB_HOST: mysqldb
+      EventBusConnection: rabbitmq
+      ConnectionString: basketdata
+      CHECKOUT_URL: "http://gateway/api?endpoint=store:8333"
+      WORKFLOW_USER: temporal
+""")
+    write("catalog/app.properties", "spring.redis.hostname = cache\nlog.level=info\n")
+    estate = load_estate([compose.parent])
+    got = {(e.src, e.dst) for e in estate.edges}
+    assert ("wordpress", "db") in got
+    assert {("catalog", "cache"), ("catalog", "mysqldb"), ("catalog", "rabbitmq"), ("catalog", "basketdata"),
+            ("catalog", "store")} <= got
+    assert ("wordpress", "temporal") not in got and ("catalog", "temporal") not in got  # a user name, not a host
+    cache = next(e for e in estate.edges if e.key == ("catalog", "cache"))
+    assert {ev.source.rsplit("/", 1)[-1] for ev in cache.evidence} >= {"compose.yaml", "app.properties"}
+
+
+def test_bare_hosts_in_kubernetes_env_and_cluster_names(write) -> None:  # type: ignore[no-untyped-def]
+    from strangler_analyzer import load_estate
+
+    path = write("k8s.yaml", """\
+apiVersion: v1
+kind: Service
+metadata: {name: orders-db, namespace: shop}
+spec: {selector: {app: orders-db}, ports: [{port: 5432}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders-db, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders-db}}
+  template:
+    metadata: {labels: {app: orders-db}}
+    spec: {containers: [{name: db, image: postgres:16}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: shop}
+spec:
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}}
+    spec:
+      containers:
+        - name: app
+          image: example/orders
+          env:
+            - {name: DB_SERVER, value: orders-db}
+            - {name: REPLICA, value: orders-db.shop.svc.cluster.local}
+            - {name: DB_NAME, value: orders-db}
+""")
+    estate = load_estate([path])
+    edges = [e for e in estate.edges if e.key == ("orders", "orders-db")]
+    assert edges, [e.key for e in estate.edges]
+    details = " ".join(ev.detail for ev in edges[0].evidence)
+    assert "DB_SERVER" in details and "cluster.local" in details and "DB_NAME" not in details

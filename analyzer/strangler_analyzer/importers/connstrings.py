@@ -84,6 +84,10 @@ def _split_hosts(hosts: str, scheme: str, raw: str) -> list[Endpoint]:
 
 def find_endpoints(text: str) -> list[Endpoint]:
     """Every endpoint named by a connection string in ``text``, in order of appearance."""
+    return _scan(text)[0]
+
+
+def _scan(text: str) -> tuple[list[Endpoint], list[tuple[int, int]]]:
     found: list[tuple[int, Endpoint]] = []
     taken: list[tuple[int, int]] = []
 
@@ -112,7 +116,7 @@ def find_endpoints(text: str) -> list[Endpoint]:
             port = extra["port"] if extra else None
         add(m.start(), m.end(), [Endpoint("sqlserver", m["host"].lower(), _port(port, "sqlserver"), m[0].strip(" ;\"'"))])
     # ``jdbc:mysql://`` etc. are matched by _URL through their inner scheme.
-    return [ep for _, ep in sorted(found, key=lambda t: t[0])]
+    return [ep for _, ep in sorted(found, key=lambda t: t[0])], taken
 
 
 _HOSTPORT = re.compile(
@@ -128,3 +132,65 @@ def find_host_ports(text: str) -> list[Endpoint]:
         for m in _HOSTPORT.finditer(text)
         if 0 < int(m["port"]) < 65536
     ]
+
+
+# key names that say their value is a host or a connection (split on _ . - and camelCase)
+_HOST_WORDS = {"host", "hostname", "hosts", "server", "servers", "addr", "address", "endpoint", "broker", "brokers",
+               "connection", "connectionstring", "dsn", "url", "uri", "service", "svc"}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_KEY_VALUE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][\w.\-]*)\s*[=:]\s*(?P<value>.*?)\s*$")
+_BARE_HOST = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+_CLUSTER_FQDN = re.compile(r"(?<![\w.-])(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.[a-z0-9-]+\.svc(?:\.cluster\.local)?)(?![\w.-])")
+
+
+def names_a_host(key: str) -> bool:
+    """Whether a configuration key says its value is a host or a connection.
+
+    >>> [names_a_host(k) for k in ("WORDPRESS_DB_HOST", "EventBusConnection", "db.hostname", "POSTGRES_USER")]
+    [True, True, True, False]
+    """
+    words = [w for w in re.split(r"[_.\-\s]+", _CAMEL.sub("_", key).lower()) if w]
+    return bool(words) and (words[-1] in _HOST_WORDS or "".join(words[-2:]) in _HOST_WORDS)
+
+
+def find_bare_hosts(key: str, text: str) -> list[Endpoint]:
+    """A whole value that is only a host name (``REDIS_HOST=cache``), for keys that name a
+    host or a connection; and Kubernetes service names (``svc.ns.svc.cluster.local``)
+    anywhere. The caller keeps only hosts that are components: a bare word is weak evidence.
+
+    >>> [e.host for e in find_bare_hosts("services.web.environment.WORDPRESS_DB_HOST", "db")]
+    ['db']
+    >>> [e.host for e in find_bare_hosts("", "ConnectionString=basketdata")]
+    ['basketdata']
+    >>> find_bare_hosts("services.db.environment.POSTGRES_USER", "temporal")
+    []
+    """
+    out = [Endpoint("tcp", m["host"].lower(), None, m[0]) for m in _CLUSTER_FQDN.finditer(text)]
+    name = key.rsplit(".", 1)[-1].rsplit(" ", 1)[-1] if key else ""
+    value = text
+    if not name or "[" in name or not names_a_host(name):
+        m = _KEY_VALUE.match(text)
+        if m is None:
+            return out
+        name, value = m["key"].rsplit(".", 1)[-1], m["value"]
+        if not names_a_host(m["key"].replace(".", "_")):
+            return out
+    value = value.strip().strip("\"'")
+    hosts = [h.strip() for h in value.split(",")]
+    if hosts and all(_BARE_HOST.fullmatch(h) for h in hosts):
+        out += [Endpoint("tcp", h.lower(), None, value) for h in hosts if not any(e.host == h.lower() for e in out)]
+    return out
+
+
+def endpoints_in(text: str, key: str = "") -> list[Endpoint]:
+    """Every endpoint a configuration value names: connection strings and URLs, bare
+    ``host:port`` (also inside a URL's query string: ``?endpoint=store:8333``), and bare
+    host names where the key says it holds one."""
+    found, taken = _scan(text)
+    rest = text
+    for start, end in taken:
+        rest = rest[:start] + " " * (end - start) + rest[end:]
+    found += find_host_ports(rest)
+    if not found:
+        found = find_bare_hosts(key, text)
+    return found

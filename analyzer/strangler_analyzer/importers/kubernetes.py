@@ -143,7 +143,9 @@ def _env(owner: str, container: dict[str, Node], configmaps: dict[str, Node], ou
     for item in container["env"].sequence() if "env" in container else []:
         f = item.mapping()
         if "value" in f:
-            out.config.append(ConfigValue(owner, f["value"].scalar_text(), item.file, f["value"].line, f["value"].path, "k8s.env"))
+            name = f["name"].scalar_text() if "name" in f else ""
+            key = f"{f['value'].path} {name}" if name else f["value"].path  # the variable's name says what it holds
+            out.config.append(ConfigValue(owner, f["value"].scalar_text(), item.file, f["value"].line, key, "k8s.env"))
         ref = f.get("valueFrom")
         cmref = ref.mapping().get("configMapKeyRef") if ref else None
         if cmref:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from strangler_analyzer.errors import InputError, UnknownInputError
 from strangler_analyzer.importers.base import ConfigValue, Partial
 from strangler_analyzer.importers.compose import read_compose
-from strangler_analyzer.importers.connstrings import Endpoint, find_endpoints, find_host_ports, redact
+from strangler_analyzer.importers.connstrings import Endpoint, endpoints_in, redact
 from strangler_analyzer.importers.inventory import read_inventory
 from strangler_analyzer.importers.kubernetes import read_kubernetes
 from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, UnitDir, dropin_unit, link_kind, read_units
@@ -247,7 +247,7 @@ def _config_edges(config: list[ConfigValue], components: Sequence[Component]) ->
     edges: list[Edge] = []
     warnings: list[Warning_] = []
     for value in config:
-        endpoints = find_endpoints(value.text) or find_host_ports(value.text)
+        endpoints = endpoints_in(value.text, value.key)
         if value.origin == "k8s.init" and not endpoints:
             endpoints = [Endpoint("tcp", w.lower(), None, w) for w in value.text.replace(";", " ").split() if w.lower() in by_host]
         for ep in endpoints:
