@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from strangler_common.errors import ConfigError, Location
-from strangler_common.yamlio import line_of
+from strangler_common.yamlio import file_of, line_of
 
 
 def _describe(value: object) -> str:
@@ -60,7 +60,7 @@ class Node:
         else:
             path = f"{self.path}.{key}" if self.path else key
         line = line_of(self.value, key)
-        return Node(value, self.file, path, line if line is not None else self.line)
+        return Node(value, file_of(self.value, key, value) or self.file, path, line if line is not None else self.line)
 
     # -- containers -------------------------------------------------------------------
     def mapping(self, allowed: Collection[str] | None = None, what: str = "a mapping") -> dict[str, Node]:

@@ -19,20 +19,26 @@ from strangler_common.errors import ConfigError, Location
 
 
 class MarkedMap(dict[str, Any]):
-    """A mapping that knows its own line and the line of each key (1-based)."""
+    """A mapping that knows its own line and the line of each key (1-based); after a merge
+    of several files, ``file`` and ``key_files`` say which file each key came from."""
 
     line: int | None = None
     key_lines: dict[str, int]
+    file: str | None = None
+    key_files: dict[str, str] | None = None
 
     def line_of(self, key: str) -> int | None:
         return self.key_lines.get(key, self.line) if hasattr(self, "key_lines") else self.line
 
 
 class MarkedList(list[Any]):
-    """A sequence that knows its own line and the line of each item (1-based)."""
+    """A sequence that knows its own line and the line of each item (1-based), and after a
+    merge the file of each item (``item_files``)."""
 
     line: int | None = None
     item_lines: list[int]
+    file: str | None = None
+    item_files: list[str] | None = None
 
     def line_of(self, index: int) -> int | None:
         lines = getattr(self, "item_lines", [])
@@ -46,6 +52,19 @@ def line_of(container: object, key: str | int) -> int | None:
     if isinstance(container, MarkedList) and isinstance(key, int):
         return container.line_of(key)
     return getattr(container, "line", None)
+
+
+def file_of(container: object, key: str | int, value: object) -> str | None:
+    """The file ``container[key]`` came from, when a merge recorded it (else ``None``)."""
+    own = value.file if isinstance(value, (MarkedMap, MarkedList)) else None
+    if own:
+        return own
+    if isinstance(container, MarkedMap) and isinstance(key, str) and container.key_files:
+        return container.key_files.get(key, container.file)
+    if isinstance(container, MarkedList) and isinstance(key, int) and container.item_files and 0 <= key < len(container.item_files):
+        return container.item_files[key]
+    own_file: str | None = getattr(container, "file", None)
+    return own_file
 
 
 MAX_DEPTH = 100  # Kubernetes manifests nest about 20 levels; deeper is an attack or a mistake

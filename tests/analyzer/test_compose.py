@@ -125,3 +125,99 @@ def test_sharing_a_namespace_with_a_service_is_a_dependency(write) -> None:  # t
     assert {ev.kind for ev in edges[("sidecar", "app")].evidence} == {"compose.pid", "compose.ipc"}
     assert all(e.ordered and e.strength == "hard" for e in estate.edges)
     assert not [w for w in estate.warnings if "pid" in w.message or "uts" in w.message or "cgroup" in w.message]
+
+
+def test_env_file_is_read_as_compose_reads_it(write) -> None:  # type: ignore[no-untyped-def]
+    compose = write("compose.yaml", """\
+services:
+  db: {image: postgres:16}
+  cache: {image: redis:7}
+  mq: {image: rabbitmq:3}
+  app:
+    image: example/app
+    env_file:
+      - app.env
+      - {path: missing.env, required: false}
+    environment:
+      QUEUE_HOST: db
+""")
+    write("app.env", "# the app's settings\nDB_HOST=db # inline comment\nCACHE_URL=\"redis://cache:6379/0\"\n"
+                     "export QUEUE_HOST=mq\nPLAIN='single quoted # not a comment'\nthis line is broken\n")
+    estate = load_estate([compose])
+    e = edges(estate)
+    assert any(ev.source.endswith("app.env") and ev.line == 2 for ev in e[("app", "db")].evidence)
+    assert any(ev.source.endswith("app.env") and ev.line == 3 for ev in e[("app", "cache")].evidence)
+    assert ("app", "mq") not in e  # environment: wins over env_file for QUEUE_HOST
+    assert any(w.source.endswith("app.env") and w.line == 6 for w in estate.warnings)
+    write("compose.yaml", compose.read_text().replace("app.env\n", "nowhere.env\n", 1))
+    with pytest.raises(ConfigError, match=r"compose.yaml:\d+: .*env_file.*nowhere.env not found"):
+        load_estate([compose])
+
+
+def test_extends_same_file_and_other_file_with_evidence_in_the_base(write) -> None:  # type: ignore[no-untyped-def]
+    write("common.yml", """\
+services:
+  java-base:
+    image: example/jre
+    depends_on: [config-server]
+    environment:
+      LOG_HOST: logs
+""")
+    compose = write("compose.yaml", """\
+services:
+  config-server: {image: example/config}
+  logs: {image: example/logs}
+  db: {image: postgres:16}
+  base:
+    extends: {file: common.yml, service: java-base}
+    depends_on: [db]
+  orders:
+    extends: base
+    environment:
+      DB_HOST: db
+""")
+    estate = load_estate([compose.parent])
+    e = edges(estate)
+    assert {("orders", "config-server"), ("orders", "db"), ("base", "config-server"), ("orders", "logs")} <= set(e)
+    assert "java-base" not in {c.name for c in estate.components}  # a base in another file is no service here
+    cs = e[("orders", "config-server")].evidence[0]
+    assert cs.source.endswith("common.yml") and cs.line == 4  # inherited: cited where it is written
+    assert e[("orders", "db")].evidence[0].source.endswith("compose.yaml")
+
+
+def test_include_brings_services_of_other_files(write) -> None:  # type: ignore[no-untyped-def]
+    write("infra/compose.yaml", "services:\n  db:\n    image: postgres:${PG_VERSION}\n")
+    write("infra/.env", "PG_VERSION=16\n")
+    compose = write("compose.yaml", "include:\n  - infra/compose.yaml\nservices:\n  app:\n    image: x\n    depends_on: [db]\n")
+    estate = load_estate([compose.parent])
+    assert ("app", "db") in edges(estate)
+    db = estate.component("db")
+    assert db is not None and db.tier == "database" and db.evidence[0].source.endswith("infra/compose.yaml")
+    assert not any("PG_VERSION" in w.message for w in estate.warnings)  # the included file's own .env
+
+
+def test_compose_profiles_from_env_file_unless_profiles_are_given(write) -> None:  # type: ignore[no-untyped-def]
+    compose = write("compose.yaml", """\
+services:
+  app: {image: x, depends_on: {debug: {condition: service_started, required: false}}}
+  debug: {image: y, profiles: [debug]}
+  search: {image: elasticsearch:8, profiles: [search]}
+""")
+    write(".env", "COMPOSE_PROFILES=debug\n")
+    names = {c.name for c in load_estate([compose]).components}
+    assert "debug" in names and "search" not in names
+    names = {c.name for c in load_estate([compose], profiles=["search"]).components}
+    assert "search" in names and "debug" not in names
+
+
+def test_evidence_cites_the_file_and_line_of_each_merged_value(write) -> None:  # type: ignore[no-untyped-def]
+    base = write("compose.yaml", "services:\n  db: {image: postgres:16}\n  mq: {image: rabbitmq:3}\n"
+                                 "  app:\n    image: x\n    depends_on: [db]\n")
+    write("compose.override.yaml", "services:\n  app:\n    environment:\n      MQ_HOST: mq\n    depends_on:\n      - mq\n")
+    estate = load_estate([base.parent])
+    e = edges(estate)
+    assert (e[("app", "db")].evidence[0].source, e[("app", "db")].evidence[0].line) == (str(base), 6)
+    mq = [(Path(ev.source).name, ev.line) for ev in e[("app", "mq")].evidence]
+    assert ("compose.override.yaml", 6) in mq and ("compose.override.yaml", 4) in mq
+    app = estate.component("app")
+    assert app is not None and app.evidence[0].source == str(base)

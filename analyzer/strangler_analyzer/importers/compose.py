@@ -1,13 +1,22 @@
 """Docker Compose files, read the way ``docker compose -f a.yml -f b.yml --profile p`` reads them.
 
 - several files merge in order: mappings by key (``depends_on`` and ``environment`` too,
-  after their list forms are normalised), scalars override, lists of strings append;
+  after their list forms are normalised), scalars override, lists of strings append; every
+  value keeps the file and line it came from, so evidence cites the right file;
+- ``include:`` brings in other files' services (each interpolated with its own ``.env``);
+  ``extends:`` (same file or ``file:``) starts from the base service with the same merge
+  rules, inherited values citing the base; files only included or extended from are not
+  project files of their own when a whole folder is given;
 - ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?error}``, ``$VAR`` and ``$$``
   interpolation from the process environment over an env file (``.env`` by default);
+  ``env_file:`` read with python-dotenv's rules (quotes, inline comments, ``export``),
+  ``environment:`` winning for a key set in both;
 - services whose ``profiles`` are all inactive are left out, as Compose leaves them out;
-- ``depends_on`` short and long form (``required: false`` is soft), ``links``,
+  ``COMPOSE_PROFILES`` (environment over ``.env``) when no ``--profile`` is given;
+- ``depends_on`` short and long form (``required: false`` is soft; the condition is kept,
+  and ``up`` waits for a ``service_completed_successfully`` job to exit 0), ``links``,
   ``volumes_from``, ``network_mode``/``pid``/``ipc``/``uts``/``cgroup: service:X``; a
-  healthcheck becomes a readiness check.
+  healthcheck becomes a readiness check. Any other key outside the spec is a warning.
 """
 
 from __future__ import annotations
@@ -19,8 +28,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from strangler_analyzer.importers.base import ConfigValue, Partial, tier_from_image
+from strangler_analyzer.importers.envfiles import read_env
 from strangler_analyzer.model import Check, Component, Edge, Evidence
-from strangler_common import ConfigError, Location, MarkedList, MarkedMap, Node
+from strangler_common import MarkedList, MarkedMap, Node, load_yaml_file
 
 TOP_KEYS = {"version", "name", "services", "networks", "volumes", "configs", "secrets", "include", "models"}
 #: service keys of the Compose spec that say nothing about dependencies
@@ -30,42 +40,25 @@ IGNORED_KEYS = {
     "working_dir", "cap_add", "cap_drop", "privileged", "stdin_open", "tty", "init",
     "platform", "pull_policy", "read_only", "secrets", "configs", "security_opt",
     "shm_size", "stop_grace_period", "stop_signal", "sysctls", "tmpfs", "devices", "dns",
-    "dns_search", "extra_hosts", "env_file", "expose", "mem_limit", "cpus", "cpu_shares",
+    "dns_search", "extra_hosts", "expose", "mem_limit", "cpus", "cpu_shares",
     "mem_reservation", "scale", "annotations", "attach", "develop", "external_links",
     "group_add", "isolation", "mac_address", "oom_score_adj", "userns_mode", "runtime",
     "storage_opt", "cgroup_parent", "device_cgroup_rules", "credential_spec",
     "blkio_config", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
     "cpu_rt_runtime", "cpuset", "memswap_limit", "mem_swappiness", "oom_kill_disable",
     "pids_limit", "gpus", "post_start", "pre_stop", "use_api_socket", "provider", "models",
-    "label_file", "extends",
+    "label_file",
 }
 INTERPRETED_KEYS = {
     "depends_on", "links", "volumes_from", "network_mode", "pid", "ipc", "uts", "cgroup", "healthcheck",
-    "environment", "profiles", "ports",
+    "environment", "profiles", "ports", "env_file", "extends",
 }
 _VAR = re.compile(r"\$(?:(?P<esc>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(Location(str(path)), f"cannot read env file: {exc.strerror}") from None
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, sep, value = line.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key.strip()):
-            raise ConfigError(Location(str(path), number), f"expected KEY=VALUE, found {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env
+    """The interpolation variables of a project's ``.env`` (python-dotenv's rules)."""
+    return read_env(path)[0]
 
 
 class _Interpolator:
@@ -110,12 +103,14 @@ class _Interpolator:
         if isinstance(value, dict):
             out = MarkedMap()
             out.line, out.key_lines = getattr(value, "line", node.line), dict(getattr(value, "key_lines", {}))
+            out.file = node.file
             for k, v in value.items():
                 out[k] = self.walk(v, node._child(str(k), v))
             return out
         if isinstance(value, list):
             lst = MarkedList()
             lst.line, lst.item_lines = getattr(value, "line", node.line), list(getattr(value, "item_lines", []))
+            lst.file = node.file
             lst.extend(self.walk(v, node._child(i, v)) for i, v in enumerate(value))
             return lst
         return value
@@ -126,7 +121,7 @@ def _as_map(node: Node, kind: str) -> MarkedMap:
     if isinstance(node.value, dict):
         return cast(MarkedMap, node.value)
     out = MarkedMap()
-    out.line, out.key_lines = node.line, {}
+    out.line, out.key_lines, out.file = node.line, {}, node.file
     for item in node.sequence():
         text = item.scalar_text()
         if kind == "depends_on":
@@ -143,11 +138,19 @@ def _as_map(node: Node, kind: str) -> MarkedMap:
 _REPLACED = {"command", "entrypoint", "test", "dns", "dns_search", "tmpfs"}
 
 
+def _file_of_key(m: Any, k: str) -> str | None:
+    files = getattr(m, "key_files", None)
+    return (files.get(k) if files else None) or getattr(m, "file", None)
+
+
 def _merge(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         out = MarkedMap(base)
         out.line = getattr(base, "line", None)
         out.key_lines = {**getattr(base, "key_lines", {}), **getattr(over, "key_lines", {})}
+        out.file = getattr(base, "file", None)
+        out.key_files = {**(getattr(base, "key_files", None) or {k: out.file for k in base if out.file}),
+                         **{k: f for k in over if (f := _file_of_key(over, k))}}
         for k, v in over.items():
             # command-like lists replace rather than append (Compose merge rules)
             out[k] = _merge(base[k], v) if k in base and k not in _REPLACED else v
@@ -155,12 +158,129 @@ def _merge(base: Any, over: Any) -> Any:
     if isinstance(base, list) and isinstance(over, list):
         out_l = MarkedList(base)
         out_l.line, out_l.item_lines = getattr(base, "line", None), list(getattr(base, "item_lines", []))
+        out_l.file = getattr(base, "file", None)
+        out_l.item_files = list(getattr(base, "item_files", None) or [out_l.file or ""] * len(base))
         for i, v in enumerate(over):
             if v not in out_l:
                 out_l.append(v)
                 out_l.item_lines.append((over.line_of(i) if isinstance(over, MarkedList) else None) or 0)
+                out_l.item_files.append(getattr(over, "file", None) or "")
         return out_l
     return over
+
+
+def _project_env(directory: Path, env_file: Path | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    if env_file is not None:
+        env.update(read_env_file(env_file))
+    elif (directory / ".env").is_file():
+        env.update(read_env_file(directory / ".env"))
+    env.update(os.environ)
+    return env
+
+
+MAX_NESTING = 10  # include and extends chains deeper than this are an error (or a loop)
+
+
+def _services_of(source: str, doc: object, interp: _Interpolator, out: Partial, depth: int = 0) -> dict[str, Any]:
+    """The services one Compose file defines: its ``include``s first, then its own, each
+    with its ``extends`` resolved; every value marked with the file and line it came from."""
+    root = Node.root(doc, source)
+    top = root.mapping(TOP_KEYS)
+    result: dict[str, Any] = {}
+    if "include" in top:
+        if depth >= MAX_NESTING:
+            top["include"].fail(f"includes nest deeper than {MAX_NESTING} levels")
+        for item in top["include"].sequence():
+            spec = item.mapping({"path", "env_file", "project_directory"}) if isinstance(item.value, dict) else {"path": item}
+            paths = [n.string("a path") for n in spec["path"].sequence_or_one()] if "path" in spec else item.fail("include needs a path")
+            base = Path(source).parent
+            project = base / spec["project_directory"].string() if "project_directory" in spec else None
+            env_files = [base / n.string() for n in spec["env_file"].sequence_or_one()] if "env_file" in spec else []
+            for rel in paths:
+                included = base / rel
+                if not included.is_file():
+                    item.fail(f"included file {included} not found")
+                env = _project_env(project or included.parent, env_files[0] if env_files else None)
+                for extra in env_files[1:]:
+                    env.update(read_env_file(extra))
+                docs = load_yaml_file(included)
+                for name, value in _services_of(str(included), docs[0], _Interpolator(env, out), out, depth + 1).items():
+                    if name in result:
+                        item.fail(f"service {name} is defined by more than one included file")
+                    result[name] = value
+    if "services" not in top:
+        return result
+    raw = top["services"].mapping()
+    for name, snode in raw.items():
+        if name in result:
+            snode.fail(f"service {name} is already defined by an included file (Compose refuses the conflict)")
+        result[name] = _extended(name, snode, raw, interp, out, depth)
+    return result
+
+
+def _normalised(snode: Node, interp: _Interpolator) -> Any:
+    value = interp.walk(snode.value, snode)
+    node = Node(value, snode.file, snode.path, snode.line)
+    svc = node.mapping(what="a service definition")
+    for key in ("depends_on", "environment"):
+        if key in svc:
+            value[key] = _as_map(svc[key], key)
+    return value
+
+
+def _extended(name: str, snode: Node, siblings: Mapping[str, Node], interp: _Interpolator, out: Partial, depth: int) -> Any:
+    """A service with ``extends`` resolved: the base service (same file or ``file:``),
+    itself resolved, overridden by this one with the merge rules of several files."""
+    value = _normalised(snode, interp)
+    svc = snode.mapping(what="a service definition")
+    if "extends" not in svc:
+        return value
+    if depth >= MAX_NESTING:
+        svc["extends"].fail(f"extends chains deeper than {MAX_NESTING} services (a loop?)")
+    ext = svc["extends"]
+    spec = ext.mapping({"service", "file"}) if isinstance(ext.value, dict) else {"service": ext}
+    if "service" not in spec:
+        ext.fail("extends needs 'service'")
+    base_name = spec["service"].string("a service name")
+    if "file" in spec:
+        other = Path(snode.file).parent / spec["file"].string("a path")
+        if not other.is_file():
+            spec["file"].fail(f"file {other} not found")
+        docs = load_yaml_file(other)
+        other_top = Node.root(docs[0], str(other)).mapping(TOP_KEYS)
+        pool: Mapping[str, Node] = other_top["services"].mapping() if "services" in other_top else {}
+    else:
+        pool = siblings
+    if base_name not in pool:
+        spec["service"].fail(f"extends unknown service {base_name!r}; defined: {', '.join(sorted(pool)) or 'none'}")
+    if base_name == name and "file" not in spec:
+        spec["service"].fail(f"service {name} extends itself")
+    base = _extended(base_name, pool[base_name], pool, interp, out, depth + 1)
+    own = MarkedMap({k: v for k, v in value.items() if k != "extends"})
+    own.line, own.key_lines, own.file = value.line, value.key_lines, value.file
+    merged = _merge(base, own)
+    merged.line, merged.file = own.line, own.file  # the service is where it is written; inherited keys cite the base
+    return merged
+
+
+def _referenced(docs: Sequence[tuple[str, object]]) -> set[Path]:
+    """Files the others include or extend from (a folder given whole holds them too)."""
+    out: set[Path] = set()
+    for source, doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        base = Path(source).parent
+        for item in doc.get("include") or []:
+            paths = item.get("path") if isinstance(item, dict) else item
+            for rel in paths if isinstance(paths, list) else [paths]:
+                if isinstance(rel, str):
+                    out.add((base / rel).resolve())
+        for svc in (doc.get("services") or {}).values():
+            ext = svc.get("extends") if isinstance(svc, dict) else None
+            if isinstance(ext, dict) and isinstance(ext.get("file"), str):
+                out.add((base / ext["file"]).resolve())
+    return out
 
 
 def read_compose(
@@ -168,32 +288,20 @@ def read_compose(
 ) -> Partial:
     """Read one Compose project from its files, in ``-f`` order."""
     out = Partial()
-    first = Path(docs[0][0])
-    env: dict[str, str] = {}
-    default_env = first.parent / ".env"
-    if env_file is not None:
-        env.update(read_env_file(env_file))
-    elif default_env.is_file():
-        env.update(read_env_file(default_env))
-    env.update(os.environ)
+    env = _project_env(Path(docs[0][0]).parent, env_file)
     interp = _Interpolator(env, out)
+    if not profiles and env.get("COMPOSE_PROFILES"):  # as Compose: the variable when no --profile is given
+        profiles = [p.strip() for p in env["COMPOSE_PROFILES"].split(",") if p.strip()]
 
     services: dict[str, Any] = {}
     where: dict[str, str] = {}
+    referenced = _referenced(docs)
     for source, doc in docs:
-        root = Node.root(doc, source)
-        top = root.mapping(TOP_KEYS)
-        if "services" not in top:
-            continue
-        for name, snode in top["services"].items():
-            value = interp.walk(snode.value, snode)
-            snode = Node(value, source, snode.path, snode.line)
-            svc = snode.mapping()
-            for key in ("depends_on", "environment"):
-                if key in svc:
-                    value[key] = _as_map(svc[key], key)
+        if Path(source).resolve() in referenced:
+            continue  # read where it is included or extended from, not as a project file of its own
+        for name, value in _services_of(source, doc, interp, out).items():
             services[name] = _merge(services[name], value) if name in services else value
-            where[name] = source
+            where.setdefault(name, getattr(value, "file", None) or source)
 
     active = set(profiles)
     enabled = {
@@ -215,7 +323,7 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
     source = snode.file
     for key, node in svc.items():
         if key not in IGNORED_KEYS and key not in INTERPRETED_KEYS and not key.startswith("x-"):
-            out.warn(source, node.line, f"{node.path}: key {key!r} is not part of the Compose spec; ignored")
+            out.warn(node.file, node.line, f"{node.path}: key {key!r} is not part of the Compose spec; ignored")
     image = svc["image"].scalar_text() if "image" in svc else ""
     tier = tier_from_image(image)
     port = _published_port(svc["ports"]) if "ports" in svc else None
@@ -229,9 +337,9 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
         if dst not in defined:
             node.fail(f"service {name} depends on undefined service {dst!r}")
         if dst not in enabled:
-            out.warn(source, node.line, f"{node.path}: {name} depends on {dst}, whose profiles are not active; edge left out")
+            out.warn(node.file, node.line, f"{node.path}: {name} depends on {dst}, whose profiles are not active; edge left out")
             return
-        out.edges.append(Edge(name, dst, strength, True, (Evidence(source, node.line, kind),)))  # type: ignore[arg-type]
+        out.edges.append(Edge(name, dst, strength, True, (Evidence(node.file, node.line, kind),)))  # type: ignore[arg-type]
 
     if "depends_on" in svc:
         for dst, dep in svc["depends_on"].items():
@@ -248,17 +356,42 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
         for vf in svc["volumes_from"].sequence():
             text = vf.string()
             if text.startswith("container:"):
-                out.warn(source, vf.line, f"{vf.path}: {text} names a container outside the project; ignored")
+                out.warn(vf.file, vf.line, f"{vf.path}: {text} names a container outside the project; ignored")
                 continue
             edge(text.removeprefix("service:").split(":")[0], vf, "compose.volumes_from")
     for key in ("network_mode", "pid", "ipc", "uts", "cgroup"):
         # sharing another service's namespace: Compose starts that service first
         if key in svc and isinstance(svc[key].value, str) and svc[key].value.startswith("service:"):
             edge(svc[key].value[8:], svc[key], f"compose.{key}")
-    if "environment" in svc:
-        for key, value in svc["environment"].items():
-            if value.value is not None:
-                out.config.append(ConfigValue(name, value.scalar_text(), source, value.line, value.path, "compose.environment"))
+    environment = dict(svc["environment"].items()) if "environment" in svc else {}
+    for key, value in environment.items():
+        if value.value is not None:
+            out.config.append(ConfigValue(name, value.scalar_text(), value.file, value.line, value.path, "compose.environment"))
+    if "env_file" in svc:
+        _env_files(name, svc["env_file"], set(environment), out)
+
+
+def _env_files(name: str, node: Node, overridden: set[str], out: Partial) -> None:
+    """``env_file:`` entries (a path, a list of paths or of ``{path, required}``), read as
+    Compose reads them; ``environment:`` wins for a key set in both."""
+    seen: dict[str, ConfigValue] = {}
+    for item in node.sequence_or_one():
+        spec = item.mapping({"path", "required", "format"}) if isinstance(item.value, dict) else {"path": item}
+        if "path" not in spec:
+            item.fail("env_file entries need a path")
+        path = Path(item.file).parent / spec["path"].string("a path")
+        required = spec["required"].boolean() if "required" in spec else True
+        if not path.is_file():
+            if required:
+                spec["path"].fail(f"env file {path} not found")
+            continue
+        values, lines, problems = read_env(path, strict=False)
+        for line, message in problems:
+            out.warn(str(path), line, message)
+        for key, value in values.items():
+            if key not in overridden:
+                seen[key] = ConfigValue(name, value, str(path), lines[key], f"{node.path} {key}", "compose.env_file")
+    out.config.extend(seen.values())
 
 
 def _published_port(node: Node) -> int | None:
