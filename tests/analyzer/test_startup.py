@@ -173,3 +173,34 @@ def test_exports_round_trip_to_the_same_waves(tmp_path: Path, kind: str) -> None
 def test_json_path() -> None:
     assert json_path({"a": [{"b": 1}]}, "$.a[0].b") == 1
     assert json_path({"status": "UP"}, "status") == "UP"
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_up_waits_for_a_one_shot_job_to_complete_successfully(tmp_path: Path, status: int) -> None:
+    """Compose's service_completed_successfully: the job must exit 0 before its dependents start."""
+    port = free_port()
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  migrate: {image: example/migrate}\n"
+        "  app:\n    image: example/app\n    depends_on: {migrate: {condition: service_completed_successfully}}\n")
+    marker = tmp_path / "migrated"
+    (tmp_path / "inventory.yaml").write_text(
+        "components:\n"
+        f"  migrate:\n    start: sh -c 'sleep 0.5; touch {marker}; exit {status}'\n    startup_seconds: 0.5\n"
+        f"  app:\n    start: {sys.executable} {FAKE} app {port} 0\n"
+        f"    check: {{http: 'http://127.0.0.1:{port}/health'}}\n")
+    plan = strangler("up", str(tmp_path / "compose.yaml"), str(tmp_path / "inventory.yaml"), "--dry-run")
+    assert "exits 0 (a one-shot job" in plan.stdout, plan.stdout + plan.stderr
+    timeline = tmp_path / "timeline.json"
+    r = strangler("up", str(tmp_path / "compose.yaml"), str(tmp_path / "inventory.yaml"), "--state-dir", str(tmp_path / "st"),
+                  "--timeline", str(timeline), timeout=60)
+    try:
+        if status == 0:
+            assert r.returncode == 0, r.stderr[-2000:]
+            comps = {c["name"]: c for c in json.loads(timeline.read_text())["components"]}
+            assert comps["app"]["started_at"] >= comps["migrate"]["ready_at"] >= 0.5
+        else:
+            assert r.returncode == 1 and "migrate exited with status 3" in r.stderr and marker.exists()
+            comps = {c["name"]: c for c in json.loads(timeline.read_text())["components"]}
+            assert comps["app"]["started_at"] is None  # never started after a failed job
+    finally:
+        strangler("down", "--state-dir", str(tmp_path / "st"))

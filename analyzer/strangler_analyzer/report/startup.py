@@ -17,7 +17,8 @@ def render_start_plan(plan: StartPlan) -> str:
         lines.append(f"wave {i}:")
         for name in wave:
             s = plan.step(name)
-            check = describe(s.check) if s.check else "no check (ready when started)"
+            check = ("exits 0 (a one-shot job its dependents wait for)" if s.completes and s.start
+                     else describe(s.check) if s.check else "no check (ready when started)")
             needs = f" after {', '.join(s.needs)}" if s.needs else ""
             lines.append(f"  {name}{needs}\n    start: {s.start or '(not started here: only waited for)'}\n    ready: {check}")
     return "\n".join(lines) + "\n"

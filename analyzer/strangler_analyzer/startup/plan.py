@@ -20,6 +20,9 @@ from strangler_analyzer.model import Check, Estate
 __all__ = ["StartPlan", "start_plan"]  # public (the CLI's and loadtests' imports are checked against it)
 
 
+COMPLETES = "compose.depends_on.service_completed_successfully"
+
+
 class StartCycleError(AnalyzerError):
     """Hard dependencies form a cycle: nothing in it could ever start."""
 
@@ -33,6 +36,8 @@ class Step:
     needs: tuple[str, ...]  # hard, ordered dependencies: ready before this starts
     seconds: float  # predicted start-to-ready time
     predicted_start: float  # earliest start on a cold start, from the critical path
+    completes: bool = False  # a one-shot job: ready when its start command exits 0 (Compose's
+    # service_completed_successfully), its dependents start only then
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +78,10 @@ def start_plan(estate: Estate) -> StartPlan:
         path.append(last)
         preds = list(g.predecessors(last))
         last = max(preds, key=lambda p: (ready[p], p)) if preds else None
+    jobs = {e.dst for e in gating if any(ev.kind == COMPLETES for ev in e.evidence)}
     steps = tuple(
-        Step(c.name, wave_of[c.name], c.start, c.check, tuple(sorted(g.predecessors(c.name))), c.startup_seconds, earliest[c.name])
+        Step(c.name, wave_of[c.name], c.start, c.check, tuple(sorted(g.predecessors(c.name))), c.startup_seconds, earliest[c.name],
+             c.name in jobs)
         for c in sorted(estate.components, key=lambda c: (wave_of[c.name], c.name))
     )
     total = max(ready.values(), default=0.0)

@@ -143,6 +143,17 @@ class Run:
             self.order.append(step.name)
             self.status[step.name].pid = proc.pid
             self._save()
+        if step.completes and proc is not None:  # a one-shot job: its exit status is its readiness
+            try:
+                code = await asyncio.wait_for(proc.wait(), self.limits.component_timeout)
+            except asyncio.TimeoutError:
+                self._fail(step, f"{step.name} is a one-shot job its dependents wait for, and it did not exit within "
+                                 f"{self.limits.component_timeout:g} s")
+            if code != 0:
+                self._fail(step, f"{step.name} exited with status {code}; its dependents need it to complete successfully "
+                                 f"(see {self.state_dir / 'logs' / (step.name + '.log')})")
+            self._set(step.name, "ready", "completed successfully")
+            return
         if step.check is None:
             await asyncio.sleep(0.05)  # a start command that fails at once is a failure, not a start
             if proc is not None and proc.returncode is not None:
