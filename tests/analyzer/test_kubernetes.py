@@ -34,3 +34,25 @@ def test_a_service_selecting_two_versions_resolves_to_both(write) -> None:  # ty
     path = write("app.yaml", "---\n".join(docs))
     estate = load_estate([path])
     assert {e.dst for e in estate.edges if e.src == "portal"} == {"cases-v1", "cases-v2"}
+
+
+def test_helm_template_and_kustomize_output_read_cleanly(fixtures) -> None:  # type: ignore[no-untyped-def]
+    """Rendered multi-document streams as `helm template` and `kubectl kustomize` write them:
+    leading empty documents, `# Source:` comments, hashed ConfigMap names, envFrom, CRDs."""
+    from strangler_analyzer import analyze
+
+    helm = load_estate([fixtures / "k8s-rendered" / "helm-template.yaml"])
+    assert {c.name for c in helm.components} == {"cart", "redis-master", "frontend"}
+    e = {x.key for x in helm.edges}
+    assert {("frontend", "cart"), ("cart", "redis-master")} <= e  # CART_SERVICE_ADDR, REDIS_HOST via envFrom
+    assert helm.component("redis-master").tier == "cache"  # type: ignore[union-attr]
+    assert {w.message.split(" (")[0] for w in helm.warnings} == {"kind ServiceMonitor", "kind CustomResourceDefinition"}
+    kust = load_estate([fixtures / "k8s-rendered" / "kustomize-build.yaml"])
+    assert {x.key for x in kust.edges} == {("prod-orders", "prod-orders-db"), ("prod-orders", "prod-payments")}
+    assert analyze(kust).waves.waves[-1] == ("prod-orders",)
+
+
+def test_a_kustomization_file_says_how_to_read_it(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [app.yaml]\n")
+    estate = load_estate([path])
+    assert any("kubectl kustomize" in w.message and w.line == 1 for w in estate.warnings)

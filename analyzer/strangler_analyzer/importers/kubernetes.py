@@ -72,6 +72,10 @@ def read_kubernetes(docs: Sequence[tuple[str, Any]]) -> Partial:
         kind = fields["kind"].string() if "kind" in fields else ""
         meta = fields.get("metadata")
         name = meta.mapping()["name"].string() if meta and "name" in meta.mapping() else None
+        if kind == "Kustomization":
+            out.warn(doc.file, doc.line, "a kustomization, not manifests: analyse its output instead "
+                                         "(kubectl kustomize DIR > manifests.yaml)")
+            continue
         if name is None:
             doc.fail("expected metadata.name")
         if kind in WORKLOADS:
@@ -85,6 +89,9 @@ def read_kubernetes(docs: Sequence[tuple[str, Any]]) -> Partial:
             services.append((name, doc, {k: v.scalar_text() for k, v in sel.items()} if sel else {}))
         elif kind == "ConfigMap":
             configmaps[name] = doc
+        elif kind == "HelmRelease" or (kind == "Application" and "argoproj.io" in str(fields["apiVersion"].value if "apiVersion" in fields else "")):
+            out.warn(doc.file, doc.line, f"a {kind} points at a chart or repository: analyse the rendered manifests "
+                                         "(helm template NAME CHART > manifests.yaml)")
         elif kind not in IGNORED:
             out.warn(doc.file, doc.line, f"kind {kind or '(none)'} ({name}) says nothing about dependencies; ignored")
 
