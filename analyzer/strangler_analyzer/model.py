@@ -177,39 +177,90 @@ def yield_to_declared(edges: tuple[Edge, ...]) -> tuple[tuple[Edge, ...], tuple[
     >>> [(e.src, e.dst, e.ordered) for e in edges], warnings[0].line
     ([('backend', 'gateway', False), ('gateway', 'backend', True)], 4)
     """
-    after: dict[str, set[str]] = {}
-    for e in edges:
-        if e.ordered and e.declared:
-            after.setdefault(e.src, set()).add(e.dst)
+    order = _Order([(e.src, e.dst) for e in edges if e.ordered and e.declared])
     out: list[Edge] = []
     warnings: list[Warning_] = []
     for e in sorted(edges, key=lambda x: x.key):
         if e.declared or not e.ordered:
             out.append(e)
-        elif _reaches(after, e.dst, e.src):
+        elif not order.add(e.src, e.dst):
             out.append(replace(e, ordered=False))
             ev = e.evidence[0]
             warnings.append(Warning_(ev.source, ev.line, f"{e.src} -> {e.dst} is seen only in configuration and would "
                                      "close a start-up cycle with declared order: it does not order start-up (kept as "
                                      "run-time evidence)"))
         else:
-            after.setdefault(e.src, set()).add(e.dst)
             out.append(e)
     return tuple(out), tuple(warnings)
 
 
-def _reaches(after: dict[str, set[str]], start: str, goal: str) -> bool:
-    seen = {start}
-    stack = [start]
-    while stack:
-        node = stack.pop()
-        if node == goal:
+class _Order:
+    """A start order kept while edges are added one by one (Pearce and Kelly's dynamic
+    topological order, over the strongly connected parts of the declared edges, which may
+    have cycles of their own): ``add`` refuses an edge that would close a cycle, usually
+    in constant time, searching only the stretch of the order between its two ends."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        import networkx as nx
+
+        g: nx.DiGraph[str] = nx.DiGraph()
+        g.add_edges_from((dst, src) for src, dst in pairs)  # dst starts before src
+        self.part: dict[str, int] = {}
+        cond = nx.condensation(g)
+        for c, data in cond.nodes(data=True):
+            for n in data["members"]:
+                self.part[n] = c
+        self.pos: dict[int, int] = {c: i for i, c in enumerate(nx.topological_sort(cond))}
+        self.at: dict[int, int] = {i: c for c, i in self.pos.items()}
+        self.out: dict[int, set[int]] = {c: set(cond.successors(c)) for c in cond}  # starts before -> after
+        self.into: dict[int, set[int]] = {c: set(cond.predecessors(c)) for c in cond}
+
+    def _node(self, name: str) -> int:
+        c = self.part.get(name)
+        if c is None:
+            c = self.part[name] = len(self.part) + len(self.pos) + 1_000_000
+            self.pos[c] = i = len(self.at)
+            self.at[i] = c
+            self.out[c], self.into[c] = set(), set()
+        return c
+
+    def add(self, src: str, dst: str) -> bool:
+        """Order ``src`` after ``dst``; False (and nothing changed) if that closes a cycle."""
+        x, y = self._node(dst), self._node(src)  # the new arc x -> y: x starts before y
+        if x == y:
+            return False
+        lo, hi = self.pos[y], self.pos[x]
+        if lo > hi:  # already in order
+            self.out[x].add(y)
+            self.into[y].add(x)
             return True
-        for nxt in after.get(node, ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return False
+        forward: list[int] = []
+        seen, stack = {y}, [y]
+        while stack:  # what must start after y, within the stretch
+            n = stack.pop()
+            forward.append(n)
+            for m in self.out[n]:
+                if m == x:
+                    return False
+                if m not in seen and self.pos[m] < hi:
+                    seen.add(m)
+                    stack.append(m)
+        backward: list[int] = []
+        seen, stack = {x}, [x]
+        while stack:  # what must start before x, within the stretch
+            n = stack.pop()
+            backward.append(n)
+            for m in self.into[n]:
+                if m not in seen and self.pos[m] > lo:
+                    seen.add(m)
+                    stack.append(m)
+        slots = sorted(self.pos[n] for n in forward + backward)
+        for n, i in zip(sorted(backward, key=self.pos.__getitem__) + sorted(forward, key=self.pos.__getitem__), slots):
+            self.pos[n] = i
+            self.at[i] = n
+        self.out[x].add(y)
+        self.into[y].add(x)
+        return True
 
 
 def merge_components(components: Iterable[Component]) -> tuple[Component, ...]:

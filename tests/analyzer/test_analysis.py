@@ -172,6 +172,56 @@ def test_config_only_edges_never_override_declared_order(edges: tuple[Edge, ...]
     assert all(nx.has_path(g, a, b) for a, b in declared_only.edges)
 
 
+@st.composite
+def any_edges(draw: st.DrawFn) -> tuple[Edge, ...]:
+    n = draw(st.integers(2, 12))
+    names = [f"s{i}" for i in range(n)]
+    edges = []
+    for _ in range(draw(st.integers(0, 30))):  # declared edges in any direction: cycles of their own too
+        a, b = draw(st.sampled_from(names)), draw(st.sampled_from(names))
+        if a != b:
+            edges.append(Edge(a, b, "hard", draw(st.booleans()), (Evidence("x", 1, "compose.depends_on"),)))
+    for _ in range(draw(st.integers(0, 30))):
+        a, b = draw(st.sampled_from(names + ["new1", "new2"])), draw(st.sampled_from(names + ["new1"]))
+        edges.append(Edge(a, b, "hard", True, (Evidence("x", 2, "config"),), declared=False))
+    return merge_edges(edges)
+
+
+@settings(max_examples=300, deadline=None)
+@given(edges=any_edges())
+def test_yielding_agrees_with_a_search_per_edge(edges: tuple[Edge, ...]) -> None:
+    """The incremental order gives exactly what one graph search per configuration edge gives."""
+    from strangler_analyzer.model import yield_to_declared
+
+    after: dict[str, set[str]] = {}
+    for e in edges:
+        if e.ordered and e.declared:
+            after.setdefault(e.src, set()).add(e.dst)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            for nxt in after.get(node, ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    expected = []
+    for e in sorted(edges, key=lambda x: x.key):
+        if e.declared or not e.ordered:
+            expected.append((e.key, e.ordered))
+        elif reaches(e.dst, e.src):
+            expected.append((e.key, False))
+        else:
+            after.setdefault(e.src, set()).add(e.dst)
+            expected.append((e.key, True))
+    assert [(e.key, e.ordered) for e in yield_to_declared(edges)[0]] == expected
+
+
 def test_a_config_edge_against_declared_order_yields_with_a_warning(write) -> None:  # type: ignore[no-untyped-def]
     path = write("compose.yaml", "x-env: &env\n  PUBLIC_ADDR: \"gateway:7233\"\nservices:\n  db: {image: postgres:16}\n"
                                  "  backend:\n    image: temporalio/server\n    depends_on: [db]\n    environment: *env\n"
