@@ -9,6 +9,7 @@ Compose and Kubernetes). Anchors, aliases and ``<<`` merge keys work as usual.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,14 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
-        super().flatten_mapping(node)
-        # Keys that came from ``<<`` merges are put first; overriding them is allowed.
-        node._merged_count = len(node.value) - explicit  # type: ignore[attr-defined]
+        _flatten(self, node)
+
+
+def _flatten(loader: Any, node: yaml.MappingNode) -> None:
+    explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+    yaml.constructor.SafeConstructor.flatten_mapping(loader, node)
+    # Keys that came from ``<<`` merges are put first; overriding them is allowed.
+    node._merged_count = len(node.value) - explicit  # type: ignore[attr-defined]
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[MarkedMap]:
@@ -129,6 +134,38 @@ def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[MarkedL
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
+_CBase: Any = getattr(yaml, "CSafeLoader", None)  # libyaml's parser and composer, when PyYAML was built with it
+_FastLoader: Any = None
+if _CBase is not None:
+    class _CLoader(_CBase):  # type: ignore[misc]
+        """libyaml scans, parses and composes (its nodes carry marks too); the same
+        constructors build the marked values. Used only for input shallow enough that
+        libyaml's recursive composer cannot be driven into the ground."""
+
+        def flatten_mapping(self, node: yaml.MappingNode) -> None:
+            _flatten(self, node)
+
+    _CLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+    _CLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+    _FastLoader = _CLoader
+
+_BRACKET = re.compile(r"[\[\]{}]")
+_DEEP_LINE = re.compile(r"^ {%d,}|(?:[-?:] +){%d,}" % (MAX_DEPTH // 2, MAX_DEPTH // 4), re.M)
+
+
+def _shallow(text: str) -> bool:
+    """Whether no line can nest anywhere near ``MAX_DEPTH`` (indentation, ``- - -`` chains,
+    flow brackets): then libyaml may compose it; otherwise the Python composer, which stops
+    at ``MAX_DEPTH`` with a clear error, reads it."""
+    if _DEEP_LINE.search(text):
+        return False
+    depth = 0
+    for m in _BRACKET.finditer(text):  # brackets in quoted strings count too: safe side
+        depth += 1 if m[0] in "[{" else -1
+        if depth > MAX_DEPTH // 4:
+            return False
+    return True
+
 
 def load_yaml_documents(text: str, source: str) -> list[Any]:
     """Parse every document of a YAML stream into marked values.
@@ -137,8 +174,9 @@ def load_yaml_documents(text: str, source: str) -> list[Any]:
     >>> doc["a"].line_of("b")
     2
     """
+    loader = _FastLoader if _FastLoader is not None and _shallow(text) else _Loader
     try:
-        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]  # noqa: S506
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]  # noqa: S506
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

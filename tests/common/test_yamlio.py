@@ -43,3 +43,37 @@ def test_reader_rejects_unknown_keys_listing_the_allowed_ones() -> None:
     doc = load_yaml_documents("a: 1\nbogus: 2\n", "r.yaml")[0]
     with pytest.raises(ConfigError, match=r"r.yaml:2: bogus: unknown key 'bogus'; expected one of: a, b"):
         Node.root(doc, "r.yaml").mapping({"a", "b"})
+
+
+def test_libyaml_and_the_python_composer_give_the_same_marked_values() -> None:
+    import yaml
+
+    from strangler_common import yamlio
+
+    text = ("base: &b {image: x, env: [A=1, B=2]}\nservices:\n  web:\n    <<: *b\n    image: y\n    depends_on:\n"
+            "      - db\n      - cache\n  db: {image: 'postgres:16', ports: [\"5432:5432\"]}\n---\nsecond: [1, [2, {k: v}]]\n")
+    assert yamlio._FastLoader is not None  # PyYAML is built with libyaml here
+    fast = list(yaml.load_all(text, Loader=yamlio._FastLoader))
+    slow = list(yaml.load_all(text, Loader=yamlio._Loader))
+
+    def marks(v: object) -> object:
+        if isinstance(v, dict):
+            return (v.line, sorted(v.key_lines.items()), {k: marks(x) for k, x in v.items()})  # type: ignore[attr-defined]
+        if isinstance(v, list):
+            return (v.line, v.item_lines, [marks(x) for x in v])  # type: ignore[attr-defined]
+        return v
+
+    assert [marks(d) for d in fast] == [marks(d) for d in slow]
+    dup = "a: 1\nb: 2\na: 3\n"
+    with pytest.raises(ConfigError, match=r"x.yaml:3: .*duplicate key 'a'"):
+        load_yaml_documents(dup, "x.yaml")
+
+
+def test_deep_input_is_read_by_the_composer_that_stops_at_the_limit() -> None:
+    from strangler_common import yamlio
+
+    assert yamlio._shallow("a:\n  b: [1, {c: d}]\n")
+    for deep in ("[" * 40 + "]" * 40, "- " * 30 + "x\n", " " * 60 + "a: 1\n"):
+        assert not yamlio._shallow(deep)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_yaml_documents("[" * 100_000, "deep.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from strangler_analyzer.model import Check, Component, Edge, Warning_
 from strangler_common import Node
@@ -92,6 +93,7 @@ def _tier_of(name: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # estates reuse a few images many times
 def tier_from_image(image: str) -> str:
     """Guess a tier from a container image name: ``postgres:16`` is a database.
 

@@ -308,13 +308,14 @@ def read_compose(
         n for n, s in services.items()
         if not isinstance(s, dict) or not s.get("profiles") or active & set(map(str, s["profiles"]))
     }
+    defined = set(services)
     for name in sorted(services):
         source = where[name]
         snode = Node(services[name], source, f"services.{name}", getattr(services[name], "line", None))
         if name not in enabled:
             out.warn(source, snode.line, f"service {name} left out: its profiles {list(services[name]['profiles'])} are not active")
             continue
-        _service(name, snode, enabled, set(services), out)
+        _service(name, snode, enabled, defined, out)
     return out
 
 
