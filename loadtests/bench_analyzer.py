@@ -83,9 +83,11 @@ def run(n: int, m: int) -> None:
     sys.stdout.flush()
 
 
-def compose_text(n: int, m: int, seed: int = 7) -> str:
+def compose_text(n: int, m: int, seed: int = 7, against: float = 0.0) -> str:
     """A Compose file of ``n`` services and ``m`` depends_on edges (each to an earlier service,
-    long and short forms), with environment values naming some of them."""
+    long and short forms), and one URL per service in its environment: to an earlier service
+    (what a service calls has started before it), or with probability ``against`` to any
+    service at all, so that many configuration edges run against declared order."""
     rnd = random.Random(seed)
     deps: list[set[int]] = [set() for _ in range(n)]
     added = 0
@@ -105,18 +107,19 @@ def compose_text(n: int, m: int, seed: int = 7) -> str:
             else:
                 lines.append("    depends_on:")
                 lines += [f"      s{j:05d}: {{condition: service_started}}" for j in d]
-        lines += ["    environment:", f"      UPSTREAM_URL: http://s{rnd.randrange(0, n):05d}:8080/api", "      LOG_LEVEL: info"]
+        target = rnd.randrange(0, n) if rnd.random() < against or i == 0 else rnd.randrange(0, i)
+        lines += ["    environment:", f"      UPSTREAM_URL: http://s{target:05d}:8080/api", "      LOG_LEVEL: info"]
     return "\n".join(lines) + "\n"
 
 
-def run_compose(n: int, m: int) -> None:
+def run_compose(n: int, m: int, against: float = 0.0) -> None:
     import shutil
     import subprocess
 
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "compose.yaml")
         with open(path, "w") as f:
-            f.write(compose_text(n, m))
+            f.write(compose_text(n, m, against=against))
         cmd = [shutil.which("strangler") or "strangler", "analyze", path, "--format", "json", "-o", os.path.join(d, "out.json")]
         t0 = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -130,7 +133,8 @@ def run_compose(n: int, m: int) -> None:
         with open(path) as f:
             yaml.load(f, Loader=yaml.CSafeLoader)
         c_load = time.perf_counter() - t1
-        print(f"compose {n:>6} services {m:>6} edges ({os.path.getsize(path) / 1e6:.1f} MB): strangler analyze to JSON "
+        print(f"compose {n:>6} services {m:>6} edges, {against:.0%} of URLs against declared order "
+              f"({os.path.getsize(path) / 1e6:.1f} MB): strangler analyze to JSON "
               f"{total:5.2f} s; PyYAML's C loader alone {c_load:4.2f} s; ratio {total / c_load:3.1f}x")
         sys.stdout.flush()
 
@@ -139,10 +143,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", default="10000:50000,100000:500000")
     p.add_argument("--compose", help="N:M: time a Compose file of N services and M edges instead")
+    p.add_argument("--against", type=float, default=0.0, help="with --compose: share of URLs to any service (default 0)")
     args = p.parse_args()
     if args.compose:
         n, m = map(int, args.compose.split(":"))
-        run_compose(n, m)
+        run_compose(n, m, args.against)
         return
     for spec in args.sizes.split(","):
         n, m = map(int, spec.split(":"))

@@ -57,19 +57,19 @@ def paused_gc() -> Iterator[None]:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    with paused_gc():
+    with paused_gc():  # loading, analysis and rendering all build and keep: nothing to collect
         est = estate(args)
         result = analyze(est)
-    changes = what_ifs(est, args.soften, args.remove)
-    if args.format == "json" and changes:
-        doc = json.loads(render(result, "json"))
-        doc["what_if"] = [{"change": w.change, "seconds": w.seconds, "components": list(w.components)} for w in changes]
-        write_output(json.dumps(doc, indent=2) + "\n", args.output)
-        return 0
-    text = render(result, args.format)
-    if changes and args.format == "text":
-        text += render_what_ifs(changes, result.critical_path.seconds)
-    write_output(text, args.output)
+        changes = what_ifs(est, args.soften, args.remove)
+        if args.format == "json" and changes:
+            doc = json.loads(render(result, "json"))
+            doc["what_if"] = [{"change": w.change, "seconds": w.seconds, "components": list(w.components)} for w in changes]
+            write_output(json.dumps(doc, indent=2) + "\n", args.output)
+            return 0
+        text = render(result, args.format)
+        if changes and args.format == "text":
+            text += render_what_ifs(changes, result.critical_path.seconds)
+        write_output(text, args.output)
     return 0
 
 
