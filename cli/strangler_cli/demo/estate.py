@@ -95,8 +95,11 @@ class DemoEstate:
             self.routes.write_text(routes_yaml(self.ports, **stages))  # type: ignore[arg-type]
             strangler = str(Path(sys.executable).parent / "strangler")
             self._spawn("proxy", [strangler, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{self.proxy_port}",
-                                  "--admin", f"127.0.0.1:{self.admin_port}", "--admin-token", self.token,
-                                  "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)])
+                                  "--admin", f"127.0.0.1:{self.admin_port}",
+                                  "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)],
+                        # the token through the environment: never in the process list, and one starting
+                        # with '-' (token_urlsafe makes one in 64) is not read as an option
+                        env={**os.environ, "STRANGLER_ADMIN_TOKEN": self.token})
             self._wait(f"{self.admin}/healthz", "proxy")
             self._wait(f"{self.url}/healthz", "proxy")
         except BaseException:
@@ -104,9 +107,10 @@ class DemoEstate:
             raise
         return self
 
-    def _spawn(self, name: str, cmd: list[str]) -> None:
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         with (self.workdir / f"{name}.log").open("ab") as log:
-            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                                env=env)
 
     def _wait(self, url: str, name: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
