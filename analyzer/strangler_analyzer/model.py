@@ -214,7 +214,6 @@ class _Order:
             for n in data["members"]:
                 self.part[n] = c
         self.pos: dict[int, int] = {c: i for i, c in enumerate(nx.topological_sort(cond))}
-        self.at: dict[int, int] = {i: c for c, i in self.pos.items()}
         self.out: dict[int, set[int]] = {c: set(cond.successors(c)) for c in cond}  # starts before -> after
         self.into: dict[int, set[int]] = {c: set(cond.predecessors(c)) for c in cond}
         # what each part must start before, through declared edges alone, as bit sets: most
@@ -233,8 +232,7 @@ class _Order:
         c = self.part.get(name)
         if c is None:
             c = self.part[name] = len(self.part) + len(self.pos) + 1_000_000
-            self.pos[c] = i = len(self.at)
-            self.at[i] = c
+            self.pos[c] = len(self.pos)  # a new part: any place is right, the end is free
             self.out[c], self.into[c] = set(), set()
         return c
 
@@ -274,7 +272,6 @@ class _Order:
         slots = sorted(self.pos[n] for n in forward + backward)
         for n, i in zip(sorted(backward, key=self.pos.__getitem__) + sorted(forward, key=self.pos.__getitem__), slots):
             self.pos[n] = i
-            self.at[i] = n
         self.out[x].add(y)
         self.into[y].add(x)
         return True

@@ -4,6 +4,7 @@ single and double quotes, ``export``, multi-line quoted values), keeping each ke
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from dotenv.parser import parse_stream
@@ -21,8 +22,6 @@ def read_env(path: Path, strict: bool = True) -> tuple[dict[str, str], dict[str,
     values: dict[str, str] = {}
     lines: dict[str, int] = {}
     problems: list[tuple[int, str]] = []
-    import io
-
     for binding in parse_stream(io.StringIO(text)):
         line = binding.original.line
         if binding.error or binding.key is None:

@@ -235,7 +235,7 @@ def read_units(files: list[tuple[str, str]], extra: UnitDir | None = None) -> Pa
         for value, ln, src in unit.get("Before", []):
             for other in value.split():
                 befores.append((unit_name(resolve(other)), name, src, ln, "systemd.Before"))
-        if full.endswith(".socket") and unit.get("DefaultDependencies", [("yes", 0, path)])[-1][0].lower() not in ("no", "false", "0"):
+        if full.endswith(".socket") and name not in plain:
             befores.append(("sockets.target", name, path, None, "systemd.default"))
         start = " ".join(v for v, _, _ in service.get("ExecStart", [])) or None
         out.components.append(
