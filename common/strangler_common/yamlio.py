@@ -149,6 +149,88 @@ if _CBase is not None:
     _CLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
     _FastLoader = _CLoader
 
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_MERGE_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+_PLAIN_SCALARS = frozenset({"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                            "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"})
+
+
+def _built(loader: Any, root: yaml.Node) -> Any:
+    """The marked values of one composed document: what the constructors above build, in
+    one direct recursion (no generator and no constructor lookup per node), about three
+    times faster on a large file. Other tags go through the loader's own constructors."""
+    memo: dict[int, Any] = {}  # anchors: an aliased collection is built once, shared as PyYAML shares it
+    scalars = loader.yaml_constructors
+    scalar_node, mapping_node, sequence_node = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+
+    def build(node: Any) -> Any:
+        cls, tag = node.__class__, node.tag
+        if cls is scalar_node:
+            if tag == _STR:
+                return node.value
+            if tag in _PLAIN_SCALARS:
+                return scalars[tag](loader, node)
+            return loader.construct_object(node, deep=True)
+        done = memo.get(id(node))
+        if done is not None:
+            return done
+        if cls is mapping_node and tag == _MAP:
+            data = MarkedMap()
+            data.line = node.start_mark.line + 1
+            key_lines: dict[str, int] = {}
+            data.key_lines = key_lines
+            memo[id(node)] = data
+            for key_node, _ in node.value:
+                if key_node.tag in _MERGE_TAGS:
+                    _flatten(loader, node)
+                    break
+            merged_from = getattr(node, "_merged_count", 0)
+            explicit: set[Any] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
+                if key_node.__class__ is scalar_node and key_node.tag == _STR:
+                    key = key_node.value
+                else:
+                    key = build(key_node)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, "found an unhashable key", key_node.start_mark) from None
+                if merged_from:
+                    if index >= merged_from:
+                        if key in explicit:
+                            raise yaml.constructor.ConstructorError(
+                                None, None, f"duplicate key {key!r}", key_node.start_mark)
+                        explicit.add(key)
+                elif key in data:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                data[key] = build(value_node)
+                key_lines[str(key)] = key_node.start_mark.line + 1
+            return data
+        if cls is sequence_node and tag == _SEQ:
+            items = MarkedList()
+            items.line = node.start_mark.line + 1
+            items.item_lines = [child.start_mark.line + 1 for child in node.value]
+            memo[id(node)] = items
+            items.extend([build(child) for child in node.value])
+            return items
+        return loader.construct_object(node, deep=True)
+
+    return build(root)
+
+
+def _load_fast(text: str) -> list[Any]:
+    loader = _FastLoader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                docs.append(_built(loader, node))
+        return docs
+    finally:
+        loader.dispose()
+
 _BRACKET = re.compile(r"[\[\]{}]")
 _DEEP_LINE = re.compile(r"^ {%d,}|(?:[-?:] +){%d,}" % (MAX_DEPTH // 2, MAX_DEPTH // 4), re.M)
 
@@ -174,9 +256,10 @@ def load_yaml_documents(text: str, source: str) -> list[Any]:
     >>> doc["a"].line_of("b")
     2
     """
-    loader = _FastLoader if _FastLoader is not None and _shallow(text) else _Loader
     try:
-        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]  # noqa: S506
+        if _FastLoader is not None and _shallow(text):
+            return [d for d in _load_fast(text) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]  # noqa: S506
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

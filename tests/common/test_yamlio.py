@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from strangler_common import ConfigError, Node, load_yaml_documents
@@ -53,20 +55,29 @@ def test_libyaml_and_the_python_composer_give_the_same_marked_values() -> None:
     text = ("base: &b {image: x, env: [A=1, B=2]}\nservices:\n  web:\n    <<: *b\n    image: y\n    depends_on:\n"
             "      - db\n      - cache\n  db: {image: 'postgres:16', ports: [\"5432:5432\"]}\n---\nsecond: [1, [2, {k: v}]]\n")
     assert yamlio._FastLoader is not None  # PyYAML is built with libyaml here
-    fast = list(yaml.load_all(text, Loader=yamlio._FastLoader))
+    text += ("---\nn: ~\nb: yes\ni: 0x1f\nf: 1.5e3\nt: 2001-12-14\nbin: !!binary aGk=\n1: int key\n"
+             "s: !!set {a, b}\no: !!omap [{x: 1}]\nm: &m {k: &v [1, 2]}\nm2: *m\nv2: *v\n"
+             "'<<': not a merge\nq: !!str 12\n")
+    fast = yamlio._load_fast(text)
     slow = list(yaml.load_all(text, Loader=yamlio._Loader))
+    assert fast[-1]["m2"] is fast[-1]["m"] and fast[-1]["v2"] is fast[-1]["m"]["k"]  # anchors shared, as PyYAML
 
     def marks(v: object) -> object:
         if isinstance(v, dict):
-            return (v.line, sorted(v.key_lines.items()), {k: marks(x) for k, x in v.items()})  # type: ignore[attr-defined]
+            return (getattr(v, "line", None), sorted(getattr(v, "key_lines", {}).items()), {k: marks(x) for k, x in v.items()})
         if isinstance(v, list):
-            return (v.line, v.item_lines, [marks(x) for x in v])  # type: ignore[attr-defined]
+            return (getattr(v, "line", None), getattr(v, "item_lines", None), [marks(x) for x in v])
         return v
 
     assert [marks(d) for d in fast] == [marks(d) for d in slow]
-    dup = "a: 1\nb: 2\na: 3\n"
-    with pytest.raises(ConfigError, match=r"x.yaml:3: .*duplicate key 'a'"):
-        load_yaml_documents(dup, "x.yaml")
+    for bad, line, message in (("a: 1\nb: 2\na: 3\n", 3, "duplicate key 'a'"),
+                               ("base: &b {x: 1}\nd:\n  <<: *b\n  y: 1\n  y: 2\n", 5, "duplicate key 'y'"),
+                               ("? [1, 2]\n: v\n", 1, "unhashable key"),
+                               ("a: !Ref x\n", 1, "could not determine a constructor for the tag '!Ref'")):
+        with pytest.raises(ConfigError, match=rf"x.yaml:{line}: .*{re.escape(message)}"):
+            load_yaml_documents(bad, "x.yaml")
+        with pytest.raises(yaml.MarkedYAMLError):
+            list(yaml.load_all(bad, Loader=yamlio._Loader))
 
 
 def test_deep_input_is_read_by_the_composer_that_stops_at_the_limit() -> None:
