@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from strangler_common.errors import ConfigError, Location
-from strangler_common.yamlio import file_of, line_of
+from strangler_common.yamlio import MarkedList, MarkedMap, file_of, line_of
 
 
 def _describe(value: object) -> str:
@@ -55,12 +55,20 @@ class Node:
         self.fail(f"expected {what}, found {_describe(self.value)}")
 
     def _child(self, key: str | int, value: Any) -> Node:
+        parent = self.value
         if isinstance(key, int):
             path = f"{self.path}[{key}]"
         else:
             path = f"{self.path}.{key}" if self.path else key
-        line = line_of(self.value, key)
-        return Node(value, file_of(self.value, key, value) or self.file, path, line if line is not None else self.line)
+            if parent.__class__ is MarkedMap and not parent.key_files and not isinstance(value, (MarkedMap, MarkedList)):
+                # the common case, a key of one file's mapping, without the general look-ups
+                lines = getattr(parent, "key_lines", None)
+                line = lines.get(key) if lines is not None else None
+                if line is None:
+                    line = parent.line
+                return Node(value, parent.file or self.file, path, line if line is not None else self.line)
+        line = line_of(parent, key)
+        return Node(value, file_of(parent, key, value) or self.file, path, line if line is not None else self.line)
 
     # -- containers -------------------------------------------------------------------
     def mapping(self, allowed: Collection[str] | None = None, what: str = "a mapping") -> dict[str, Node]:

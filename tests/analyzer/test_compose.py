@@ -221,3 +221,28 @@ def test_evidence_cites_the_file_and_line_of_each_merged_value(write) -> None:  
     assert ("compose.override.yaml", 6) in mq and ("compose.override.yaml", 4) in mq
     app = estate.component("app")
     assert app is not None and app.evidence[0].source == str(base)
+
+
+def test_escaped_dollars_are_read_once_in_shared_and_extended_values(write, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # values are interpolated in place: a base service read again for ``extends`` and a block
+    # shared through an anchor must not be interpolated twice ($$X -> $X -> unset X)
+    for name in ("ESCAPED_NOT_SET", "REALLY_NOT_SET"):
+        monkeypatch.delenv(name, raising=False)
+    compose = write("compose.yaml", """\
+x-env: &env
+  PRICE: $$ESCAPED_NOT_SET
+services:
+  base:
+    image: example/app
+    environment: *env
+    command: echo $$ESCAPED_NOT_SET $REALLY_NOT_SET
+  child:
+    extends: base
+  other:
+    image: example/app
+    environment: *env
+""")
+    estate = load_estate([compose])
+    messages = [w.message for w in estate.warnings]
+    assert not [m for m in messages if "ESCAPED_NOT_SET" in m]
+    assert [m for m in messages if "variable REALLY_NOT_SET is not set" in m]

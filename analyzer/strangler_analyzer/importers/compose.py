@@ -65,6 +65,7 @@ class _Interpolator:
     def __init__(self, env: Mapping[str, str], partial: Partial) -> None:
         self.env = env
         self.partial = partial
+        self._done: dict[int, object] = {}
 
     def text(self, value: str, node: Node) -> str:
         def sub(m: re.Match[str]) -> str:
@@ -98,21 +99,42 @@ class _Interpolator:
         return _VAR.sub(sub, value)
 
     def walk(self, value: Any, node: Node) -> Any:
+        """``value`` with every string interpolated, containers marked with their file.
+        Marked containers are changed in place (each once: a service read again as the
+        base of an ``extends`` is not interpolated twice, so ``$$`` stays ``$``); only
+        strings holding a ``$`` are looked at twice."""
         if isinstance(value, str):
-            return self.text(value, node)
-        if isinstance(value, dict):
+            return self.text(value, node) if "$" in value else value
+        if isinstance(value, (MarkedMap, MarkedList)):
+            if id(value) in self._done:
+                return value
+            self._done[id(value)] = value  # kept alive: its id must not be reused while we look
+            if value.file is None:
+                value.file = node.file
+            if isinstance(value, MarkedMap):
+                for k, v in value.items():
+                    if isinstance(v, str):
+                        if "$" in v:
+                            value[k] = self.text(v, node._child(str(k), v))
+                    elif isinstance(v, (dict, list)):
+                        value[k] = self.walk(v, node._child(str(k), v))
+            else:
+                for i, v in enumerate(value):
+                    if isinstance(v, str):
+                        if "$" in v:
+                            value[i] = self.text(v, node._child(i, v))
+                    elif isinstance(v, (dict, list)):
+                        value[i] = self.walk(v, node._child(i, v))
+            return value
+        if isinstance(value, dict):  # not from our loader: a marked copy
             out = MarkedMap()
-            out.line, out.key_lines = getattr(value, "line", node.line), dict(getattr(value, "key_lines", {}))
-            out.file = node.file
-            for k, v in value.items():
-                out[k] = self.walk(v, node._child(str(k), v))
-            return out
+            out.line, out.key_lines, out.file = node.line, {}, node.file
+            out.update(value)
+            return self.walk(out, node)
         if isinstance(value, list):
-            lst = MarkedList()
-            lst.line, lst.item_lines = getattr(value, "line", node.line), list(getattr(value, "item_lines", []))
-            lst.file = node.file
-            lst.extend(self.walk(v, node._child(i, v)) for i, v in enumerate(value))
-            return lst
+            lst = MarkedList(value)
+            lst.line, lst.item_lines, lst.file = node.line, [], node.file
+            return self.walk(lst, node)
         return value
 
 
@@ -220,12 +242,13 @@ def _services_of(source: str, doc: object, interp: _Interpolator, out: Partial, 
 
 
 def _normalised(snode: Node, interp: _Interpolator) -> Any:
+    if not isinstance(snode.value, dict):
+        snode.expected("a service definition")
     value = interp.walk(snode.value, snode)
     node = Node(value, snode.file, snode.path, snode.line)
-    svc = node.mapping(what="a service definition")
     for key in ("depends_on", "environment"):
-        if key in svc:
-            value[key] = _as_map(svc[key], key)
+        if key in value and not isinstance(value[key], dict):
+            value[key] = _as_map(node._child(key, value[key]), key)
     return value
 
 
@@ -233,9 +256,9 @@ def _extended(name: str, snode: Node, siblings: Mapping[str, Node], interp: _Int
     """A service with ``extends`` resolved: the base service (same file or ``file:``),
     itself resolved, overridden by this one with the merge rules of several files."""
     value = _normalised(snode, interp)
-    svc = snode.mapping(what="a service definition")
-    if "extends" not in svc:
+    if "extends" not in value:
         return value
+    svc = snode.mapping(what="a service definition")
     if depth >= MAX_NESTING:
         svc["extends"].fail(f"extends chains deeper than {MAX_NESTING} services (a loop?)")
     ext = svc["extends"]
