@@ -204,29 +204,73 @@ class _Order:
     in constant time, searching only the stretch of the order between its two ends."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.part: dict[str, int] = {}
+        self.out: dict[int, set[int]] = {}  # starts before -> after
+        self.into: dict[int, set[int]] = {}
+        order = self._acyclic(pairs)
+        if order is None:  # declared cycles of their own: order their strongly connected parts
+            order = self._condensed(pairs)
+        self.pos: dict[int, int] = {c: i for i, c in enumerate(order)}
+        self.first = dict(self.pos)  # the positions the declared bit sets use
+        self._declared_arcs = {c: tuple(after) for c, after in self.out.items()}
+        self._declared: dict[int, int] | None = None
+
+    def _acyclic(self, pairs: list[tuple[str, str]]) -> list[int] | None:
+        """Each name its own part, in a start order (Kahn), when the declared edges have no
+        cycle (the usual case; no graph library needed); else ``None``."""
+        part, out, into = self.part, self.out, self.into
+        for src, dst in pairs:
+            for name in (dst, src):
+                if name not in part:
+                    part[name] = c = len(part)
+                    out[c], into[c] = set(), set()
+            out[part[dst]].add(part[src])
+            into[part[src]].add(part[dst])
+        waiting = {c: len(into[c]) for c in out}
+        ready = [c for c, n in waiting.items() if n == 0]
+        order: list[int] = []
+        while ready:
+            c = ready.pop()
+            order.append(c)
+            for s in out[c]:
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    ready.append(s)
+        if len(order) == len(part):
+            return order
+        part.clear()
+        out.clear()
+        into.clear()
+        return None
+
+    def _condensed(self, pairs: list[tuple[str, str]]) -> list[int]:
         import networkx as nx
 
         g: nx.DiGraph[str] = nx.DiGraph()
         g.add_edges_from((dst, src) for src, dst in pairs)  # dst starts before src
-        self.part: dict[str, int] = {}
         cond = nx.condensation(g)
         for c, data in cond.nodes(data=True):
             for n in data["members"]:
                 self.part[n] = c
-        self.pos: dict[int, int] = {c: i for i, c in enumerate(nx.topological_sort(cond))}
-        self.out: dict[int, set[int]] = {c: set(cond.successors(c)) for c in cond}  # starts before -> after
-        self.into: dict[int, set[int]] = {c: set(cond.predecessors(c)) for c in cond}
-        # what each part must start before, through declared edges alone, as bit sets: most
-        # edges that would close a cycle are refused by one bit test (skipped for very large
-        # estates, where the sets would take n^2/8 bytes)
-        self.declared: dict[int, int] = {}
-        if len(self.pos) <= DECLARED_CLOSURE_LIMIT:
-            for c in sorted(self.pos, key=self.pos.__getitem__, reverse=True):
-                bits = 1 << self.pos[c]
-                for s in self.out[c]:
-                    bits |= self.declared[s]
-                self.declared[c] = bits
-        self.first = dict(self.pos)  # the positions those bits use
+        for c in cond:
+            self.out[c], self.into[c] = set(cond.successors(c)), set(cond.predecessors(c))
+        return list(nx.topological_sort(cond))
+
+    @property
+    def declared(self) -> dict[int, int]:
+        """What each declared part must start before, through declared edges alone, as bit
+        sets: most edges that would close a cycle are refused by one bit test. Built on
+        first need (an estate whose configuration agrees with declared order never needs
+        it), and not for very large estates, where the sets would take n^2/8 bytes."""
+        if self._declared is None:
+            self._declared = {}
+            if len(self.first) <= DECLARED_CLOSURE_LIMIT:
+                for c in sorted(self.first, key=self.first.__getitem__, reverse=True):
+                    bits = 1 << self.first[c]
+                    for s in self._declared_arcs[c]:
+                        bits |= self._declared[s]
+                    self._declared[c] = bits
+        return self._declared
 
     def _node(self, name: str) -> int:
         c = self.part.get(name)

@@ -11,6 +11,7 @@ value; resolving hosts to components is the estate builder's job.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -97,11 +98,12 @@ def _scan(text: str) -> tuple[list[Endpoint], list[tuple[int, int]]]:
         taken.append((start, end))
         found.extend((start, ep) for ep in endpoints)
 
-    for m in _JDBC_ORACLE.finditer(text):
+    # each pattern only where its literal part occurs: most values hold none (LOG_LEVEL: info)
+    for m in _JDBC_ORACLE.finditer(text) if "jdbc:oracle:" in text else ():
         add(m.start(), m.end(), [Endpoint("oracle", m["host"].lower(), _port(m["port"], "oracle"), m[0])])
-    for m in _ORACLE_TNS.finditer(text):
+    for m in _ORACLE_TNS.finditer(text) if "(" in text else ():
         add(m.start(), m.end(), [Endpoint("oracle", m["host"].lower(), int(m["port"]), m[0])])
-    for m in _URL.finditer(text):
+    for m in _URL.finditer(text) if "://" in text else ():
         scheme = m["scheme"].lower()
         if scheme.startswith("jdbc:"):
             scheme = scheme[5:]
@@ -109,7 +111,7 @@ def _scan(text: str) -> tuple[list[Endpoint], list[tuple[int, int]]]:
         if scheme in ("file", "classpath", "jar", "vm"):
             continue
         add(m.start(), m.end(), _split_hosts(m["hosts"], scheme, m[0]))
-    for m in _ADO.finditer(text):
+    for m in _ADO.finditer(text) if "=" in text else ():
         port = m["port"]
         if port is None:
             extra = _ADO_PORT.search(text)
@@ -129,7 +131,7 @@ def find_host_ports(text: str) -> list[Endpoint]:
     """Bare ``host:port`` values (the Kubernetes ``FOO_ADDR: svc:3550`` style)."""
     return [
         Endpoint("tcp", m["host"].lower(), int(m["port"]), m[0])
-        for m in _HOSTPORT.finditer(text)
+        for m in (_HOSTPORT.finditer(text) if ":" in text else ())
         if 0 < int(m["port"]) < 65536
     ]
 
@@ -143,6 +145,7 @@ _BARE_HOST = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
 _CLUSTER_FQDN = re.compile(r"(?<![\w.-])(?P<host>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.[a-z0-9-]+\.svc(?:\.cluster\.local)?)(?![\w.-])")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few key names, once per service
 def names_a_host(key: str) -> bool:
     """Whether a configuration key says its value is a host or a connection.
 
@@ -165,7 +168,7 @@ def find_bare_hosts(key: str, text: str) -> list[Endpoint]:
     >>> find_bare_hosts("services.db.environment.POSTGRES_USER", "temporal")
     []
     """
-    out = [Endpoint("tcp", m["host"].lower(), None, m[0]) for m in _CLUSTER_FQDN.finditer(text)]
+    out = [Endpoint("tcp", m["host"].lower(), None, m[0]) for m in _CLUSTER_FQDN.finditer(text)] if ".svc" in text else []
     name = key.rsplit(".", 1)[-1].rsplit(" ", 1)[-1] if key else ""
     value = text
     if not name or "[" in name or not names_a_host(name):
