@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 
 from strangler_common import StranglerError
 
@@ -31,6 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def traffic(url: str, stop: threading.Event, users: int = 6) -> None:
     """A few users clicking around, so every stage has something to show."""
+    import httpx  # here, not at the top: every strangler command would pay for it
     clients = []
     for i in range(users):
         c = httpx.Client(base_url=url, timeout=10)
@@ -52,6 +52,7 @@ def traffic(url: str, stop: threading.Event, users: int = 6) -> None:
 
 
 def module_status(admin: str, token: str) -> str:
+    import httpx  # here, not at the top: every strangler command would pay for it
     auth = {"authorization": f"Bearer {token}"}
     modules = httpx.get(f"{admin}/modules", headers=auth, timeout=5).json()
     metrics = httpx.get(f"{admin}/metrics", headers=auth, timeout=5).text
@@ -67,6 +68,7 @@ def module_status(admin: str, token: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import httpx  # here, not at the top: every strangler command would pay for it
     from strangler_cli.demo.estate import DemoEstate
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="strangler-demo-"))

@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 
 from strangler_common import StranglerError
 from strangler_proxy.model import RELEASE_ACTIONS
@@ -57,6 +56,7 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None) -> object:
+    import httpx  # here, not at the top: every strangler command would pay for it
     url = f"http://{args.admin}{path}"
     r = httpx.request(method, url, json=body, headers={"authorization": f"Bearer {_token(args)}"}, timeout=10)
     if r.status_code >= 400:
@@ -94,6 +94,7 @@ def render(status: list[dict[str, object]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import httpx  # here, not at the top: every strangler command would pay for it
     if args.action == "leftovers":
         return _leftovers(args)
     if args.action != "status" and not args.module:
