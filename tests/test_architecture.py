@@ -96,7 +96,8 @@ def test_the_proxy_folders_keep_their_planes_apart() -> None:
         "state": ("strangler_proxy.dataplane", "strangler_proxy.control", "strangler_proxy.serve"),
         "shadow": ("strangler_proxy.control", "strangler_proxy.serve"),
     }
-    core = ("model.py", "config.py", "routing.py", "decision.py", "dispatch.py", "cohort.py", "pins.py", "limits.py")
+    core = ("model.py", "config.py", "routing.py", "decision.py", "dispatch.py", "cohort.py", "pins.py", "limits.py",
+            "clientip.py")
     for path in pkg.rglob("*.py"):
         rel = path.relative_to(pkg)
         banned = rules.get(rel.parts[0], ()) if len(rel.parts) > 1 else (

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from strangler_common import ConfigError, Location, Node, load_yaml_file
 
+from strangler_proxy.clientip import Network, parse_networks
 from strangler_proxy.errors import RouteConfigError
 from strangler_proxy.limits import Limits, parse_limits
 from strangler_proxy.model import (
@@ -39,7 +40,7 @@ from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
 __all__ = ["load_routes"]  # public (the CLI's and loadtests' imports are checked against it)
 
-TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names"}
+TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names", "trusted_proxies"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
                "shadow", "shadow_percent", "release", "retire_window"}
 RELEASE_KEYS = {"steps", "interval", "analysis", "failure_limit", "rollback", "webhooks"}
@@ -101,7 +102,18 @@ def parse_routes(doc: object, source: str) -> RouteTable:
         limits=parse_limits(top["limits"]) if "limits" in top else Limits(),
         server_names=tuple(h.string("a host name").lower() for h in top["server_names"].sequence_or_one())
         if "server_names" in top else (),
+        trusted_proxies=_networks(top["trusted_proxies"]) if "trusted_proxies" in top else (),
     )
+
+
+def _networks(node: Node) -> tuple[Network, ...]:
+    out: list[Network] = []
+    for item in node.sequence_or_one():
+        try:
+            out += parse_networks([item.string("a CIDR such as 10.0.0.0/8")])
+        except ValueError as exc:
+            item.fail(f"expected a CIDR such as 10.0.0.0/8 or an address, found {item.value!r} ({exc})")
+    return tuple(out)
 
 
 def _upstream(name: str, node: Node) -> Upstream:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from strangler_proxy.clientip import Network
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
@@ -160,6 +161,7 @@ class RouteTable:
     fallback_body_limit: int = 1 << 20
     limits: Limits = field(default_factory=Limits)
     server_names: tuple[str, ...] = ()  # hosts this proxy serves: redirects are rewritten to these only
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For names the client
 
     def module(self, name: str) -> Module | None:
         for m in self.modules:

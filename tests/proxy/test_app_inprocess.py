@@ -26,10 +26,10 @@ def table(legacy: int, service: int, stage: Stage, failures: int = 5) -> RouteTa
 
 
 async def call(app: ProxyApp, method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None,
-               body: bytes = b"") -> tuple[int, bytes]:
+               body: bytes = b"", peer: str = "10.0.0.9") -> tuple[int, bytes]:
     scope: dict[str, Any] = {
         "type": "http", "http_version": "1.1", "method": method, "scheme": "http", "path": path,
-        "raw_path": path.encode(), "query_string": b"", "client": ("10.0.0.9", 40000),
+        "raw_path": path.encode(), "query_string": b"", "client": (peer, 40000),
         "headers": [(b"host", b"portal")] + ([(b"content-length", str(len(body)).encode())] if body else []) + (headers or []),
     }
     sent: list[dict[str, Any]] = []
@@ -137,3 +137,38 @@ def test_a_refused_path_is_400_and_reaches_no_one(legacy: Upstream) -> None:
         assert status == 400 and legacy.requests == []
 
     run(table(legacy.port, free_port(), "released"), scenario)
+
+
+def test_trusted_proxies_name_the_client_for_cohorts_and_untrusted_peers_cannot_spoof(legacy: Upstream, service: Upstream) -> None:
+    from strangler_proxy.clientip import parse_networks
+    from strangler_proxy.cohort import bucket, on_new_side
+    from strangler_proxy.model import Cohort
+
+    t = replace(table(legacy.port, service.port, "canary"), cohort=Cohort((("client_ip", ""),)),
+                trusted_proxies=parse_networks(["10.0.0.0/8"]))
+    t = replace(t, modules=(replace(t.modules[0], weight=50),))
+    addrs = [f"203.0.113.{i}" for i in range(1, 60)]
+    new = next(a for a in addrs if on_new_side(bucket("cases", f"client_ip:{a}", 10_000), 50, 10_000))
+    old = next(a for a in addrs if not on_new_side(bucket("cases", f"client_ip:{a}", 10_000), 50, 10_000))
+    balancer = "10.0.0.9"
+    untrusted = next(a for a in (f"198.51.100.{i}" for i in range(1, 60)) if not on_new_side(bucket("cases", f"client_ip:{a}", 10_000), 50, 10_000))
+
+    async def scenario(app: ProxyApp, windows: Windows, log: list[dict[str, Any]]) -> None:
+        for _ in range(5):  # the same client through the balancer: always the same side
+            await call(app, "GET", "/echo/cases/1", [(b"x-forwarded-for", new.encode())], peer=balancer)
+            assert log[-1]["side"] == "service"
+            # a client's own entry on the left does not count: the balancer's (rightmost) does
+            await call(app, "GET", "/echo/cases/1", [(b"x-forwarded-for", f"{new}, {old}".encode())], peer=balancer)
+            assert log[-1]["side"] == "legacy"
+        # a chain of trusted hops is skipped: the first untrusted address from the right is the client
+        await call(app, "GET", "/echo/cases/1", [(b"x-forwarded-for", f"{old}, {new}, 10.9.9.9".encode())], peer=balancer)
+        assert log[-1]["side"] == "service"
+        # an untrusted peer's X-Forwarded-For is never read: its own address is its cohort key
+        for _ in range(5):
+            await call(app, "GET", "/echo/cases/1", [(b"x-forwarded-for", new.encode())], peer=untrusted)
+            assert log[-1]["side"] == "legacy"
+        # what the upstream receives: the chain as sent, then the peer that connected to us
+        seen = {k.lower(): v for k, v in legacy.requests[-1]["headers"].items()}
+        assert seen["x-forwarded-for"] == f"{new}, {untrusted}"
+
+    run(t, scenario)

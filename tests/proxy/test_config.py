@@ -32,6 +32,8 @@ def test_minimal_table_from_the_issue_works_as_is() -> None:
         (MINIMAL.replace("path_prefix: [/cases, /api/cases]", "path_regex: '[unclosed'"), 7, "modules.cases.match.path_regex: invalid regular expression"),
         (MINIMAL.replace("path_prefix: [/cases, /api/cases]", "path_prefix: [cases]"), 7, "expected a path starting with /"),
         (MINIMAL + "    colour: blue\n", 11, "modules.cases.colour: unknown key 'colour'"),
+        (MINIMAL + "trusted_proxies: [10.0.0.0/8, 10.0.0.300/32]\n", 11,
+         "trusted_proxies[1]: expected a CIDR such as 10.0.0.0/8 or an address, found '10.0.0.300/32'"),
         (MINIMAL + "  kb:\n    match: {path_prefix: /cases}\n    service: cases-service\n    stage: released\n", 12,
          "module kb claims '/cases' with the same conditions as module cases: ambiguous"),
     ],

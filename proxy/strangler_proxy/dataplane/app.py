@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 
 from strangler_proxy.dataplane.asgi import Message, Receive, Scope, Send
 from strangler_proxy.dataplane.body import Body, ClientGone
+from strangler_proxy.clientip import real_client
 from strangler_proxy.model import Module, Upstream
 from strangler_proxy.decision import REFUSED_PATH
 from strangler_proxy.dispatch import Plan, RequestHead, after_failure, plan
@@ -168,7 +169,10 @@ class ProxyApp:
                 chunked = True
         method = scope["method"]
         client = scope.get("client")
-        rh = RequestHead(method, scope["path"], host.decode("latin-1"), headers, cookies, client[0] if client else None)
+        peer = client[0] if client else None
+        trusted = snap.table.trusted_proxies
+        rh = RequestHead(method, scope["path"], host.decode("latin-1"), headers, cookies,
+                         real_client(peer, headers, trusted) if trusted else peer)
         p = plan(snap.routes, rh, self.draw, snap.breakers)
         if p.decision is REFUSED_PATH:
             self.metrics.client_closed.labels("bad_path").inc()
@@ -201,7 +205,7 @@ class ProxyApp:
             frame = CHUNKED if chunked else (framing(int(length)) if length is not None else None)
             if not host:  # an HTTP/1.0 client without Host: HTTP/1.1 upstream needs one (nginx: $proxy_host)
                 headers = headers + [(b"host", snap.table.upstreams[p.upstream].authority.encode())]
-            head, _ = request_head(method, target, headers, rh.client, scope.get("scheme", "http"), frame)
+            head, _ = request_head(method, target, headers, peer, scope.get("scheme", "http"), frame)
             while True:  # one attempt, and a second on legacy when the plan allows it
                 pool = snap.pools[p.upstream]
                 try:

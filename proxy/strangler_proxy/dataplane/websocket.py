@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from strangler_proxy.clientip import real_client
 from strangler_proxy.dataplane.asgi import Receive, Scope, Send
 from strangler_proxy.model import Upstream
 from strangler_proxy.dispatch import RequestHead, after_failure, plan
@@ -47,7 +48,8 @@ async def proxy_websocket(snap: Snapshot, draw: Callable[[], float], scope: Scop
     host = next((v.decode("latin-1") for n, v in headers_in if n == b"host"), "")
     cookies = "; ".join(v.decode("latin-1") for n, v in headers_in if n == b"cookie") or None
     client = scope.get("client")
-    rh = RequestHead("GET", scope["path"], host, headers_in, cookies, client[0] if client else None)
+    peer = client[0] if client else None
+    rh = RequestHead("GET", scope["path"], host, headers_in, cookies, real_client(peer, headers_in, snap.table.trusted_proxies))
     p = plan(snap.routes, rh, draw, snap.breakers)
     if p.refused:
         await send({"type": "websocket.close", "code": 1008})
