@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="state store: a SQLite file (default: .strangler/state.sqlite3 beside the route file), or a "
                         "postgresql:// URL shared by several proxy replicas")
     p.add_argument("--access-log", action="store_true", help="one JSON line per request on stdout (off by default)")
+    p.add_argument("--health-path", default="/_strangler", metavar="PREFIX|off",
+                   help="probes on the listener: PREFIX/healthz and PREFIX/readyz, never forwarded (default /_strangler)")
+    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM, how long in-flight requests and streams may take to finish (default 30)")
+    p.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS on the listener: certificate chain (PEM)")
+    p.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM), unless in --tls-cert")
     p.set_defaults(func=run)
 
 
@@ -66,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise StranglerError(f"--workers: expected at least 1, found {args.workers}")
+    if not args.drain_timeout >= 0:
+        raise StranglerError(f"--drain-timeout: expected seconds >= 0, found {args.drain_timeout}")
+    health = None if args.health_path == "off" else args.health_path
+    if health is not None and (not health.startswith("/") or len(health.rstrip("/")) < 2):
+        raise StranglerError(f"--health-path: expected a path prefix such as /_strangler (or 'off'), found {health!r}")
     try:
         admin = None if args.admin == "off" else hostport(args.admin)
     except argparse.ArgumentTypeError as exc:
@@ -82,4 +93,6 @@ def run(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state and not shared else local
     token = _token(args.admin_token, state) if admin is not None else ""
     return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
-                              state=state, token=token, access_log=args.access_log, shared_state=shared))
+                              state=state, token=token, access_log=args.access_log, shared_state=shared,
+                              health_prefix=health, drain_timeout=args.drain_timeout, tls_cert=args.tls_cert,
+                              tls_key=args.tls_key))

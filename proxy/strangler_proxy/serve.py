@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -28,6 +30,7 @@ from strangler_proxy.config import load_routes
 from strangler_proxy.model import RouteTable
 from strangler_proxy.control.background import Background
 from strangler_proxy.errors import ProxyError, RouteConfigError
+from strangler_proxy.dataplane.health import DEFAULT_PREFIX, Health
 from strangler_proxy.dataplane.listener import Guard, protocol_classes
 from strangler_proxy.selfref import check_not_self
 from strangler_proxy.shadow.helper import spawn
@@ -46,6 +49,10 @@ class ServeOptions:
     access_log: bool = False
     poll: float = 0.5
     shared_state: str | None = None  # postgresql:// URL: stages, weights, releases and ledger shared by replicas
+    health_prefix: str | None = DEFAULT_PREFIX  # probes on the data port ({prefix}/healthz, /readyz); None: off
+    drain_timeout: float = 30.0  # on SIGTERM: seconds in-flight requests and streams may take to finish
+    tls_cert: Path | None = None  # TLS on the listener: certificate chain and key (PEM)
+    tls_key: Path | None = None
 
 
 def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -73,17 +80,41 @@ class _Server(uvicorn.Server):
         return nullcontext()
 
 
-def _config(app: Any, guard: Guard | None = None) -> uvicorn.Config:
+def _config(app: Any, guard: Guard | None = None, opts: ServeOptions | None = None) -> uvicorn.Config:
     proxy = guard is not None
     http, ws = protocol_classes(guard) if guard is not None else ("httptools", "none")
+    tls = opts is not None and opts.tls_cert is not None
     return uvicorn.Config(
         app, http=http, ws=ws,
         lifespan="on" if proxy else "off", access_log=False, server_header=False, date_header=False,
         log_level="warning", timeout_keep_alive=75, backlog=2048,
         # the client address is the peer's: never taken from a client-sent X-Forwarded-For
-        # (it may be a cohort key), and no middleware layer on the hot path
+        # (it may be a cohort key; trusted_proxies says whose header counts), and no
+        # middleware layer on the hot path
         proxy_headers=False, interface="asgi3",
+        # uvicorn's graceful shutdown: stop accepting, let in-flight requests finish for this
+        # long, then cancel what is left
+        timeout_graceful_shutdown=math.ceil(opts.drain_timeout) if opts is not None else None,
+        ssl_certfile=str(opts.tls_cert) if tls and opts is not None else None,
+        ssl_keyfile=str(opts.tls_key) if tls and opts is not None and opts.tls_key else None,
     )
+
+
+def check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Refuse to start with a listener certificate that cannot be loaded, saying why (uvicorn
+    would fail later with a traceback)."""
+    if cert is None and key is None:
+        return
+    if cert is None:
+        raise ProxyError("--tls-key needs --tls-cert")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise ProxyError(f"{exc.filename}: no such file (listener TLS)") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ProxyError(f"--tls-cert {cert}" + (f" --tls-key {key}" if key else "")
+                         + f": cannot be loaded as a PEM certificate chain and key: {exc}") from None
 
 
 def _log(message: str) -> None:
@@ -130,6 +161,7 @@ def _own_listeners(opts: ServeOptions) -> list[tuple[str, tuple[str, int]]]:
 
 def run(opts: ServeOptions) -> int:
     table = load_routes(opts.routes)  # refuse to start on a bad table
+    check_tls_files(opts.tls_cert, opts.tls_key)
     check_not_self(table, _own_listeners(opts))
     if opts.workers > 1:
         return _run_workers(opts, table)
@@ -196,10 +228,13 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
 
     helper = HelperClient(*helper_proc, on_counts, lambda m, r: metrics.shadow_skipped.labels(m, r).inc())
     helper.start(loop)
+    # ready: the table is loaded (we would not be serving otherwise) and the state store
+    # answered its last poll; not ready while draining for shutdown
+    health = Health(opts.health_prefix, lambda: background.failing.get("state store poll")) if opts.health_prefix else None
     app = ProxyApp(runtime, mirror=helper, windows=windows, activity=activity,
-                   access_log=_access_logger() if opts.access_log else None)
+                   access_log=_access_logger() if opts.access_log else None, health=health)
     guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
-    servers = [_Server(_config(app, guard))]
+    servers = [_Server(_config(app, guard, opts))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
         servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, background.call,
@@ -207,6 +242,10 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         sockets.append([bind(*opts.admin, reuse_port=False)])
 
     def stop() -> None:
+        if health is not None:
+            health.draining = True
+        if not servers[0].should_exit:
+            _log(f"stopping: no new connections; in-flight requests have {opts.drain_timeout:g} s to finish")
         for s in servers:
             s.should_exit = True
 
@@ -251,16 +290,19 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
                 _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
 
     watcher = loop.create_task(watch())
-    _log(f"listening on http://{opts.listen[0]}:{opts.listen[1]}" + (
+    _log(f"listening on {'https' if opts.tls_cert else 'http'}://{opts.listen[0]}:{opts.listen[1]}" + (
         f", admin on http://{opts.admin[0]}:{opts.admin[1]}" if with_admin and opts.admin else ""))
     try:
         await asyncio.gather(*(s.serve(sockets=socks) for s, socks in zip(servers, sockets)))
     finally:
         watcher.cancel()
         helper.close()
+        if activity is not None:  # what legacy served since the last tick is not lost
+            await background.step("activity flush", activity.flush)
         background.close()
         runtime.close()
         store.close()
+        _log("stopped")
 
 
 async def _webhook(url: str, event: dict[str, Any]) -> None:
@@ -311,7 +353,7 @@ def _run_workers(opts: ServeOptions, table: RouteTable) -> int:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + opts.drain_timeout + 5  # each worker drains, then is killed
         for pid in children:
             while time.monotonic() < deadline:
                 done, _ = os.waitpid(pid, os.WNOHANG)

@@ -17,8 +17,12 @@ TOKEN = "test-token"
 
 
 class ProxyProcess:
-    def __init__(self, routes: Path, workdir: Path, workers: int = 1, access_log: bool = False, state: str | None = None) -> None:
+    def __init__(self, routes: Path, workdir: Path, workers: int = 1, access_log: bool = False, state: str | None = None,
+                 args: tuple[str, ...] = (), scheme: str = "http", verify: Any = True) -> None:
         self.routes = routes
+        self.args = args
+        self.scheme = scheme
+        self.verify = verify
         self.workdir = workdir
         self.port = free_port()
         self.admin_port = free_port()
@@ -31,7 +35,7 @@ class ProxyProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def admin(self) -> str:
@@ -44,6 +48,7 @@ class ProxyProcess:
                "--state", self.state, "--workers", str(self.workers)]
         if self.access_log:
             cmd.append("--access-log")
+        cmd += self.args
         with self.out.open("ab") as out, self.log.open("ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err)
         deadline = time.monotonic() + 20
@@ -61,7 +66,7 @@ class ProxyProcess:
 
     def _serving(self) -> bool:
         try:
-            httpx.get(f"{self.url}/__probe__", timeout=0.5)
+            httpx.get(f"{self.url}/__probe__", timeout=0.5, verify=self.verify)
             return True
         except httpx.HTTPError:
             return False

@@ -8,6 +8,7 @@ holds only I/O; every rule lives in ``dispatch`` and ``decision``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
@@ -16,6 +17,7 @@ from typing import Any, Callable, Protocol
 
 from strangler_proxy.dataplane.asgi import Message, Receive, Scope, Send
 from strangler_proxy.dataplane.body import Body, ClientGone
+from strangler_proxy.dataplane.health import Health
 from strangler_proxy.clientip import real_client
 from strangler_proxy.model import Module, Upstream
 from strangler_proxy.decision import REFUSED_PATH
@@ -34,6 +36,7 @@ from strangler_proxy.dataplane.websocket import proxy_websocket
 
 BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or failed\n"
 GATEWAY_TIMEOUT = "strangler: gateway timeout: the upstream did not answer in time\n"
+SHUTTING_DOWN = "strangler: the proxy is shutting down; retry\n"
 BAD_PATH = "strangler: this path is refused (NUL, backslash, or a segment ending in '.')\n"
 CHUNK_END = b"0\r\n\r\n"
 
@@ -123,8 +126,9 @@ class ProxyApp:
 
     def __init__(self, runtime: Runtime, *, mirror: Mirror | None = None, windows: Windows | None = None,
                  activity: Activity | None = None, access_log: Callable[[dict[str, Any]], None] | None = None,
-                 draw: Callable[[], float] = random.random) -> None:
+                 draw: Callable[[], float] = random.random, health: Health | None = None) -> None:
         self.runtime = runtime
+        self.health = health
         self.metrics = runtime.metrics
         self.mirror = mirror
         self.windows = windows
@@ -136,8 +140,15 @@ class ProxyApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            health = self.health
+            if health is not None and scope["path"].startswith(health.prefix) and health.claims(scope["path"]):
+                await health.answer(scope, send)
+                return
             await self.http(scope, receive, send)
         elif kind == "websocket":
+            if self.health is not None and self.health.claims(scope["path"]):
+                await send({"type": "websocket.close", "code": 1008})  # the probe prefix is never forwarded
+                return
             await proxy_websocket(self.runtime.snapshot, self.draw, scope, receive, send)
         elif kind == "lifespan":
             while True:
@@ -188,6 +199,7 @@ class ProxyApp:
         public = (scope.get("scheme", "http"), host, snap.table.server_names)
         watch = scope[WATCH] = _Watch()
         status = 502
+        answering = False  # the response has started: no other reply can be sent
         error: str | None = None
         capture: _Capture | None = None
         if p.capture:
@@ -232,6 +244,7 @@ class ProxyApp:
                         snap.breakers[label].success()
                 break
             status = conn.status
+            answering = True
             if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture):
                 self.metrics.errors.labels(label, p.side, "truncated").inc()
             elif capture is not None and p.side == "legacy" and self.mirror is not None:
@@ -245,6 +258,18 @@ class ProxyApp:
         except ClientGone:
             watch.stop()
             status = 499
+        except asyncio.CancelledError:
+            # the listener cancels what is still running when the drain timeout ends at
+            # shutdown: answer 503 if nothing was sent yet, and record it like any request
+            # (the connection closes with the process; no traceback in the log)
+            watch.stop()
+            error = "cancelled: the drain timeout ended at shutdown"
+            if not answering:
+                status = 503
+                try:
+                    await self._reply(send, 503, SHUTTING_DOWN)
+                except Exception:  # noqa: S110  # the client may be gone already: nothing more to tell it
+                    pass
         finally:
             watch.stop()
         elapsed = time.perf_counter() - started
