@@ -168,7 +168,7 @@ def test_trusted_proxies_name_the_client_for_cohorts_and_untrusted_peers_cannot_
             await call(app, "GET", "/echo/cases/1", [(b"x-forwarded-for", new.encode())], peer=untrusted)
             assert log[-1]["side"] == "legacy"
         # what the upstream receives: the chain as sent, then the peer that connected to us
-        seen = {k.lower(): v for k, v in legacy.requests[-1]["headers"].items()}
+        seen = {k.lower(): v for k, v in legacy.requests[-1]["headers"]}
         assert seen["x-forwarded-for"] == f"{new}, {untrusted}"
 
     run(t, scenario)
