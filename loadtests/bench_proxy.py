@@ -5,12 +5,14 @@
 Measures on loopback only (wrk and the upstreams on CPU 1, proxies on CPU 0):
 
 1. throughput and p99 at 32 connections: direct, nginx proxy_pass (when installed),
-   strangler with one module in canary among 10 modules and among 10,000 modules;
+   strangler with one module in canary among 10 modules and among 10,000 modules, and the
+   10-module table with both upstreams over TLS (nginx ssl, a CA made by trustme);
 2. ``--workers 2`` with 64 connections: each worker's share of requests (target 35-65 %);
 3. a 1 GiB upload and a 1 GiB download through strangler: its RSS growth (target < 64 MiB).
 
 Targets (issue 3): strangler >= 1.5x asgiproxy and >= 0.15x nginx (see ../shared/bench/peers.sh
-for asgiproxy); 10,000 modules >= 0.9x the throughput of 10.
+for asgiproxy); 10,000 modules >= 0.9x the throughput of 10. Issue 12: https upstreams >= 0.6x
+the throughput of plain http.
 Needs nginx and wrk (``apt-get install nginx-light wrk``) and curl.
 """
 
@@ -60,8 +62,12 @@ def wrk(port: int, conns: int, seconds: float, path: str = "/cases/1") -> tuple[
     return rps, float(p99[: -len(unit)]) * scale[unit]
 
 
-def routes(path: Path, up: int, up2: int, modules: int) -> Path:
-    lines = [f"upstreams:\n  legacy: http://127.0.0.1:{up}\n  cases-service: http://127.0.0.1:{up2}\nmodules:\n"]
+def routes(path: Path, up: int, up2: int, modules: int, ca: Path | None = None) -> Path:
+    if ca is None:
+        lines = [f"upstreams:\n  legacy: http://127.0.0.1:{up}\n  cases-service: http://127.0.0.1:{up2}\nmodules:\n"]
+    else:  # the same upstreams over TLS, verified against the bench's own CA
+        lines = [f"upstreams:\n  legacy: {{url: 'https://127.0.0.1:{up}', tls: {{ca: '{ca}'}}}}\n"
+                 f"  cases-service: {{url: 'https://127.0.0.1:{up2}', tls: {{ca: '{ca}'}}}}\nmodules:\n"]
     lines.append("  cases:\n    match: {path_prefix: [/cases]}\n    service: cases-service\n    stage: canary\n    weight: 50\n")
     for i in range(modules - 1):
         lines.append(f"  m{i}:\n    match: {{path_prefix: [/m{i}/api]}}\n    service: cases-service\n    stage: canary\n    weight: 10\n")
@@ -108,7 +114,11 @@ events { worker_connections 4096; }
 http { access_log off; client_max_body_size 0; client_body_buffer_size 1m; client_body_temp_path @DIR@;
   server { listen 127.0.0.1:%d; location / { return 200 '%s'; }
            location /big { root @DIR@; } }
-  server { listen 127.0.0.1:%d; location / { return 200 '%s'; } } }
+  server { listen 127.0.0.1:%d; location / { return 200 '%s'; } }
+  server { listen 127.0.0.1:@TLS1@ ssl; ssl_certificate @DIR@/upstream.pem; ssl_certificate_key @DIR@/upstream.pem;
+           keepalive_requests 100000; location / { return 200 '@BODY@'; } }
+  server { listen 127.0.0.1:@TLS2@ ssl; ssl_certificate @DIR@/upstream.pem; ssl_certificate_key @DIR@/upstream.pem;
+           keepalive_requests 100000; location / { return 200 '@BODY@'; } } }
 """
 NGINX_PROXY = """worker_processes 1; daemon off; pid @DIR@/@NAME@.pid; error_log @DIR@/@NAME@.err;
 events { worker_connections 4096; }
@@ -140,8 +150,14 @@ def main() -> None:
         raise SystemExit("bench: nginx is needed for the upstreams (apt-get install nginx-light)")
     s = Stack()
     try:
-        up, up2 = free_port(), free_port()
-        s.nginx(UPSTREAM % (up, BODY, up2, BODY), 1, "upstream")
+        up, up2, tls1, tls2 = free_port(), free_port(), free_port(), free_port()
+        import trustme  # a test dependency: pip install -e '.[test]'
+
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(s.dir / "ca.pem")
+        ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(s.dir / "upstream.pem")
+        s.nginx((UPSTREAM % (up, BODY, up2, BODY)).replace("@TLS1@", str(tls1)).replace("@TLS2@", str(tls2))
+                .replace("@BODY@", BODY), 1, "upstream")
         size = (256 if args.quick else 1024) << 20
         with (s.dir / "big").open("wb") as f:
             f.truncate(size)
@@ -152,6 +168,8 @@ def main() -> None:
         s.strangler(routes(s.dir / "r10.yaml", up, up2, 10), ports["strangler-10"])
         ports["strangler-10000"] = free_port()
         s.strangler(routes(s.dir / "r10000.yaml", up, up2, 10_000), ports["strangler-10000"])
+        ports["strangler-10-https"] = free_port()  # the same table, upstreams over TLS
+        s.strangler(routes(s.dir / "r10-https.yaml", tls1, tls2, 10, ca=s.dir / "ca.pem"), ports["strangler-10-https"])
         for port in ports.values():
             wait_port(port)
         results: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
@@ -165,6 +183,7 @@ def main() -> None:
             ratio = f"strangler-10/{name} = {base / rps:.3f}" if name != "strangler-10" else ""
             print(f"  {name:16s} {rps:10.0f} req/s  p99 {p99:7.2f} ms  {ratio}")
         print(f"  10,000 modules keep {med['strangler-10000'][0] / base:.3f}x the throughput of 10 (target >= 0.9)")
+        print(f"  https upstreams keep {med['strangler-10-https'][0] / base:.3f}x the throughput of plain http (target >= 0.6)")
 
         # 2 workers, 64 connections: how evenly does the kernel spread them?
         wport = free_port()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -34,7 +35,7 @@ from strangler_proxy.errors import RouteConfigError
 from strangler_proxy.limits import Limits, parse_limits
 from strangler_proxy.model import (
     HTTP_METHODS, SAFE_METHODS, STAGES, Breaker, Cohort, CohortSource, Match, Module, Pin, ReleasePlan, ReleaseThresholds,
-    RouteTable, Shadow, Upstream,
+    RouteTable, Shadow, Upstream, UpstreamTLS,
 )
 from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
@@ -49,7 +50,8 @@ SHADOW_KEYS = {"percent", "writes", "methods", "max_body", "max_response", "time
                "noise", "thresholds", "compare", "samples", "redact", "min_samples"}
 COMPARE_KEYS = {"ignore_headers", "ignore", "unordered", "tolerance", "hook"}
 MATCH_KEYS = {"path", "path_prefix", "path_regex", "methods", "hosts", "headers", "case_insensitive"}
-UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle", "read_timeout", "send_timeout"}
+UPSTREAM_KEYS = {"url", "connect_timeout", "timeout", "max_idle", "read_timeout", "send_timeout", "tls"}
+TLS_KEYS = {"ca", "verify", "server_name", "cert", "key"}
 
 
 MAX_ROUTE_FILE_BYTES = 16 << 20  # 10,000 modules take about 2 MiB
@@ -121,19 +123,22 @@ def _upstream(name: str, node: Node) -> Upstream:
     if "url" not in fields:
         node.fail("expected 'url'")
     url_node = fields["url"]
-    url = url_node.string("an http:// URL")
+    url = url_node.string("an http:// or https:// URL")
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        url_node.fail(f"expected an http://host:port URL, found {url!r} (TLS to upstreams is not supported yet)")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        url_node.fail(f"expected an http://host:port or https://host:port URL, found {url!r}")
     if parts.path not in ("", "/") or parts.query:
         url_node.fail(f"expected no path in the upstream URL, found {url!r}")
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         url_node.fail(f"invalid port in {url!r}")
+    if "tls" in fields and parts.scheme != "https":
+        fields["tls"].fail("tls applies to https:// upstreams only")
+    tls = _tls(fields.get("tls"), node.file) if parts.scheme == "https" else None
     return Upstream(
         name=name,
-        scheme="http",
+        scheme="https" if parts.scheme == "https" else "http",
         host=parts.hostname,
         port=port,
         connect_timeout=fields["connect_timeout"].number(0.001) if "connect_timeout" in fields else 3.0,
@@ -142,7 +147,45 @@ def _upstream(name: str, node: Node) -> Upstream:
         read_timeout=fields["read_timeout"].number(0.001) if "read_timeout" in fields else 60.0,
         send_timeout=fields["send_timeout"].number(0.001) if "send_timeout" in fields else 60.0,
         line=node.line,
+        tls=tls,
     )
+
+
+def _tls(node: Node | None, source: str) -> UpstreamTLS:
+    """An upstream's TLS settings, and the one ``SSLContext`` every connection to it uses
+    (built here, so a missing or bad file is an error at its line, not at the first request)."""
+    f = node.mapping(TLS_KEYS) if node is not None else {}
+    base = Path(source).parent
+
+    def path(key: str) -> str | None:
+        if key not in f:
+            return None
+        p = base / f[key].string("a file path")
+        if not p.is_file():
+            f[key].fail(f"file {p} not found")
+        return str(p)
+
+    ca, cert, key = path("ca"), path("cert"), path("key")
+    verify = f["verify"].boolean() if "verify" in f else True
+    if key is not None and cert is None:
+        f["key"].fail("key needs cert (the client certificate it belongs to)")
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # TLS 1.2+, the system store
+    if ca is not None:
+        try:
+            context.load_verify_locations(cafile=ca)
+        except (ssl.SSLError, OSError) as exc:
+            f["ca"].fail(f"cannot load {ca} as PEM CA certificates: {exc}")
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            f["cert"].fail(f"cannot load the client certificate {cert}" + (f" and key {key}" if key else "") + f": {exc}")
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return UpstreamTLS(ca=ca, verify=verify, server_name=f["server_name"].string("a host name") if "server_name" in f else None,
+                       cert=cert, key=key, context=context)
 
 
 def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:

@@ -11,7 +11,7 @@ from typing import Literal
 from strangler_proxy.model import Module, Stage
 
 Side = Literal["legacy", "service"]
-Failure = Literal["refused", "5xx", "timeout", "broken"]
+Failure = Literal["refused", "tls", "5xx", "timeout", "broken"]  # refused, tls: the service never saw it
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -84,7 +84,7 @@ def may_fall_back(module: Module, stage: Stage, method: str, has_idempotency_key
     """
     if stage == "retired":
         return False
-    if not (failure != "refused" if may_have_seen is None else may_have_seen):
+    if not (failure not in ("refused", "tls") if may_have_seen is None else may_have_seen):
         return True
     if method in module.idempotent:
         return True

@@ -212,7 +212,7 @@ def after_failure(routes: Routes, failed: Plan, head: RequestHead, failure: Fail
     module = failed.module
     if failed.side != "service" or module is None:
         return "legacy serves it already"
-    seen = failure != "refused" if may_have_seen is None else may_have_seen
+    seen = failure not in ("refused", "tls") if may_have_seen is None else may_have_seen
     key = module.idempotency_key
     has_key = key is not None and head.header(key) is not None
     if not may_fall_back(module, module.stage, head.method, has_key, failure, seen):

@@ -16,7 +16,8 @@ from typing import Literal
 
 from strangler_common import ConfigError, StranglerError
 
-__all__ = ["ConnectFailed", "ProxyError", "RouteConfigError", "StateStoreError", "UpstreamBroken", "UpstreamError", "UpstreamTimeout"]
+__all__ = ["ConnectFailed", "ProxyError", "RouteConfigError", "StateStoreError", "TLSFailed", "UpstreamBroken", "UpstreamError",
+           "UpstreamTimeout"]
 
 
 class ProxyError(StranglerError):
@@ -36,7 +37,7 @@ class UpstreamError(ProxyError):
     it; ``failure`` names the way it failed (metrics label, fallback rule)."""
 
     may_have_seen = True
-    failure: Literal["refused", "timeout", "broken"] = "broken"
+    failure: Literal["refused", "tls", "timeout", "broken"] = "broken"
 
     def __init__(self, upstream: str, message: str) -> None:
         self.upstream = upstream
@@ -45,7 +46,11 @@ class UpstreamError(ProxyError):
 
 class ConnectFailed(UpstreamError):
     may_have_seen = False
-    failure = "refused"
+    failure: Literal["refused", "tls", "timeout", "broken"] = "refused"
+
+
+class TLSFailed(ConnectFailed):
+    failure = "tls"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -7,6 +7,7 @@ decision core (``dispatch``) and the planes read it.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,7 +16,7 @@ from strangler_proxy.clientip import Network
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
-__all__ = ["Breaker", "Cohort", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream"]
+__all__ = ["Breaker", "Cohort", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS"]
 
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
 STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
@@ -26,9 +27,23 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DEL
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamTLS:
+    """TLS to an ``https://`` upstream: verified against the system store or ``ca``, the
+    name checked (``server_name`` overrides the URL's host, for SNI and the check), and an
+    optional client certificate (mTLS). ``context`` is built once from these at load."""
+
+    ca: str | None = None
+    verify: bool = True
+    server_name: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
     name: str
-    scheme: Literal["http"]
+    scheme: Literal["http", "https"]
     host: str
     port: int
     connect_timeout: float = 3.0
@@ -37,6 +52,14 @@ class Upstream:
     read_timeout: float = 60.0  # between two reads of the response body (nginx proxy_read_timeout)
     send_timeout: float = 60.0  # between two writes of the request body (nginx proxy_send_timeout)
     line: int | None = field(default=None, compare=False)
+    tls: UpstreamTLS | None = None  # set exactly for https
+
+    @property
+    def server_hostname(self) -> str | None:
+        """The name sent in SNI and checked in the certificate (https only)."""
+        if self.tls is None:
+            return None
+        return self.tls.server_name or self.host
 
     @property
     def authority(self) -> str:

@@ -35,8 +35,9 @@ CHUNK = b"x" * 65536
 
 
 class Upstream:
-    def __init__(self, name: str, hang: bool = False) -> None:
+    def __init__(self, name: str, hang: bool = False, tls: dict[str, Any] | None = None) -> None:
         self.name = name
+        self.tls = tls or {}  # uvicorn's ssl_* settings: an https (and wss) upstream
         self.hang = hang
         self.fail = False  # when set, /echo answers 500: a service going bad mid-release
         self.cut = False  # when set, /shadow/* promise a body and drop the connection mid-way
@@ -49,7 +50,7 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def open_connections(self) -> int:
@@ -158,7 +159,7 @@ class Upstream:
     def start(self) -> Upstream:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="critical",
                                 lifespan="on", ws="websockets-sansio", access_log=False,
-                                interface="asgi3", proxy_headers=False)
+                                interface="asgi3", proxy_headers=False, **self.tls)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

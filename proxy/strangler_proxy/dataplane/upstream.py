@@ -23,12 +23,13 @@ request/response on one pooled keep-alive connection, with:
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 
 import httptools
 
 from strangler_proxy.model import Upstream
-from strangler_proxy.errors import ConnectFailed, UpstreamBroken, UpstreamError, UpstreamTimeout
+from strangler_proxy.errors import ConnectFailed, TLSFailed, UpstreamBroken, UpstreamError, UpstreamTimeout
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
@@ -301,12 +302,20 @@ class Pool:
                 return conn, True
             self.open -= 1
         up = self.upstream
+        tls = up.tls
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: Exchange(self), up.host, up.port), up.connect_timeout
-            )
+            if tls is None:
+                connecting = self.loop.create_connection(lambda: Exchange(self), up.host, up.port)
+            else:  # the handshake is part of connecting: within connect_timeout, before any byte is sent
+                connecting = self.loop.create_connection(lambda: Exchange(self), up.host, up.port, ssl=tls.context,
+                                                         server_hostname=up.server_hostname)
+            _, conn = await asyncio.wait_for(connecting, up.connect_timeout)
         except asyncio.TimeoutError:
             raise ConnectFailed(self.name, f"connect to {up.authority} timed out after {up.connect_timeout:g} s") from None
+        except ssl.SSLError as exc:  # a certificate, name or protocol mismatch: the upstream saw no request
+            verify = getattr(exc, "verify_message", None)
+            reason = f"certificate verify failed: {verify}" if verify else (exc.reason or str(exc)).lower().replace("_", " ")
+            raise TLSFailed(self.name, f"TLS handshake with {up.authority} ({up.server_hostname}) failed: {reason}") from None
         except OSError as exc:
             raise ConnectFailed(self.name, f"cannot connect to {up.authority}: {exc.strerror or exc}") from None
         self.open += 1

@@ -7,6 +7,7 @@ User-Agent or other header the client did not send is added.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,13 +29,13 @@ HANDSHAKE = HOP_BY_HOP | {b"host", b"sec-websocket-key", b"sec-websocket-version
 
 
 def upstream_url(up: Upstream, target: str) -> str | None:
-    """``ws://`` URL for a configured upstream and a request target, or ``None`` when the
+    """``ws://`` (``wss://`` for https) URL for a configured upstream and a request target, or ``None`` when the
     target is not a plain path (the listener refuses those; this is the second lock)."""
     if not target.startswith("/") or target.startswith("//") or any(c in target for c in "#\\ \t\r\n"):
         return None
     host = f"[{up.host}]" if ":" in up.host else up.host
     path, _, query = target.partition("?")
-    url = urlunsplit(("ws", f"{host}:{up.port}", path, query, ""))
+    url = urlunsplit(("wss" if up.tls is not None else "ws", f"{host}:{up.port}", path, query, ""))
     parts = urlsplit(url)
     if parts.hostname != up.host.lower() or parts.port != up.port or parts.username is not None:
         return None
@@ -69,16 +70,17 @@ async def proxy_websocket(snap: Snapshot, draw: Callable[[], float], scope: Scop
         if url is None:
             break
         try:
+            tls: dict[str, Any] = {} if up.tls is None else {"ssl": up.tls.context, "server_hostname": up.server_hostname}
             ws = await connect(
                 url, additional_headers=headers, user_agent_header=None,
                 subprotocols=scope.get("subprotocols") or None, compression=None, max_size=None,
-                open_timeout=up.connect_timeout, origin=None,
+                open_timeout=up.connect_timeout, origin=None, **tls,
             )
             break
         except InvalidStatus:
             break
-        except (OSError, asyncio.TimeoutError):
-            nxt = after_failure(snap.routes, p, rh, "refused", True)
+        except (OSError, asyncio.TimeoutError) as exc:  # never upgraded: legacy may take it
+            nxt = after_failure(snap.routes, p, rh, "tls" if isinstance(exc, ssl.SSLError) else "refused", True)
             if isinstance(nxt, str):
                 break
             p = nxt
