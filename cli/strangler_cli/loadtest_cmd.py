@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from strangler_cli.demo.estate import DemoEstate
 
 SCENARIOS = ("steady", "release-under-load", "service-fault", "shadow-overhead", "reload-storm")
-LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
+#: the locustfile: loadtests/locustfile.py in the tree, shipped in the wheel beside this module
+LOCUSTFILE = Path(__file__).resolve().parent / "loadtest_assets" / "locustfile.py"
 STAGES: dict[str, dict[str, object]] = {  # where each scenario starts the demo's modules
     "steady": {"cases_stage": "canary", "cases_weight": 50, "kb_stage": "released"},
     "release-under-load": {"cases_stage": "canary", "cases_weight": 0, "kb_stage": "legacy"},
@@ -66,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.scenario not in SCENARIOS:
         raise StranglerError(f"unknown scenario {args.scenario!r}; expected one of: {', '.join(SCENARIOS)}")
-    locustfile = LOADTESTS / "locustfile.py"
-    if not locustfile.is_file():
-        raise StranglerError(f"{locustfile}: not found (strangler loadtest runs from a source checkout)")
+    if not LOCUSTFILE.is_file():
+        raise StranglerError(f"{LOCUSTFILE}: not found: this installation of strangler is incomplete (reinstall it)")
     try:
         import locust  # noqa: F401
     except ImportError:
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _locust(args: argparse.Namespace, estate: DemoEstate, name: str, env: dict[str, str]) -> tuple[float, int]:
     report = args.report_dir / name
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOADTESTS / "locustfile.py"), "--headless",
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
            "-u", str(args.users), "-r", str(args.users), "-t", f"{max(1, int(args.duration))}s",
            "--host", estate.url, "--csv", str(report), "--html", f"{report}.html",
            "--only-summary", "--stop-timeout", "5"]
