@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--state", default=None, metavar="PATH|URL",
                    help="state store: a SQLite file (default: .strangler/state.sqlite3 beside the route file), or a "
                         "postgresql:// URL shared by several proxy replicas")
+    p.add_argument("--local-state", type=Path, default=None, metavar="PATH",
+                   help="with a postgresql:// --state: the SQLite file for this replica's shadow evidence and activity "
+                        "(default: .strangler/state.sqlite3 beside the route file)")
     p.add_argument("--access-log", action="store_true", help="one JSON line per request on stdout (off by default)")
     p.add_argument("--health-path", default="/_strangler", metavar="PREFIX|off",
                    help="probes on the listener: PREFIX/healthz and PREFIX/readyz, never forwarded (default /_strangler)")
@@ -89,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
                                  "to expose it on another address (the token is then all that protects it)")
         print(f"strangler proxy: warning: the admin API listens on {admin[0]}, not loopback", file=sys.stderr)
     shared = args.state if args.state and args.state.startswith(("postgresql://", "postgres://")) else None
-    local = default_path(args.routes)
+    if args.local_state is not None and not shared:
+        raise StranglerError("--local-state applies with a postgresql:// --state only (else --state is the local file)")
+    local = args.local_state or default_path(args.routes)
     state = Path(args.state) if args.state and not shared else local
     token = _token(args.admin_token, state) if admin is not None else ""
     return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
