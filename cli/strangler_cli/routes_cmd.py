@@ -77,7 +77,7 @@ def run_explain(args: argparse.Namespace) -> int:
     import random
 
     from strangler_proxy.config import load_routes
-    from strangler_proxy.dispatch import RequestHead, Routes, plan
+    from strangler_proxy.dispatch import RequestHead, Routes, cohort_id, plan
 
     table = load_routes(args.file)
     parts = urlsplit(args.url)
@@ -92,17 +92,23 @@ def run_explain(args: argparse.Namespace) -> int:
     host = next((v.decode("latin-1") for n, v in headers if n == b"host"), "")
     cookies = "; ".join(v.decode("latin-1") for n, v in headers if n == b"cookie") or None
     head = RequestHead(args.method.upper(), parts.path or "/", host, headers, cookies, args.client_ip)
+    cohort = cohort_id(table, head, random.random)  # the proxy's cohort cookie, as the proxy reads it
+    if cohort is not None:
+        head = head._replace(cohort=cohort[0])
     p = plan(Routes.of(table), head, random.random)
     if p.refused:
         raise StranglerError(f"{args.url}: {p.why}")
     module = p.module
     origin = table.upstreams[p.upstream].origin
     if args.format == "json":
+        extra = {} if cohort is None else {"cohort": cohort[0], "sets_cohort_cookie": cohort[1]}
         print(json.dumps({"module": module.name if module else None, "side": p.side,
-                          "upstream": p.upstream, "url": origin, "why": p.explain()}))
+                          "upstream": p.upstream, "url": origin, "why": p.explain(), **extra}))
     else:
         print(f"module:   {module.name if module else '(none: legacy receives it)'}")
         print(f"side:     {p.side}")
         print(f"upstream: {p.upstream} ({origin})")
         print(f"why:      {p.explain()}")
+        if cohort is not None:
+            print(f"cohort:   {cohort[0]}" + (" (new: a canary response sets the cohort cookie)" if cohort[1] else ""))
     return 0

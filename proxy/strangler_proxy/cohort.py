@@ -8,11 +8,21 @@ below ``weight`` percent. So:
   is BLAKE2b, not Python's per-process ``hash``);
 - raising the weight only moves users from legacy to new, lowering it only moves them back;
 - every path of a module (page, assets, API) shares the decision: the path is not hashed.
+
+The proxy's own cohort cookie (``cohort.cookie`` in the route file) holds a cohort id of 32
+hex digits. Present and well formed, it is the key, before every ``key:`` source: a user
+keeps its side when a servlet container rotates ``JSESSIONID`` at login, and behind any
+proxy that honours the same cookie. Absent, the id is derived from the first ``key:`` source
+present (a one-way hash: the session id itself never goes into another cookie), or drawn at
+random without one, and the response sets the cookie.
 """
 
 from __future__ import annotations
 
+import re
 from hashlib import blake2b
+
+COHORT_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def bucket(module: str, key: str, buckets: int) -> int:
@@ -44,3 +54,27 @@ def cookie_value(cookie_header: str, name: str) -> str | None:
             value = cookie_header[i + n + 1: end if end >= 0 else None].strip()
             return value.strip('"')
         start = i + n
+
+
+def derived_id(key: str) -> str:
+    """The cohort id for a user known by ``key`` (``cookie:JSESSIONID=...`` form), one way.
+
+    >>> len(derived_id("cookie:abc")), derived_id("cookie:abc") == derived_id("cookie:abc")
+    (32, True)
+    """
+    return blake2b(f"cohort-id\x00{key}".encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
+def random_id(draw: float, draw2: float) -> str:
+    """A cohort id from two draws in [0, 1) (the caller's source of randomness)."""
+    return f"{int(draw * (1 << 64)):016x}{int(draw2 * (1 << 64)):016x}"
+
+
+def set_cookie(name: str, cohort_id: str, max_age: int, path: str, same_site: str, secure: bool) -> bytes:
+    """The ``Set-Cookie`` value for a cohort id (HttpOnly: scripts never need it).
+
+    >>> set_cookie("strangler_cohort", "0" * 32, 60, "/", "Lax", True)
+    b'strangler_cohort=00000000000000000000000000000000; Path=/; Max-Age=60; SameSite=Lax; HttpOnly; Secure'
+    """
+    text = f"{name}={cohort_id}; Path={path}; Max-Age={max_age}; SameSite={same_site}; HttpOnly"
+    return (text + "; Secure" if secure else text).encode("latin-1")

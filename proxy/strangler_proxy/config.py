@@ -34,7 +34,7 @@ from strangler_proxy.clientip import Network, parse_networks
 from strangler_proxy.errors import RouteConfigError
 from strangler_proxy.limits import Limits, parse_limits
 from strangler_proxy.model import (
-    HTTP_METHODS, SAFE_METHODS, STAGES, Breaker, Cohort, CohortSource, Match, Module, Pin, ReleasePlan, ReleaseThresholds,
+    HTTP_METHODS, SAFE_METHODS, STAGES, Breaker, Cohort, CohortCookie, CohortSource, Match, Module, Pin, ReleasePlan, ReleaseThresholds,
     RouteTable, Shadow, Upstream, UpstreamTLS,
 )
 from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
@@ -405,7 +405,7 @@ def _check_ambiguous(modules: tuple[Module, ...], node: Node | None) -> None:
 
 
 def _cohort(node: Node) -> Cohort:
-    f = node.mapping({"key", "buckets"})
+    f = node.mapping({"key", "buckets", "cookie"})
     sources: list[tuple[CohortSource, str]] = []
     for item in f["key"].sequence_or_one() if "key" in f else []:
         text = item.string("cookie:NAME, header:NAME or client_ip")
@@ -416,7 +416,30 @@ def _cohort(node: Node) -> Cohort:
             sources.append((kind, name.lower() if kind == "header" else name))  # type: ignore[arg-type]
         else:
             item.fail(f"expected cookie:NAME, header:NAME or client_ip, found {text!r}")
-    return Cohort(tuple(sources) if "key" in f else Cohort().sources, f["buckets"].integer(100, 1_000_000) if "buckets" in f else 10_000)
+    return Cohort(tuple(sources) if "key" in f else Cohort().sources, f["buckets"].integer(100, 1_000_000) if "buckets" in f else 10_000,
+                  _cohort_cookie(f["cookie"]) if "cookie" in f else None)
+
+
+def _cohort_cookie(node: Node) -> CohortCookie | None:
+    """``cookie: true`` (the defaults), ``false``, or ``{name, max_age, secure, same_site, path}``."""
+    if isinstance(node.value, bool):
+        return CohortCookie() if node.value else None
+    f = node.mapping({"name", "max_age", "secure", "same_site", "path"}, what="true, false or a mapping")
+    d = CohortCookie()
+    name = f["name"].string("a cookie name") if "name" in f else d.name
+    if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+        f["name"].fail(f"expected a cookie name (letters, digits, -_.), found {name!r}")
+    secure: bool | None = None
+    if "secure" in f:
+        secure = None if f["secure"].value == "auto" else f["secure"].boolean()
+    same_site = f["same_site"].choice(("Lax", "Strict", "None")) if "same_site" in f else d.same_site
+    if same_site == "None" and secure is False:
+        f["same_site"].fail("SameSite=None needs secure (browsers refuse it otherwise)")
+    path = f["path"].string("a path starting with /") if "path" in f else d.path
+    if not path.startswith("/") or any(c in path for c in ";\r\n"):
+        f["path"].fail(f"expected a path starting with /, found {path!r}")
+    return CohortCookie(name, f["max_age"].integer(1) if "max_age" in f else d.max_age, secure,
+                        same_site, path)  # type: ignore[arg-type]
 
 
 def _pin(node: Node) -> Pin:

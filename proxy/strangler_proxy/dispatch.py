@@ -24,14 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
-from strangler_proxy.cohort import bucket, cookie_value, on_new_side
+from strangler_proxy.cohort import COHORT_ID, bucket, cookie_value, derived_id, on_new_side, random_id
 from strangler_proxy.model import Module, RouteTable
 from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, Side, decide, \
     may_fall_back, parse_pin
 from strangler_proxy.pins import verify_pin
 from strangler_proxy.routing import Route, Router, canonical_path
 
-__all__ = ["Breaker", "Draw", "NO_BREAKERS", "Plan", "Refusal", "RequestHead", "Routes", "after_failure", "cohort_key", "plan"]
+__all__ = ["Breaker", "Draw", "NO_BREAKERS", "Plan", "Refusal", "RequestHead", "Routes", "after_failure", "cohort_id", "cohort_key", "plan"]
 
 Draw = Callable[[], float]  # uniform in [0, 1): random.random in the proxy, a constant in tests
 Refusal = Literal["legacy serves it already", "retired", "not idempotent", "body too large to replay"]
@@ -75,6 +75,7 @@ class RequestHead(NamedTuple):
     headers: Sequence[tuple[bytes, bytes]]
     cookies: str | None
     client: str | None
+    cohort: str | None = None  # the proxy's cohort id when the table has a cohort cookie (``cohort_id``)
 
     def header(self, name: str) -> str | None:
         b = name.encode("latin-1")
@@ -185,7 +186,10 @@ def _plain_plan(table: RouteTable, module: Module, route: Route, decision: Decis
 
 
 def cohort_key(table: RouteTable, head: RequestHead) -> str | None:
-    """The request's cohort key from the first configured source it carries."""
+    """The request's cohort key: the proxy's cohort id when there is one, else the first
+    configured source the request carries."""
+    if head.cohort is not None:
+        return f"id:{head.cohort}"
     for kind, name in table.cohort.sources:
         if kind == "cookie":
             value = cookie_value(head.cookies, name) if head.cookies else None
@@ -196,6 +200,21 @@ def cohort_key(table: RouteTable, head: RequestHead) -> str | None:
         if value:
             return f"{kind}:{value}"
     return None
+
+
+def cohort_id(table: RouteTable, head: RequestHead, draw: Draw) -> tuple[str, bool] | None:
+    """The request's cohort id and whether the response must set the cookie, when the table
+    has a cohort cookie (else ``None``): the cookie's id when well formed; else derived from
+    the first ``key:`` source present, so a user's requests agree before the cookie comes
+    back; else drawn at random."""
+    cookie = table.cohort.cookie
+    if cookie is None:
+        return None
+    value = cookie_value(head.cookies, cookie.name) if head.cookies else None
+    if value is not None and COHORT_ID.fullmatch(value):
+        return value, False
+    key = cohort_key(table, head._replace(cohort=None))
+    return (derived_id(key) if key is not None else random_id(draw(), draw())), True
 
 
 def after_failure(routes: Routes, failed: Plan, head: RequestHead, failure: Failure, replayable: bool,

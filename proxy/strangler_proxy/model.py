@@ -16,7 +16,7 @@ from strangler_proxy.clientip import Network
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
-__all__ = ["Breaker", "Cohort", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS"]
+__all__ = ["Breaker", "Cohort", "CohortCookie", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS"]
 
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
 STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
@@ -148,11 +148,24 @@ class Module:
 
 
 @dataclass(frozen=True, slots=True)
+class CohortCookie:
+    """The proxy's own cohort cookie: a cohort id that outlives session rotation at login."""
+
+    name: str = "strangler_cohort"
+    max_age: int = 30 * 24 * 3600
+    secure: bool | None = None  # None: Secure when the request came over https
+    same_site: Literal["Lax", "Strict", "None"] = "Lax"
+    path: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
 class Cohort:
-    """Where the cohort key comes from, tried in order; no key means a per-request choice."""
+    """Where the cohort key comes from, tried in order; no key means a per-request choice.
+    With ``cookie``, the proxy's cohort cookie comes before all of them (see ``cohort``)."""
 
     sources: tuple[tuple[CohortSource, str], ...] = (("cookie", "JSESSIONID"), ("header", "x-user-id"))
     buckets: int = 10_000
+    cookie: CohortCookie | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ from strangler_proxy.dataplane.health import Health
 from strangler_proxy.clientip import real_client
 from strangler_proxy.model import Module, Upstream
 from strangler_proxy.decision import REFUSED_PATH
-from strangler_proxy.dispatch import Plan, RequestHead, after_failure, plan
+from strangler_proxy.cohort import set_cookie
+from strangler_proxy.dispatch import Plan, RequestHead, after_failure, cohort_id, plan
 from strangler_proxy.errors import UpstreamError, UpstreamTimeout
 from strangler_proxy.dataplane.listener import WATCH
 from strangler_proxy.dataplane.forwarding import CHUNKED, framing, request_head, response_headers
@@ -184,6 +185,12 @@ class ProxyApp:
         trusted = snap.table.trusted_proxies
         rh = RequestHead(method, scope["path"], host.decode("latin-1"), headers, cookies,
                          real_client(peer, headers, trusted) if trusted else peer)
+        fresh = False  # the response sets the proxy's cohort cookie
+        if snap.table.cohort.cookie is not None:
+            found = cohort_id(snap.table, rh, self.draw)
+            if found is not None:
+                rh = rh._replace(cohort=found[0])
+                fresh = found[1]
         p = plan(snap.routes, rh, self.draw, snap.breakers)
         if p.decision is REFUSED_PATH:
             self.metrics.client_closed.labels("bad_path").inc()
@@ -245,7 +252,8 @@ class ProxyApp:
                 break
             status = conn.status
             answering = True
-            if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture):
+            if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture,
+                                      self._cohort_cookie(snap, first, rh.cohort if fresh else None, public[0])):
                 self.metrics.errors.labels(label, p.side, "truncated").inc()
             elif capture is not None and p.side == "legacy" and self.mirror is not None:
                 self._offer_mirror(self.mirror, snap, module, scope, method, target, headers, head,  # type: ignore[arg-type]
@@ -288,6 +296,15 @@ class ProxyApp:
                 "upstream": p.upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": first.why,
                 **({"fallback": p.why} if p is not first else {}), **({"error": error} if error else {}),
             })
+
+    @staticmethod
+    def _cohort_cookie(snap: Snapshot, first: Plan, new_id: str | None, scheme: str) -> bytes | None:
+        """The cohort cookie to set: on the first canary decision of a user without one."""
+        cookie = snap.table.cohort.cookie
+        if new_id is None or cookie is None or first.module is None or first.module.stage != "canary":
+            return None
+        return set_cookie(cookie.name, new_id, cookie.max_age, cookie.path, cookie.same_site,
+                          scheme == "https" if cookie.secure is None else cookie.secure)
 
     def _next(self, snap: Snapshot, failed: Plan, rh: RequestHead, failure: Any, seen: bool, body: Body,
               label: str) -> Plan | None:
@@ -355,10 +372,14 @@ class ProxyApp:
             raise
 
     async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]],
-                      method: str, send: Send, watch: _Watch, capture: _Capture | None = None) -> bool:
+                      method: str, send: Send, watch: _Watch, capture: _Capture | None = None,
+                      cookie: bytes | None = None) -> bool:
         """Stream the response to the client; False if the upstream cut it short (or the
-        client left), in which case the client's connection is closed mid-body too."""
+        client left), in which case the client's connection is closed mid-body too.
+        ``cookie``: the proxy's own cohort cookie to set (after the upstream's headers)."""
         headers = response_headers(conn.headers, origins, public)
+        if cookie is not None:
+            headers.append((b"set-cookie", cookie))
         await send({"type": "http.response.start", "status": conn.status, "headers": headers})
         if capture is not None:
             capture.headers = headers
