@@ -4,6 +4,7 @@ proxy's), and the Dockerfile's build context (an image build where a Docker engi
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -53,6 +55,8 @@ def test_manifests_agree_with_strangler(path: Path, tmp_path: Path) -> None:
     assert len(routes) == 1
     (tmp_path / "routes.yaml").write_text(routes[0])
     load_routes(tmp_path / "routes.yaml")  # the route file shipped is one the proxy accepts
+    schema = json.loads((ROOT / "proxy" / "strangler_proxy" / "schemas" / "routes.schema.json").read_text())
+    jsonschema.validate(yaml.safe_load(routes[0]), schema)  # and the published schema too
     containers = [c for d in found for c in strangler_containers(d)]
     assert containers
     for c in containers:

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="let the admin API listen on a non-loopback address (it still needs the token)")
     p.add_argument("--admin-token", default=None, metavar="TOKEN",
                    help="bearer token for the admin API (default: $STRANGLER_ADMIN_TOKEN, else generated into the state folder)")
+    p.add_argument("--admin-tokens", type=Path, default=None, metavar="FILE",
+                   help="one token per named operator (YAML: name: token or sha256:HEX); the ledger records who did what")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes sharing the port (SO_REUSEPORT)")
     p.add_argument("--state", default=None, metavar="PATH|URL",
                    help="state store: a SQLite file (default: .strangler/state.sqlite3 beside the route file), or a "
@@ -100,4 +102,4 @@ def run(args: argparse.Namespace) -> int:
     return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
                               state=state, token=token, access_log=args.access_log, shared_state=shared,
                               health_prefix=health, drain_timeout=args.drain_timeout, tls_cert=args.tls_cert,
-                              tls_key=args.tls_key))
+                              tls_key=args.tls_key, tokens_file=args.admin_tokens))

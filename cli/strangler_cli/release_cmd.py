@@ -120,10 +120,10 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "set":
             if args.weight is None or not 0 <= args.weight <= 100:
                 raise StranglerError("release set needs --weight from 0 to 100")
-            result = _call(args, "PATCH", f"/modules/{args.module}", {"weight": args.weight, "actor": "cli", "reason": "release set"})
+            result = _call(args, "PATCH", f"/modules/{args.module}", {"weight": args.weight, "reason": "release set"})
         else:
             result = _call(args, "POST", f"/releases/{args.module}",
-                           {"action": args.action, "skip_analysis": args.skip_analysis, "actor": "cli"})
+                           {"action": args.action, "skip_analysis": args.skip_analysis})
     except httpx.ConnectError:
         return _offline(args)
     print(json.dumps(result) if args.format == "json" else f"{args.module}: {args.action}: ok")
@@ -162,16 +162,21 @@ def _offline(args: argparse.Namespace) -> int:
     if state is None or (args.routes is None and args.action not in ("abort", "set")):
         raise StranglerError(f"no proxy answers on {args.admin}; with it down, name the route file with --routes "
                              "(and the state store with --state if it is not the default)")
+    import getpass
+    import socket
+
+    # no token here: whoever may write the state store is the actor, by their system login
+    actor = f"{getpass.getuser()}@{socket.gethostname()} (cli, proxy down)"
     store = open_store(state)
     try:
         if args.action == "set":
             if args.weight is None or not 0 <= args.weight <= 100:
                 raise StranglerError("release set needs --weight from 0 to 100")
-            store.set(args.module, None, args.weight, "cli", "release set (proxy down)")
+            store.set(args.module, None, args.weight, actor, "release set (proxy down)")
         elif args.routes is None:  # abort, without the plan
             old = store.release(args.module)
-            r = ReleaseState(args.module, "aborted", old.step if old else 0, time.time(), 0, "aborted by cli (proxy down)")
-            store.put_release(r, "legacy", 0.0, "cli", "release.abort")
+            r = ReleaseState(args.module, "aborted", old.step if old else 0, time.time(), 0, f"aborted by {actor}")
+            store.put_release(r, "legacy", 0.0, actor, "release.abort")
         else:
             from strangler_proxy.config import load_routes
             from strangler_proxy.metrics import Metrics
@@ -183,7 +188,7 @@ def _offline(args: argparse.Namespace) -> int:
                 status = controller.status()
                 print(json.dumps(status, indent=2) if args.format == "json" else render(status), end="" if args.format != "json" else "\n")
                 return 0
-            controller.act(args.module, args.action, "cli (proxy down)", args.skip_analysis)
+            controller.act(args.module, args.action, actor, args.skip_analysis)
     finally:
         store.close()
     print(f"{args.module}: {args.action}: recorded in {state}; the proxy applies it when it starts")

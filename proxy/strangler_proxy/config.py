@@ -35,7 +35,7 @@ from strangler_proxy.errors import RouteConfigError
 from strangler_proxy.limits import Limits, parse_limits
 from strangler_proxy.model import (
     HTTP_METHODS, SAFE_METHODS, STAGES, Breaker, Cohort, CohortCookie, CohortSource, Match, Module, Pin, ReleasePlan, ReleaseThresholds,
-    RouteTable, Shadow, Upstream, UpstreamTLS,
+    RouteTable, Shadow, Upstream, UpstreamTLS, Webhook,
 )
 from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
@@ -268,11 +268,26 @@ def _release(node: Node) -> ReleasePlan:
     )
 
 
-def _webhook(node: Node) -> str:
-    url = node.string("an http(s):// URL")
+def _webhook(node: Node) -> Webhook:
+    """A URL, or ``{url, gate, secret_env}``: the secret is read from the environment, never
+    written in the route file."""
+    f = node.mapping({"url", "gate", "secret_env"}) if isinstance(node.value, dict) else {"url": node}
+    if "url" not in f:
+        node.fail("a webhook needs 'url'")
+    url = f["url"].string("an http(s):// URL")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        node.fail(f"expected an http(s):// URL, found {url!r}")
-    return url
+        f["url"].fail(f"expected an http(s):// URL, found {url!r}")
+    secret = _env_secret(f["secret_env"]) if "secret_env" in f else None
+    return Webhook(url, f["gate"].boolean() if "gate" in f else False, secret)
+
+
+def _env_secret(node: Node) -> bytes:
+    """A secret read from the environment variable ``node`` names (never from the file)."""
+    name = node.string("an environment variable name")
+    value = os.environ.get(name)
+    if not value:
+        node.fail(f"the environment variable {name} is not set or empty")
+    return value.encode()
 
 
 def _shadow(f: dict[str, Node], upstreams: Mapping[str, Upstream]) -> Shadow:
@@ -448,11 +463,7 @@ def _pin(node: Node) -> Pin:
     if "secret" in f:
         secret = f["secret"].string("a shared secret").encode()
     elif "secret_env" in f:
-        name = f["secret_env"].string("an environment variable name")
-        value = os.environ.get(name)
-        if not value:
-            f["secret_env"].fail(f"the environment variable {name} is not set or empty")
-        secret = value.encode()
+        secret = _env_secret(f["secret_env"])
     unsigned = f["unsigned"].boolean() if "unsigned" in f else False
     if secret is None and not unsigned:
         node.fail("a pin lets a client choose its side (even a weight-0 service, past an open breaker): give 'secret' or "

@@ -16,7 +16,7 @@ from strangler_proxy.clientip import Network
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
-__all__ = ["Breaker", "Cohort", "CohortCookie", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS"]
+__all__ = ["Breaker", "Cohort", "CohortCookie", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS", "Webhook"]
 
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
 STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
@@ -121,13 +121,24 @@ class ReleaseThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where release events go. ``secret`` signs each body (``X-Strangler-Signature:
+    sha256=HMAC``); a ``gate`` must answer 2xx before a step advances (Flagger's
+    confirm-promotion)."""
+
+    url: str
+    gate: bool = False
+    secret: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ReleasePlan:
     steps: tuple[float | Literal["shadow"], ...]  # "shadow" first if at all, then increasing weights
     interval: float = 30.0
     analysis: ReleaseThresholds = field(default_factory=ReleaseThresholds)
     failure_limit: int = 2  # failed analyses in one step before rolling back
     rollback: Literal["legacy", "last_safe"] = "last_safe"
-    webhooks: tuple[str, ...] = ()  # POSTed a JSON event on every step, promotion and rollback
+    webhooks: tuple[Webhook, ...] = ()  # POSTed a JSON event on every step, promotion and rollback
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,11 @@ from typing import Any
 
 import uvicorn
 
+from strangler_common import ConfigError
 from strangler_proxy.config import load_routes
-from strangler_proxy.model import RouteTable
+from strangler_proxy.model import RouteTable, Webhook
 from strangler_proxy.control.background import Background
+from strangler_proxy.control.identity import Operators
 from strangler_proxy.errors import ProxyError, RouteConfigError
 from strangler_proxy.dataplane.health import DEFAULT_PREFIX, Health
 from strangler_proxy.dataplane.listener import Guard, protocol_classes
@@ -53,6 +55,7 @@ class ServeOptions:
     drain_timeout: float = 30.0  # on SIGTERM: seconds in-flight requests and streams may take to finish
     tls_cert: Path | None = None  # TLS on the listener: certificate chain and key (PEM)
     tls_key: Path | None = None
+    tokens_file: Path | None = None  # one admin token per named operator (the ledger's actor)
 
 
 def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -98,6 +101,17 @@ def _config(app: Any, guard: Guard | None = None, opts: ServeOptions | None = No
         ssl_certfile=str(opts.tls_cert) if tls and opts is not None else None,
         ssl_keyfile=str(opts.tls_key) if tls and opts is not None and opts.tls_key else None,
     )
+
+
+def operators(opts: ServeOptions) -> Operators:
+    """The proxy's own token (operator ``admin``) and those of the tokens file."""
+    ops = Operators.single(opts.token)
+    if opts.tokens_file is not None:
+        try:
+            ops.load(opts.tokens_file)
+        except ConfigError as exc:
+            raise ProxyError(str(exc)) from None
+    return ops
 
 
 def check_tls_files(cert: Path | None, key: Path | None) -> None:
@@ -162,6 +176,8 @@ def _own_listeners(opts: ServeOptions) -> list[tuple[str, tuple[str, int]]]:
 def run(opts: ServeOptions) -> int:
     table = load_routes(opts.routes)  # refuse to start on a bad table
     check_tls_files(opts.tls_cert, opts.tls_key)
+    if opts.admin is not None:
+        operators(opts)  # a bad tokens file stops the start, with its line
     check_not_self(table, _own_listeners(opts))
     if opts.workers > 1:
         return _run_workers(opts, table)
@@ -237,7 +253,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     servers = [_Server(_config(app, guard, opts))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reloader.reload, background.call,
+        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reloader.reload, background.call,
                                                    controller=controller))))
         sockets.append([bind(*opts.admin, reuse_port=False)])
 
@@ -280,9 +296,9 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
                     if activity is not None:
                         await background.step("activity flush", activity.flush)
                     while controller.events:
-                        urls, event = controller.events.pop(0)
-                        for url in urls:
-                            loop.create_task(_webhook(url, event))
+                        hooks, event = controller.events.pop(0)
+                        for hook in hooks:
+                            loop.create_task(_webhook(hook, event))
                 if reloader.changed():
                     await background.step("route reload", reloader.reload)
                 await background.step("state store poll", poll_store)
@@ -305,15 +321,13 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         _log("stopped")
 
 
-async def _webhook(url: str, event: dict[str, Any]) -> None:
+async def _webhook(hook: Webhook, event: dict[str, Any]) -> None:
     """Fire and forget: a slow or broken webhook never holds a release back."""
-    import httpx
+    from strangler_proxy.control.webhooks import notify
 
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            await client.post(url, json=event)
-    except httpx.HTTPError as exc:
-        _log(f"webhook {url}: {exc}")
+    failure = await notify(hook, event)
+    if failure is not None:
+        _log(f"webhook {hook.url}: {failure}")
 
 
 def _access_logger() -> Callable[[dict[str, Any]], None]:
@@ -406,7 +420,7 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, opts.token, reload, background.call, registry))))
+        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call, registry))))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 

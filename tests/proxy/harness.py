@@ -122,3 +122,42 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-unty
             return True
         time.sleep(0.02)
     return bool(predicate())
+
+
+class Receiver:
+    """A webhook receiver on loopback: records events, checks signatures when given the
+    secret, and answers gate requests with ``gate_answer`` (204 to everything else)."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        import hashlib
+        import hmac
+        import http.server
+        import json
+        import threading
+
+        self.events: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.gate_answer = 204
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if secret is not None:
+                    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+                    outer.bad_signatures += not hmac.compare_digest(self.headers.get("x-strangler-signature", ""), expected)
+                event = json.loads(body)
+                outer.events.append(event)
+                self.send_response(outer.gate_answer if event["action"] == "release.gate" else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

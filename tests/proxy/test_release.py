@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.cli.helpers import strangler
-from tests.proxy.harness import TOKEN, ProxyProcess, routes_file
+from tests.proxy.harness import TOKEN, ProxyProcess, Receiver, routes_file
 from tests.proxy.upstreams import Upstream
 
 PLAN = ("  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: legacy\n"
@@ -147,39 +147,15 @@ def test_invalid_plans_are_refused_with_file_line_and_key(tmp_path: Path) -> Non
     assert "unknown key 'p95'" in strangler("routes", "check", str(bad)).stderr
 
 
-class Hooks:
-    """A real webhook receiver on loopback."""
-
-    def __init__(self) -> None:
-        import http.server
-
-        self.events: list[dict] = []  # type: ignore[type-arg]
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.events.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def test_webhooks_on_every_transition_and_the_retire_gate(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
-    hooks = Hooks()
+    hooks = Receiver()
     try:
         _webhooks_and_retire(tmp_path, legacy, service, start_proxy, hooks)
     finally:
-        hooks.server.shutdown()
-        hooks.server.server_close()
+        hooks.close()
 
 
-def _webhooks_and_retire(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy, hooks: Hooks) -> None:  # type: ignore[no-untyped-def]
+def _webhooks_and_retire(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy, hooks: Receiver) -> None:  # type: ignore[no-untyped-def]
     plan = PLAN.replace("      failure_limit: 2\n", f"      failure_limit: 2\n      webhooks: [{hooks.url}]\n") + "    retire_window: 1.5\n"
     routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, plan)
     p = start_proxy(routes)

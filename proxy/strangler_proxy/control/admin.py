@@ -17,7 +17,6 @@ event loop that serves traffic. Malformed JSON or query values are 400, never 50
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import asdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,28 +30,35 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strangler_proxy.model import STAGES, Module
 from strangler_proxy.control.controller import Controller
+from strangler_proxy.control.identity import Operators
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import Store
 
 
 class TokenAuth:
-    """Pure ASGI: 401 unless the bearer token matches; ``/healthz`` is open."""
+    """Pure ASGI: 401 unless the bearer token is an operator's; ``/healthz`` is open. The
+    operator's name goes into ``scope["state"]["actor"]``: the ledger's actor."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        if not token:
+    def __init__(self, app: ASGIApp, operators: Operators) -> None:
+        if not operators.digests:
             raise ValueError("the admin API needs a token")
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.operators = operators
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] != "/healthz":
             given = next((v for n, v in scope["headers"] if n == b"authorization"), b"")
-            if not hmac.compare_digest(given, self.expected):
+            actor = self.operators.identify(given)
+            if actor is None:
                 await JSONResponse({"error": "missing or wrong bearer token"}, 401,
                                    headers={"www-authenticate": "Bearer"})(scope, receive, send)
                 return
+            scope.setdefault("state", {})["actor"] = actor
         await self.app(scope, receive, send)
+
+
+NO_ACTOR_FIELD = "the ledger's actor is the operator whose token made the call: drop 'actor'"
 
 
 def module_json(m: Module, runtime: Runtime) -> dict[str, Any]:
@@ -78,7 +84,7 @@ Offload = Callable[..., Awaitable[Any]]
 def build_admin(
     runtime: Runtime,
     store: Store,
-    token: str,
+    operators: Operators,
     reload: Callable[[], str | None],
     offload: Offload,
     registry: CollectorRegistry | None = None,
@@ -124,8 +130,10 @@ def build_admin(
             body = await request.json()
         except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"error": "expected a JSON object such as {\"weight\": 10}"}, 400)
-        if not isinstance(body, dict) or not body.keys() <= {"stage", "weight", "reason", "actor"} or not ({"stage", "weight"} & body.keys()):
-            return JSONResponse({"error": "expected a JSON object with 'stage' and/or 'weight' (and optional 'reason', 'actor')"}, 400)
+        if isinstance(body, dict) and "actor" in body:
+            return JSONResponse({"error": NO_ACTOR_FIELD}, 400)
+        if not isinstance(body, dict) or not body.keys() <= {"stage", "weight", "reason"} or not ({"stage", "weight"} & body.keys()):
+            return JSONResponse({"error": "expected a JSON object with 'stage' and/or 'weight' (and optional 'reason')"}, 400)
         stage = body.get("stage")
         weight = body.get("weight")
         if stage is not None and stage not in STAGES:
@@ -136,7 +144,7 @@ def build_admin(
             refusal = await offload(controller.retire_refusal, m)
             if refusal:
                 return JSONResponse({"error": refusal}, 409)
-        actor = str(body.get("actor") or "admin-api")
+        actor = str(request.state.actor)
 
         def change() -> None:
             store.set(m.name, stage, None if weight is None else float(weight), actor, str(body.get("reason", "")))
@@ -153,7 +161,7 @@ def build_admin(
         if isinstance(m, Response):
             return m
         def change() -> None:
-            store.clear(m.name, "admin-api")
+            store.clear(m.name, str(request.state.actor))
             runtime.set_overrides(store.overrides())
 
         try:
@@ -190,13 +198,15 @@ def build_admin(
             body = await request.json()
         except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
+        if isinstance(body, dict) and "actor" in body:
+            return JSONResponse({"error": NO_ACTOR_FIELD}, 400)
         if not isinstance(body, dict) or not isinstance(body.get("action"), str):
             return JSONResponse({"error": "expected {\"action\": \"start|pause|resume|promote|abort|undo\"}"}, 400)
         name = request.path_params["name"]
         if name not in runtime.snapshot.modules:
             return JSONResponse({"error": f"unknown module {name!r}"}, 404)
         try:
-            r = await offload(controller.act, name, body["action"], str(body.get("actor") or "admin-api"),
+            r = await offload(controller.act, name, body["action"], str(request.state.actor),
                               bool(body.get("skip_analysis")))
         except ProxyError as exc:
             return JSONResponse({"error": str(exc)}, 409)
@@ -215,4 +225,4 @@ def build_admin(
         Route("/ledger", ledger),
         Route("/reload", do_reload, methods=["POST"]),
     ])
-    return TokenAuth(app, token)
+    return TokenAuth(app, operators)

@@ -10,16 +10,19 @@ Manual actions (start, pause, resume, promote, abort, undo) arrive through the a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from strangler_proxy.model import Module, RELEASE_ACTIONS
+from strangler_proxy.control.webhooks import confirm as confirm_gates
+from strangler_proxy.model import Module, RELEASE_ACTIONS, Webhook
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.control.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import ReleaseState, Store
 
 __all__ = ["Controller", "Windows"]  # public (the CLI's and loadtests' imports are checked against it)
+
+GATE_RETRY = 5.0  # seconds between two askings of a plan's gate hooks while they say no
 
 
 
@@ -47,9 +50,12 @@ class Controller:
     def __init__(self, runtime: Runtime, store: Store, windows: Windows,
                  shadow_bound: Callable[[str, int], tuple[float | None, int]],
                  quiet_for: Callable[[str], float] = lambda m: 0.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 confirm: Callable[[Sequence[Webhook], dict[str, object]], str | None] = confirm_gates) -> None:
         self.quiet_for = quiet_for
-        self.events: list[tuple[tuple[str, ...], dict[str, object]]] = []  # (webhook URLs, event) to send
+        self.confirm = confirm  # asks a plan's gate hooks; None when all said yes
+        self.gate_asked: dict[str, float] = {}  # module -> when its gates were last asked
+        self.events: list[tuple[tuple[Webhook, ...], dict[str, object]]] = []  # (webhooks, event) to send
         self.runtime = runtime
         self.store = store
         self.windows = windows
@@ -118,6 +124,16 @@ class Controller:
         if j.verdict == "pass":
             nxt = r.step + 1
             stage, weight = step_setting(plan, nxt)
+            if any(h.gate for h in plan.webhooks):
+                if now - self.gate_asked.get(m.name, 0.0) < GATE_RETRY:
+                    return
+                self.gate_asked[m.name] = now
+                refused = self.confirm(plan.webhooks, {
+                    "module": m.name, "step": r.step, "next_stage": stage, "next_weight": weight,
+                    "reason": j.reason, "ts": now})
+                if refused is not None:
+                    self.last[m.name] = Judgement("wait", f"{j.reason}; waiting for approval: {refused}")
+                    return
             status = "released" if nxt >= len(plan.steps) else "running"
             self._apply(ReleaseState(m.name, status, nxt, now, 0, j.reason), stage, weight, "analysis", "release.step")
             return
