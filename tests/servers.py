@@ -75,23 +75,47 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+class Postgres:
+    """A PostgreSQL server of our own on a free port, which a test may stop and start again
+    (same data, same port): a database restart, as operations see one."""
+
+    def __init__(self) -> None:
+        self.initdb, self.postgres = _pg_bin("initdb"), _pg_bin("postgres")
+        self.data = tempfile.mkdtemp(prefix="strangler-pg-")
+        os.chmod(self.data, 0o777)
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+        subprocess.run(_as_postgres([self.initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True)
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Postgres:
+        self.proc = subprocess.Popen(_as_postgres([self.postgres, "-D", self.data, "-p", str(self.port), "-h", "127.0.0.1",
+                                                   "-k", self.data, "-c", "fsync=off", "-c", "shared_buffers=32MB"]),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.proc, "postgres")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            # a fast shutdown, as a restart does: sessions are cut, in-flight transactions rolled back
+            subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop"]),
+                           capture_output=True, timeout=60)
+            self.proc.wait(20)
+            self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Server]:
-    initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
-    data = tempfile.mkdtemp(prefix="strangler-pg-")
-    os.chmod(data, 0o777)
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    subprocess.run(_as_postgres([initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
-    port = free_port()
-    proc = subprocess.Popen(_as_postgres([postgres, "-D", data, "-p", str(port), "-h", "127.0.0.1", "-k", data,
-                                          "-c", "fsync=off", "-c", "shared_buffers=32MB"]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pg = Postgres()
     try:
-        _wait_port(port, proc, "postgres")
-        yield Server(port, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        pg.start()
+        yield Server(pg.port, pg.url)
     finally:
-        proc.terminate()
-        proc.wait(20)
-        shutil.rmtree(data, ignore_errors=True)
+        pg.remove()

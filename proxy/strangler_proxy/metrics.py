@@ -38,6 +38,9 @@ class Metrics:
                                      "Client connections closed or refused by a limit or a malformed request, by reason",
                                      ["reason"], registry=r)
         self.reloads = Counter("strangler_route_reloads", "Route table reloads by result", ["result"], registry=r)
+        self.state_store_up = Gauge("strangler_state_store_up", "1 while the state store answered its last poll, else 0",
+                                    registry=r)
+        self.state_store_up.set(1)
         self._req: dict[tuple[str, str, int], Counter] = {}
         self._lat: dict[tuple[str, str], Histogram] = {}
 

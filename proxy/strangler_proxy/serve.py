@@ -302,6 +302,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
                 if reloader.changed():
                     await background.step("route reload", reloader.reload)
                 await background.step("state store poll", poll_store)
+                metrics.state_store_up.set(0 if "state store poll" in background.failing else 1)
             except Exception as exc:  # never reached by design; if it is, say so and go on
                 _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
 

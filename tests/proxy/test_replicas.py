@@ -75,3 +75,35 @@ def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
                   "--state", f"postgresql://postgres@127.0.0.1:{free_port()}/none", timeout=60)
     assert r.returncode == 1 and "state store postgresql://" in r.stderr and "cannot open" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_database_restart_under_load_fails_no_request_and_the_replicas_agree_again(
+        tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    from tests.servers import Postgres
+
+    pg = Postgres().start()
+    try:
+        url = f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"
+        routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN)
+        a, b = two(tmp_path, routes, url, start_proxy)
+        with Traffic(a) as ta, Traffic(b) as tb:
+            time.sleep(1)
+            pg.stop()
+            wait_for(lambda: a.metric("strangler_state_store_up") == 0 and b.metric("strangler_state_store_up") == 0, 10)
+            assert httpx.get(f"{a.url}/_strangler/readyz").status_code == 503  # a balancer may prefer another replica
+            time.sleep(2)  # an outage of a few seconds: traffic flows all along
+            pg.start()
+            restarted = time.monotonic()
+            wait_for(lambda: a.admin_call("PATCH", "/modules/cases", json={"stage": "canary", "weight": 30}).status_code == 200, 10)
+            wait_for(lambda: b.admin_call("GET", "/modules/cases").json()["weight"] == 30, 5)
+            assert time.monotonic() - restarted < 5  # the replicas agree again within 5 s
+            assert a.metric("strangler_state_store_up") == 1 and httpx.get(f"{a.url}/_strangler/readyz").status_code == 200
+            # a leader again: the lock went with the old session; a release runs to its end
+            assert b.admin_call("POST", "/releases/cases", json={"action": "start"}).status_code == 200
+            wait_for(lambda: a.admin_call("GET", "/modules/cases").json()["stage"] == "released", 40)
+        assert ta.failed == 0 and tb.failed == 0  # not one client request failed
+        for p in (a, b):  # the outage and the recovery: one line each, not one per poll
+            log = p.log.read_text()
+            assert log.count("state store poll failed") == 1 and log.count("state store poll works again") == 1, log
+    finally:
+        pg.remove()

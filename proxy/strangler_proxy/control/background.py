@@ -5,8 +5,9 @@ parsing and the release controller run on one worker thread, which also serializ
 (one SQLite connection, one writer of the runtime snapshot). A step that fails, for any
 reason, is logged in one line naming what failed and what keeps running, and is tried
 again at the next tick: a route file that breaks the parser or a corrupted state database
-never silently stops hot reload, state polling or releases. The same failure is logged
-once, not every tick, and its recovery is logged too.
+never silently stops hot reload, state polling or releases. A step that keeps failing is
+logged once, when it starts failing (whatever the later messages say: an outage is one
+line, not one per tick), and once when it works again.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ class Background:
         except Exception as exc:  # a background step must never take its loop down with it
             text = str(exc) if isinstance(exc, StranglerError) else f"{type(exc).__name__}: {exc}"
             message = f"{what} failed: {text}; traffic keeps flowing and {what} is retried"
-            if self.failing.get(what) != message:
-                self.failing[what] = message
+            if what not in self.failing:
                 self.log(message)
+            self.failing[what] = message  # the latest reason (readiness shows it)
             return None
         if self.failing.pop(what, None) is not None:
             self.log(f"{what} works again")

@@ -5,6 +5,13 @@ bumps a version counter, which each replica polls (every 0.5 s by default), so a
 through any replica's admin API is applied by all of them within a second. Cohort sides need
 no coordination: the hash is the same everywhere. One replica at a time runs the release
 controller: the holder of a session-level advisory lock.
+
+The store outlives the database's restarts: a lost connection fails the call in hand (a
+``StateStoreError``, which the control loop logs once and retries), drops the leadership
+with the session that held it, and the next call reconnects, at most once per back-off
+interval (0.5 s doubling to 5 s) so that an outage costs the control thread no time. Every
+query runs on the control thread, never on the event loop that serves traffic: the data
+plane never waits for the store.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ class PgStateStore:
         self.path = _redact(url)
         self._psycopg = psycopg
         try:
-            self.db = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            self.db: Any = self._connect()
             self.db.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
             try:
                 self.db.execute(SCHEMA)
@@ -58,14 +65,52 @@ class PgStateStore:
         except psycopg.Error as exc:
             raise StateStoreError(f"state store {self.path}: cannot open: {str(exc).strip()}") from None
         self.leading = False
+        self.backoff = 0.0  # seconds before the next reconnection attempt may be made
+        self.retry_at = 0.0
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.url, autocommit=True, connect_timeout=5)
 
     def close(self) -> None:
-        self.db.close()
+        if self.db is not None:
+            self.db.close()
+
+    def _live(self) -> None:
+        """A working connection, or a ``StateStoreError`` saying when the next attempt is."""
+        db = self.db
+        if db is not None and not db.closed and not db.broken:
+            return
+        now = time.monotonic()
+        if now < self.retry_at:
+            raise StateStoreError(f"state store {self.path}: unreachable; reconnecting in {self.retry_at - now:.1f} s")
+        try:
+            self.db = self._connect()
+        except self._psycopg.Error as exc:
+            self.backoff = min(5.0, max(0.5, self.backoff * 2))
+            self.retry_at = now + self.backoff
+            raise StateStoreError(f"state store {self.path}: cannot reconnect: {str(exc).strip()}") from None
+        self.backoff = 0.0
+
+    def _lost(self) -> None:
+        """The connection is gone, and with its session the leader lock."""
+        self.leading = False
+        if self.db is not None:
+            try:
+                self.db.close()
+            except self._psycopg.Error:  # closing a dead connection may complain: it is closed either way
+                pass
+        self.db = None
 
     def _run(self, fn: Any) -> Any:
+        self._live()
         try:
             return fn()
+        except self._psycopg.OperationalError as exc:  # the server went away (restart, network): reconnect next time
+            self._lost()
+            raise StateStoreError(f"state store {self.path}: connection lost: {str(exc).strip()}") from None
         except self._psycopg.Error as exc:
+            if self.db is not None and (self.db.closed or self.db.broken):
+                self._lost()
             raise StateStoreError(f"state store {self.path}: {str(exc).strip()}") from None
 
     def _bump(self, cur: Any) -> None:
@@ -146,7 +191,8 @@ class PgStateStore:
         self._run(tx)
 
     def try_lead(self) -> bool:
-        """Whether this replica runs the release controller (it keeps the lock once it has it)."""
+        """Whether this replica runs the release controller (it keeps the lock once it has it,
+        and tries again for it after a reconnection: the lock went with the old session)."""
         if not self.leading:
             self.leading = bool(self._one("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)))
         return self.leading
