@@ -28,7 +28,7 @@ import uvicorn
 
 from strangler_common import ConfigError
 from strangler_proxy.config import load_routes
-from strangler_proxy.model import RouteTable, Webhook
+from strangler_proxy.model import RouteTable
 from strangler_proxy.control.background import Background
 from strangler_proxy.control.identity import Operators
 from strangler_proxy.errors import ProxyError, RouteConfigError
@@ -193,18 +193,19 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     from strangler_proxy.control.admin import build_admin
     from strangler_proxy.dataplane.app import ProxyApp
     from strangler_proxy.metrics import Metrics
-    from strangler_proxy.control.activity import Activity
-    from strangler_proxy.control.controller import Controller, Windows
+    from strangler_proxy.control.plane import ControlPlane
     from strangler_proxy.dataplane.runtime import Runtime
-    from strangler_proxy.shadow.evidence import module_report
     from strangler_proxy.shadow.helper import HelperClient
-    from strangler_proxy.shadow.store import ShadowStore
     from strangler_proxy.state import open_store
 
     store = open_store(opts.shared_state or opts.state)
     loop = asyncio.get_running_loop()
     runtime = Runtime(table, Metrics(), store.overrides(), loop)
     background = Background(_log)
+    # every process publishes its release windows and legacy activity; the one that may
+    # lead (here, unless a workers' parent does) runs the controller
+    plane = ControlPlane(runtime, store, background, opts.state, _log, lead=with_admin)
+    controller = plane.controller
 
     def install(new: RouteTable) -> None:
         check_not_self(new, _own_listeners(opts))
@@ -218,19 +219,6 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         runtime.swap_table(new)
 
     reloader = Reloader(opts.routes, install, lambda r: runtime.metrics.reloads.labels(r).inc())
-    controller: Controller | None = None
-    windows: Windows | None = None
-    activity: Activity | None = None
-    if with_admin:  # one process: the controller runs here
-        evidence = ShadowStore(opts.state)
-
-        def shadow_bound(module: str, min_samples: int) -> tuple[float | None, int]:
-            report = module_report(module, evidence.load(module), min_samples=min_samples)
-            return (None if report.interval is None else report.interval[0]), report.compared
-
-        windows = Windows()
-        activity = Activity(opts.state)
-        controller = Controller(runtime, store, windows, shadow_bound, activity.quiet_for)
     metrics = runtime.metrics
 
     def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
@@ -246,8 +234,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     helper.start(loop)
     # ready: the table is loaded (we would not be serving otherwise) and the state store
     # answered its last poll; not ready while draining for shutdown
-    health = Health(opts.health_prefix, lambda: background.failing.get("state store poll")) if opts.health_prefix else None
-    app = ProxyApp(runtime, mirror=helper, windows=windows, activity=activity,
+    health = Health(opts.health_prefix, plane.not_ready) if opts.health_prefix else None
+    app = ProxyApp(runtime, mirror=helper, windows=plane.windows, activity=plane.activity,
                    access_log=_access_logger() if opts.access_log else None, health=health)
     guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
     servers = [_Server(_config(app, guard, opts))]
@@ -269,40 +257,14 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reloader.reload)))
 
-    version = [store.version()]
-
-    def lead_and_tick() -> None:
-        assert controller is not None
-        if store.try_lead():
-            controller.tick()
-
-    def poll_store() -> None:
-        v = store.version()
-        if v != version[0]:
-            version[0] = v
-            overrides = store.overrides()
-            # the version also moves for writes that change no override (activity, shadow
-            # evidence): rebuilding a 10,000-module snapshot for those would be wasted work
-            if overrides != runtime.overrides:
-                runtime.set_overrides(overrides)
-
     async def watch() -> None:
         """The control plane's heartbeat: every step off the loop, none able to end it."""
         while True:
             await asyncio.sleep(opts.poll)
             try:
-                if controller is not None:
-                    await background.step("release controller", lead_and_tick)
-                    if activity is not None:
-                        await background.step("activity flush", activity.flush)
-                    while controller.events:
-                        hooks, event = controller.events.pop(0)
-                        for hook in hooks:
-                            loop.create_task(_webhook(hook, event))
+                await plane.tick()
                 if reloader.changed():
                     await background.step("route reload", reloader.reload)
-                await background.step("state store poll", poll_store)
-                metrics.state_store_up.set(0 if "state store poll" in background.failing else 1)
             except Exception as exc:  # never reached by design; if it is, say so and go on
                 _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
 
@@ -314,21 +276,11 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     finally:
         watcher.cancel()
         helper.close()
-        if activity is not None:  # what legacy served since the last tick is not lost
-            await background.step("activity flush", activity.flush)
+        await plane.close()
         background.close()
         runtime.close()
         store.close()
         _log("stopped")
-
-
-async def _webhook(hook: Webhook, event: dict[str, Any]) -> None:
-    """Fire and forget: a slow or broken webhook never holds a release back."""
-    from strangler_proxy.control.webhooks import notify
-
-    failure = await notify(hook, event)
-    if failure is not None:
-        _log(f"webhook {hook.url}: {failure}")
 
 
 def _access_logger() -> Callable[[dict[str, Any]], None]:
@@ -395,6 +347,7 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     from prometheus_client.multiprocess import MultiProcessCollector
 
     from strangler_proxy.control.admin import build_admin
+    from strangler_proxy.control.plane import ControlPlane
     from strangler_proxy.metrics import Metrics
     from strangler_proxy.dataplane.runtime import Runtime
     from strangler_proxy.state import open_store
@@ -402,6 +355,9 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     store = open_store(opts.shared_state or opts.state)
     runtime = Runtime(table, Metrics(), store.overrides(), asyncio.get_running_loop())
     background = Background(_log)
+    # the workers serve traffic and publish their windows; the parent leads the releases,
+    # judging each step on the sum of the workers' windows
+    plane = ControlPlane(runtime, store, background, opts.state, _log, lead=True)
 
     def forward_hup() -> None:
         for pid in children:
@@ -421,7 +377,8 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
-        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call, registry))))
+        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call, registry,
+                                                   controller=plane.controller))))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 
@@ -436,7 +393,11 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
 
     async def reap() -> None:
         while not stopped.is_set():
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(opts.poll)
+            try:
+                await plane.tick()
+            except Exception as exc:  # never reached by design; if it is, say so and go on
+                _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
             for pid in list(children):
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
@@ -450,5 +411,6 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
         await asyncio.gather(*(s.serve(sockets=[bind(*opts.admin, reuse_port=False)]) for s in servers))  # type: ignore[misc]
     await stopped.wait()
     reaper.cancel()
+    await plane.close()
     background.close()
     store.close()

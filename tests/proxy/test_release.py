@@ -48,6 +48,28 @@ class Traffic:
         self.thread.join()
 
 
+class SpreadTraffic(Traffic):
+    """Traffic over 8 keep-alive connections: the kernel spreads connections over the workers."""
+
+    def run(self) -> None:
+        clients = [httpx.Client() for _ in range(8)]
+        try:
+            i = 0
+            while not self.stop.is_set():
+                r = clients[i % 8].get(f"{self.p.url}/echo/cases/{i}", headers={"cookie": f"JSESSIONID=u{i % 200}"})
+                self.failed += r.status_code != 200
+                i += 1
+                time.sleep(0.002)
+        finally:
+            for c in clients:
+                c.close()
+
+
+def sources_with_traffic(rows: list[tuple[str, str]]) -> set[str]:
+    """The processes that published a window with requests on the new side."""
+    return {source for source, data in rows if json.loads(data)["service"]["requests"] > 0}
+
+
 def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -222,3 +244,24 @@ def test_every_command_works_on_the_store_while_the_proxy_is_down(tmp_path: Path
     assert strangler("release", "pause", "cases", *down).returncode == 0
     p2 = start_proxy(routes)
     assert status(p2)["status"] == "paused" and p2.admin_call("GET", "/modules/cases").json()["weight"] == 25
+
+
+def test_with_two_workers_a_failing_service_is_rolled_back_on_both_workers_traffic(
+        tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    service.fail = True
+    # breakers that never open: the new side keeps its share, and the judge its evidence
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN,
+                                "breaker: {failures: 100000}\n"), workers=2)
+    assert p.admin_call("POST", "/releases/cases", json={"action": "start"}).status_code == 200  # was 501 with workers
+    def both_published() -> bool:  # both workers' traffic of one step, in the store for the judge
+        with sqlite3.connect(p.state) as db:
+            rows = db.execute("SELECT source, step_key, data FROM release_windows WHERE module = 'cases'").fetchall()
+        return len(rows) == 2 and rows[0][1] == rows[1][1] and len(sources_with_traffic([(r[0], r[2]) for r in rows])) == 2
+
+    with SpreadTraffic(p) as t:
+        wait_for(both_published, 20)
+        wait_for(lambda: status(p)["status"] == "rolled_back", 40)
+    assert t.failed == 0  # legacy answered what the failing service could not
+    assert status(p)["reason"].startswith("rolled back: ")

@@ -107,3 +107,23 @@ def test_a_database_restart_under_load_fails_no_request_and_the_replicas_agree_a
             assert log.count("state store poll failed") == 1 and log.count("state store poll works again") == 1, log
     finally:
         pg.remove()
+
+
+def test_two_replicas_roll_a_failing_service_back_on_both_replicas_traffic(
+        tmp_path: Path, legacy: Upstream, service: Upstream, pg_url: str, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    from tests.proxy.test_release import SpreadTraffic, sources_with_traffic, status
+
+    service.fail = True
+    # breakers that never open: the new side keeps its share, and the judge its evidence
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN, "breaker: {failures: 100000}\n")
+    a, b = two(tmp_path, routes, pg_url, start_proxy)
+    assert a.admin_call("POST", "/releases/cases", json={"action": "start"}).status_code == 200
+    def both_published() -> bool:  # the leader judges with the other replica's traffic too
+        with psycopg.connect(pg_url) as db:
+            rows = db.execute("SELECT source, step_key, data FROM strangler_release_windows WHERE module = 'cases'").fetchall()
+        return len(rows) == 2 and rows[0][1] == rows[1][1] and len(sources_with_traffic([(r[0], r[2]) for r in rows])) == 2
+
+    with SpreadTraffic(a) as ta, SpreadTraffic(b) as tb:
+        wait_for(both_published, 20)
+        wait_for(lambda: status(a)["status"] == "rolled_back", 40)
+    assert ta.failed == 0 and tb.failed == 0

@@ -188,12 +188,12 @@ def build_admin(
 
     async def releases(request: Request) -> Response:
         if controller is None:
-            return JSONResponse({"error": "the release controller runs only with --workers 1"}, 501)
+            return JSONResponse({"error": "no release controller in this process"}, 501)
         return JSONResponse(await offload(controller.status))
 
     async def release_action(request: Request) -> Response:
         if controller is None:
-            return JSONResponse({"error": "the release controller runs only with --workers 1"}, 501)
+            return JSONResponse({"error": "no release controller in this process"}, 501)
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError, RecursionError):

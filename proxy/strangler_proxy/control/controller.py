@@ -1,16 +1,21 @@
 """The release controller: walks modules through their plans, judged on live traffic.
 
-One loop per proxy process (``--workers 1``): every tick it reads each module's release
-state from the store, judges the current step on the traffic windows the app records, and
-advances, waits or rolls back. Every transition, with its reason and actor, goes through the
+One controller leads (the single proxy, the workers' parent, the replica holding the leader
+lock): every tick it reads each module's release state from the store, judges the current
+step on the sum of the traffic windows every process publishes, and advances, waits or
+rolls back. Every transition, with its reason and actor, goes through the
 state store in one transaction with its ledger entry, so a restart resumes where it was.
 Manual actions (start, pause, resume, promote, abort, undo) arrive through the admin API.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from strangler_proxy.control.webhooks import confirm as confirm_gates
@@ -27,10 +32,14 @@ GATE_RETRY = 5.0  # seconds between two askings of a plan's gate hooks while the
 
 
 class Windows:
-    """Per-module, per-side traffic since the current step began (recorded by the app)."""
+    """This process's traffic per module and side since the current step began (recorded by
+    the app), published to the state store with the step it belongs to (``snapshot``) so
+    that the leader judges each step on every worker's and replica's traffic."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str | None = None) -> None:
+        self.source = source or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.current: dict[tuple[str, str], Window] = {}
+        self.keys: dict[str, float] = {}  # module -> the start of the step its window counts
 
     def observe(self, module: str, side: str, seconds: float, error: bool) -> None:
         w = self.current.get((module, side))
@@ -41,9 +50,33 @@ class Windows:
     def take(self, module: str) -> tuple[Window, Window]:
         return self.current.get((module, "service"), Window()), self.current.get((module, "legacy"), Window())
 
-    def reset(self, module: str) -> None:
+    def reset(self, module: str, key: float | None = None) -> None:
         self.current.pop((module, "service"), None)
         self.current.pop((module, "legacy"), None)
+        if key is not None:
+            self.keys[module] = key
+
+    def align(self, running: dict[str, float]) -> None:
+        """Follow the steps the store says are current: a module whose step changed starts
+        a new window; one no longer released is forgotten."""
+        for module, key in running.items():
+            if self.keys.get(module) != key:
+                self.reset(module, key)
+        for module in [m for m in self.keys if m not in running]:
+            self.reset(module)
+            del self.keys[module]
+
+    def snapshot(self, open_breakers: Collection[str] = ()) -> list[tuple[str, float, str]]:
+        """(module, step key, JSON of both sides and whether this process's breaker for the
+        module is open) for each module with traffic in its step or an open breaker."""
+        out = []
+        for module, key in list(self.keys.items()):
+            new, legacy = self.take(module)
+            breaker = module in open_breakers
+            if new.requests or legacy.requests or breaker:
+                out.append((module, key, json.dumps({"service": new.to_json(), "legacy": legacy.to_json(),
+                                                     "breaker_open": breaker})))
+        return out
 
 
 class Controller:
@@ -74,13 +107,27 @@ class Controller:
     def _apply(self, r: ReleaseState, stage: str | None, weight: float | None, actor: str, action: str) -> ReleaseState:
         self.store.put_release(r, stage, weight, actor, action)  # type: ignore[arg-type]
         self.runtime.set_overrides(self.store.overrides())
-        self.windows.reset(r.module)
+        self.windows.reset(r.module, r.step_started)
         m = self.runtime.snapshot.modules.get(r.module)
         if m is not None and m.release is not None and m.release.webhooks:
             self.events.append((m.release.webhooks, {
                 "module": r.module, "action": action, "status": r.status, "step": r.step, "stage": m.stage,
                 "weight": m.weight, "actor": actor, "reason": r.reason, "ts": self.clock()}))
         return r
+
+    def aggregate(self, module: str, key: float) -> tuple[Window, Window]:
+        """The step's traffic on each side: the sum of every process's published window."""
+        new, legacy, _ = self._evidence(module, key)
+        return new, legacy
+
+    def _evidence(self, module: str, key: float) -> tuple[Window, Window, int]:
+        """The summed windows, and how many processes report the module's breaker open."""
+        new, legacy, open_breakers = Window(), Window(), 0
+        for text in self.store.windows(module, key):
+            data = json.loads(text)
+            new, legacy = new.merge(Window.from_json(data["service"])), legacy.merge(Window.from_json(data["legacy"]))
+            open_breakers += bool(data.get("breaker_open"))
+        return new, legacy, open_breakers
 
     def retire_refusal(self, m: Module) -> str | None:
         """Why ``m`` may not be retired yet, or None: legacy must have served none of its
@@ -112,12 +159,14 @@ class Controller:
         if stage == "shadow":
             bound, compared = self.shadow_bound(m.name, m.shadow.min_samples if m.shadow else 100)
             j = judge_shadow(bound, compared, plan.analysis)
-        elif self.runtime.snapshot.breakers[m.name].state == "open":
-            # the breaker keeps traffic off a failing service: that is a verdict, not a quiet step
-            j = Judgement("fail", "circuit breaker open: the new service keeps failing")
         else:
-            new, legacy = self.windows.take(m.name)
-            j = judge_canary(new, legacy, plan.analysis)
+            new, legacy, open_breakers = self._evidence(m.name, r.step_started)
+            if self.runtime.snapshot.breakers[m.name].state == "open" or open_breakers:
+                # a breaker keeps traffic off a failing service (in this process or any other
+                # worker or replica): that is a verdict, not a quiet step
+                j = Judgement("fail", "circuit breaker open: the new service keeps failing")
+            else:
+                j = judge_canary(new, legacy, plan.analysis)
         self.last[m.name] = j
         if j.verdict == "wait":
             return
@@ -195,7 +244,7 @@ class Controller:
                 continue
             r = self.store.release(m.name)
             j = self.last.get(m.name)
-            new, legacy = self.windows.take(m.name)
+            new, legacy = self.aggregate(m.name, r.step_started) if r else (Window(), Window())
             out.append({
                 "module": m.name, "stage": m.stage, "weight": m.weight,
                 "status": r.status if r else "not started", "step": r.step if r else None,

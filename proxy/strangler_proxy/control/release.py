@@ -9,8 +9,9 @@ neither passes nor fails by accident. Failures past the plan's limit roll back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from strangler_proxy.model import ReleaseThresholds, ReleasePlan, Stage
 
@@ -19,25 +20,59 @@ Status = Literal["running", "paused", "released", "rolled_back", "aborted"]
 MIN_LATENCY_SAMPLES = 50  # per side, before p99s are compared at all
 
 
+_BASE = 1e-4  # the latency histogram's first bucket edge: 0.1 ms
+_RATIO = 1.05  # each bucket 5 % wider than the one before: p99 within 2.5 %
+_LOG_RATIO = math.log(_RATIO)
+
+
+def _bucket(seconds: float) -> int:
+    return 0 if seconds <= _BASE else 1 + int(math.log(seconds / _BASE) / _LOG_RATIO)
+
+
+def _middle(index: int) -> float:
+    """A bucket's geometric middle (bucket 0 holds everything up to 0.1 ms)."""
+    return _BASE if index == 0 else _BASE * _RATIO ** (index - 0.5)
+
+
 @dataclass
 class Window:
-    """One side's traffic during a step."""
+    """One side's traffic during a step: counts and a latency histogram (log buckets 5 %
+    apart), so the windows of several workers and replicas add up exactly."""
 
     requests: int = 0
     errors: int = 0
-    latencies: list[float] = field(default_factory=list)
+    buckets: dict[int, int] = field(default_factory=dict)
 
-    def add(self, seconds: float, error: bool, cap: int = 20_000) -> None:
+    def add(self, seconds: float, error: bool) -> None:
         self.requests += 1
         self.errors += error
-        if len(self.latencies) < cap:
-            self.latencies.append(seconds)
+        i = _bucket(seconds)
+        self.buckets[i] = self.buckets.get(i, 0) + 1
+
+    def merge(self, other: Window) -> Window:
+        buckets = dict(self.buckets)
+        for i, n in other.buckets.items():
+            buckets[i] = buckets.get(i, 0) + n
+        return Window(self.requests + other.requests, self.errors + other.errors, buckets)
 
     def p99(self) -> float | None:
-        if len(self.latencies) < MIN_LATENCY_SAMPLES:
+        n = sum(self.buckets.values())
+        if n < MIN_LATENCY_SAMPLES:
             return None
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        rank = min(n - 1, int(0.99 * n))  # the sample a sorted list would hold at this index
+        seen = 0
+        for i in sorted(self.buckets):
+            seen += self.buckets[i]
+            if seen > rank:
+                return _middle(i)
+        return None  # not reached: the counts add up to n
+
+    def to_json(self) -> dict[str, object]:
+        return {"requests": self.requests, "errors": self.errors, "buckets": {str(i): n for i, n in self.buckets.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Window:
+        return cls(int(data["requests"]), int(data["errors"]), {int(i): int(n) for i, n in data["buckets"].items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +87,8 @@ def judge_canary(new: Window, legacy: Window, a: ReleaseThresholds) -> Judgement
     new_rate = new.errors / new.requests
     legacy_rate = legacy.errors / legacy.requests if legacy.requests else 0.0
     if new_rate > legacy_rate + a.error_rate_margin:
-        return Judgement("fail", f"error rate {new_rate:.2%} on the new side > legacy's {legacy_rate:.2%} + {a.error_rate_margin:.2%}")
+        return Judgement("fail", f"error rate {new_rate:.2%} of {new.requests} requests on the new side > legacy's "
+                                 f"{legacy_rate:.2%} + {a.error_rate_margin:.2%}")
     new_p99, legacy_p99 = new.p99(), legacy.p99()
     if (new_p99 is not None and legacy_p99 is not None and new_p99 > legacy_p99 * a.p99_factor
             and new_p99 - legacy_p99 > a.p99_floor_ms / 1000):

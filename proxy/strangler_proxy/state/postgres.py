@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS strangler_ledger (
 CREATE TABLE IF NOT EXISTS strangler_releases (
   module TEXT PRIMARY KEY, status TEXT NOT NULL, step INTEGER NOT NULL, step_started DOUBLE PRECISION NOT NULL,
   failures INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS strangler_release_windows (
+  source TEXT NOT NULL, module TEXT NOT NULL, step_key DOUBLE PRECISION NOT NULL, data TEXT NOT NULL,
+  updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, module));
 CREATE TABLE IF NOT EXISTS strangler_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO strangler_meta VALUES ('version', 0) ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION strangler_ledger_append_only() RETURNS trigger AS $$
@@ -189,6 +192,25 @@ class PgStateStore:
                 self._bump(cur)
 
         self._run(tx)
+
+    def put_windows(self, source: str, windows: list[tuple[str, float, str]]) -> None:
+        """This replica's window of each module (module, step key, JSON), replacing its last;
+        no version bump: windows change no override."""
+        now = time.time()
+
+        def tx() -> None:
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO strangler_release_windows VALUES (%s,%s,%s,%s,%s) ON CONFLICT (source, module) DO UPDATE "
+                    "SET step_key = EXCLUDED.step_key, data = EXCLUDED.data, updated_at = EXCLUDED.updated_at",
+                    [(source, m, key, data, now) for m, key, data in windows])
+
+        self._run(tx)
+
+    def windows(self, module: str, key: float) -> list[str]:
+        rows = self._run(lambda: self.db.execute(
+            "SELECT data FROM strangler_release_windows WHERE module = %s AND step_key = %s", (module, key)).fetchall())
+        return [str(r[0]) for r in rows]
 
     def try_lead(self) -> bool:
         """Whether this replica runs the release controller (it keeps the lock once it has it,

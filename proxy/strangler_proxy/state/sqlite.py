@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS releases (
   failures INTEGER NOT NULL,
   reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS release_windows (
+  source TEXT NOT NULL,
+  module TEXT NOT NULL,
+  step_key REAL NOT NULL,
+  data TEXT NOT NULL,
+  updated_at REAL NOT NULL,
+  PRIMARY KEY (source, module)
+);
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger
@@ -166,6 +174,26 @@ class StateStore:
         q += " ORDER BY id DESC LIMIT ?"
         rows = self.db.execute(q, (*args, limit)).fetchall()
         return [LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def put_windows(self, source: str, windows: list[tuple[str, float, str]]) -> None:
+        """This process's window of each module (module, step key, JSON), replacing its last."""
+        now = time.time()
+        try:
+            with self._tx():
+                self.db.executemany(
+                    "INSERT INTO release_windows VALUES (?,?,?,?,?) ON CONFLICT(source, module) DO UPDATE SET "
+                    "step_key=excluded.step_key, data=excluded.data, updated_at=excluded.updated_at",
+                    [(source, m, key, data, now) for m, key, data in windows])
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: cannot record release windows: {exc}") from None
+
+    def windows(self, module: str, key: float) -> list[str]:
+        """Every process's window of ``module`` for the step that started at ``key``."""
+        try:
+            rows = self.db.execute("SELECT data FROM release_windows WHERE module=? AND step_key=?", (module, key)).fetchall()
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: {exc}") from None
+        return [str(r[0]) for r in rows]
 
     def _upsert_module(self, module: str, stage: Stage | None, weight: float | None, now: float) -> None:
         """Change a module's stage and/or weight; a ``None`` keeps what was there."""
