@@ -169,12 +169,10 @@ def _tls(node: Node | None, source: str) -> UpstreamTLS:
     verify = f["verify"].boolean() if "verify" in f else True
     if key is not None and cert is None:
         f["key"].fail("key needs cert (the client certificate it belongs to)")
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # TLS 1.2+, the system store
-    if ca is not None:
-        try:
-            context.load_verify_locations(cafile=ca)
-        except (ssl.SSLError, OSError) as exc:
-            f["ca"].fail(f"cannot load {ca} as PEM CA certificates: {exc}")
+    try:  # TLS 1.2+; trusting the system store, or with ca only that bundle (nginx's proxy_ssl_trusted_certificate)
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    except (ssl.SSLError, OSError) as exc:
+        f["ca"].fail(f"cannot load {ca} as PEM CA certificates: {exc}")
     if cert is not None:
         try:
             context.load_cert_chain(cert, key)

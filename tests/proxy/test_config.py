@@ -116,3 +116,18 @@ def test_pins_need_a_secret_or_an_explicit_unsigned(tmp_path: Path) -> None:
             load_routes(f)
     f.write_text(base)
     assert load_routes(f).pin.header is None and load_routes(f).pin.cookie is None  # off by default
+
+
+def test_an_upstream_ca_bundle_is_all_it_trusts(tmp_path: Path) -> None:
+    import trustme
+
+    trustme.CA().cert_pem.write_to_path(tmp_path / "ca.pem")
+    f = tmp_path / "r.yaml"
+    f.write_text("upstreams:\n  legacy: {url: 'https://127.0.0.1:8443', tls: {ca: ca.pem}}\n"
+                 "  svc: https://svc.internal\n")
+    t = load_routes(f)
+    bundle, system = t.upstreams["legacy"].tls, t.upstreams["svc"].tls
+    assert bundle is not None and bundle.context is not None and system is not None and system.context is not None
+    assert bundle.context.cert_store_stats()["x509_ca"] == 1  # the bundle only, not the system store besides
+    assert t.upstreams["svc"].port == 443 and system.ca is None  # the system store (whatever this machine has)
+    assert bundle.context.verify_mode.name == "CERT_REQUIRED" and bundle.context.check_hostname
