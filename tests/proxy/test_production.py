@@ -110,6 +110,24 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(tmp_path: Path, legacy
         proxy.stop()
 
 
+def test_sigterm_lets_a_stream_in_flight_finish(tmp_path: Path, legacy: Upstream) -> None:
+    proxy = ProxyProcess(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url}), tmp_path).start()
+    try:
+        got = 0
+        with httpx.stream("GET", f"{proxy.url}/bytes/{64 << 20}", timeout=30) as r:
+            for i, chunk in enumerate(r.iter_raw(65536)):
+                got += len(chunk)
+                if i == 10:
+                    assert proxy.proc is not None
+                    proxy.proc.send_signal(signal.SIGTERM)  # 64 MiB on its way: a slow reader holds it open
+                if i % 64 == 0:
+                    time.sleep(0.05)
+        assert got == 64 << 20  # the whole body, after the proxy was told to stop
+        assert proxy.proc is not None and proxy.proc.wait(15) == 0
+    finally:
+        proxy.stop()
+
+
 def test_the_drain_timeout_bounds_shutdown(tmp_path: Path, legacy: Upstream) -> None:
     proxy = ProxyProcess(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url}), tmp_path,
                          args=("--drain-timeout", "1")).start()
