@@ -56,17 +56,24 @@ class Node:
 
     def _child(self, key: str | int, value: Any) -> Node:
         parent = self.value
+        cls = parent.__class__
+        # the common cases, a key or item of one file's container, without the general look-ups
+        vcls = value.__class__
+        own = value.file if vcls is MarkedMap or vcls is MarkedList else None
         if isinstance(key, int):
             path = f"{self.path}[{key}]"
+            if cls is MarkedList and not parent.item_files:
+                items = getattr(parent, "item_lines", None)
+                line = items[key] if items is not None and 0 <= key < len(items) else parent.line
+                return Node(value, own or parent.file or self.file, path, line if line is not None else self.line)
         else:
             path = f"{self.path}.{key}" if self.path else key
-            if parent.__class__ is MarkedMap and not parent.key_files and not isinstance(value, (MarkedMap, MarkedList)):
-                # the common case, a key of one file's mapping, without the general look-ups
+            if cls is MarkedMap and not parent.key_files:
                 lines = getattr(parent, "key_lines", None)
                 line = lines.get(key) if lines is not None else None
                 if line is None:
                     line = parent.line
-                return Node(value, parent.file or self.file, path, line if line is not None else self.line)
+                return Node(value, own or parent.file or self.file, path, line if line is not None else self.line)
         line = line_of(parent, key)
         return Node(value, file_of(parent, key, value) or self.file, path, line if line is not None else self.line)
 
