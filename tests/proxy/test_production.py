@@ -39,13 +39,22 @@ def test_the_probe_path_is_configurable_and_can_be_off(tmp_path: Path, legacy: U
     assert httpx.get(f"{off.url}/_strangler/healthz").json()["path"] == "/_strangler/healthz"
 
 
-def test_readiness_follows_the_state_store_poll() -> None:
+def test_readiness_follows_the_state_store_poll_and_tells_no_secrets(tmp_path: Path) -> None:
     from strangler_proxy.control.background import Background
+    from strangler_proxy.control.plane import ControlPlane
     from strangler_proxy.dataplane.health import Health
+    from strangler_proxy.dataplane.runtime import Runtime
+    from strangler_proxy.metrics import Metrics
+    from strangler_proxy.model import RouteTable, Upstream as UpstreamConfig
+    from strangler_proxy.state.sqlite import StateStore
 
     async def main() -> None:
         bg = Background(lambda _: None)
-        health = Health(not_ready=lambda: bg.failing.get("state store poll"))
+        store = StateStore(tmp_path / "state.sqlite3")
+        table = RouteTable("r.yaml", {"legacy": UpstreamConfig("legacy", "http", "127.0.0.1", 1)}, ())
+        runtime = Runtime(table, Metrics(), loop=asyncio.get_running_loop())
+        plane = ControlPlane(runtime, store, bg, tmp_path / "local.sqlite3", lambda _: None, lead=False)
+        health = Health(not_ready=plane.not_ready)
         sent: list[dict[str, Any]] = []
 
         async def send(m: dict[str, Any]) -> None:
@@ -57,17 +66,21 @@ def test_readiness_follows_the_state_store_poll() -> None:
             return sent[0]["status"], sent[1]["body"]
 
         def broken() -> None:
-            raise OSError("database is locked")
+            raise OSError("postgresql://strangler:***@db.internal:5432: connection refused")
 
         assert (await readyz())[0] == 200
         await bg.step("state store poll", broken)
         status, body = await readyz()
-        assert status == 503 and b"state store poll failed: OSError: database is locked" in body
+        # the data port is public: the reason, never the store's address or error (those are in the log)
+        assert (status, body) == (503, b"not ready: the state store did not answer its last poll\n")
         await bg.step("state store poll", lambda: None)
         assert (await readyz())[0] == 200
         health.draining = True
         assert await readyz() == (503, b"not ready: draining for shutdown\n")
+        await plane.close()
         bg.close()
+        runtime.close()
+        store.close()
 
     asyncio.run(main())
 

@@ -27,7 +27,7 @@ from strangler_proxy.state import ReleaseState, Store
 
 __all__ = ["Controller", "Windows"]  # public (the CLI's and loadtests' imports are checked against it)
 
-GATE_RETRY = 5.0  # seconds between two askings of a plan's gate hooks while they say no
+GATE_RETRY = 10.0  # seconds between two askings of a plan's gate hooks while they say no
 
 
 
@@ -184,6 +184,7 @@ class Controller:
                     self.last[m.name] = Judgement("wait", f"{j.reason}; waiting for approval: {refused}")
                     return
             status = "released" if nxt >= len(plan.steps) else "running"
+            self.gate_asked.pop(m.name, None)  # the next step's gates are asked as soon as it passes
             self._apply(ReleaseState(m.name, status, nxt, now, 0, j.reason), stage, weight, "analysis", "release.step")
             return
         failures = r.failures + 1

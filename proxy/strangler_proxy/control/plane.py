@@ -103,7 +103,9 @@ class ControlPlane:
             self.log(f"webhook {hook.url}: {failure}")
 
     def not_ready(self) -> str | None:
-        return self.background.failing.get(POLL_STEP)
+        """Why the process is not ready, in words safe for the public data port: no store
+        address, no error text (those go to the log)."""
+        return "the state store did not answer its last poll" if POLL_STEP in self.background.failing else None
 
     async def close(self) -> None:
         await self.background.step("activity flush", self.activity.flush)  # what legacy served is not lost

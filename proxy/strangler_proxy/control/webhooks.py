@@ -22,7 +22,7 @@ from strangler_proxy.model import Webhook
 
 __all__ = ["GATE_TIMEOUT", "body_and_headers", "confirm", "notify", "signature"]
 
-GATE_TIMEOUT = 5.0
+GATE_TIMEOUT = 3.0  # on the control thread: a hanging gate must not hold state polling long
 
 
 def signature(body: bytes, secret: bytes) -> str:
