@@ -252,8 +252,8 @@ class ProxyApp:
                 break
             status = conn.status
             answering = True
-            if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture,
-                                      self._cohort_cookie(snap, first, rh.cohort if fresh else None, public[0])):
+            cookie = self._cohort_cookie(snap, first, rh.cohort, public[0]) if fresh else None
+            if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture, cookie):
                 self.metrics.errors.labels(label, p.side, "truncated").inc()
             elif capture is not None and p.side == "legacy" and self.mirror is not None:
                 self._offer_mirror(self.mirror, snap, module, scope, method, target, headers, head,  # type: ignore[arg-type]

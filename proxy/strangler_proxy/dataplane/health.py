@@ -25,11 +25,12 @@ class Health:
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, not_ready: Callable[[], str | None] = lambda: None) -> None:
         self.prefix = prefix.rstrip("/")
+        self._under = self.prefix + "/"
         self.not_ready = not_ready
         self.draining = False
 
     def claims(self, path: str) -> bool:
-        return path == self.prefix or path.startswith(self.prefix + "/")
+        return path == self.prefix or path.startswith(self._under)
 
     async def answer(self, scope: Scope, send: Send) -> None:
         name = scope["path"][len(self.prefix):]
