@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strangler_proxy.cohort import bucket, cookie_value, on_new_side
+from strangler_proxy.cohort import POSITIONS, bucket, cookie_value, derived_id, new_side_ranges, on_new_side
 
 keys = st.text(min_size=1, max_size=40)
 weights = st.floats(min_value=0, max_value=100, allow_nan=False)
@@ -32,7 +32,34 @@ def test_extremes(key: str, w: int) -> None:
 
 def test_pinned_value_known_across_processes() -> None:
     # BLAKE2b, not Python's salted hash(): the same on every replica and restart
-    assert bucket("cases", "cookie:user-1", 10_000) == 6317
+    assert bucket("cases", "cookie:user-1", 10_000) == 3882
+
+
+def test_a_key_and_its_derived_cohort_id_land_in_the_same_bucket() -> None:
+    # turning the cohort cookie on moves nobody: the cookie holds the id derived from the key
+    for i in range(200):
+        key = f"cookie:user{i}"
+        assert bucket("cases", key, 10_000) == bucket("cases", "id:" + derived_id(key), 10_000)
+
+
+@given(st.text(min_size=1, max_size=20), st.floats(min_value=0, max_value=100, allow_nan=False),
+       st.sampled_from([100, 777, 10_000, 65_536, 1_000_000]))
+@settings(max_examples=60, deadline=None)
+def test_the_exported_ranges_are_exactly_the_new_side(module: str, weight: float, buckets: int) -> None:
+    # what nginx, HAProxy, Gateway API and Istio match: every value of the id's first four hex digits
+    ranges = new_side_ranges(module, weight, buckets)
+    assert len(ranges) <= 2
+    for v in range(0, POSITIONS, 13):
+        cid = f"{v:04x}" + "5" * 28
+        assert on_new_side(bucket(module, "id:" + cid, buckets), weight, buckets) == any(lo <= v <= hi for lo, hi in ranges)
+
+
+def test_modules_are_turned_apart() -> None:
+    # two modules at 10 %: not the same users (each module's early cohort is its own)
+    ids = [derived_id(f"u{i}") for i in range(5_000)]
+    a = {i for i in ids if on_new_side(bucket("cases", "id:" + i, 10_000), 10, 10_000)}
+    b = {i for i in ids if on_new_side(bucket("kb", "id:" + i, 10_000), 10, 10_000)}
+    assert 400 < len(a) < 600 and 400 < len(b) < 600 and len(a & b) < 0.5 * len(a)
 
 
 def test_distribution_is_close_to_the_weight() -> None:
