@@ -119,3 +119,86 @@ def postgres_server() -> Iterator[Server]:
         yield Server(pg.port, pg.url)
     finally:
         pg.remove()
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if found is None:
+        pytest.fail("nginx is not installed: run scripts/test.sh, or apt-get install nginx-light")
+    return found
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+    if found is None:
+        pytest.fail("haproxy is not installed: run scripts/test.sh, or apt-get install haproxy")
+    return found
+
+
+NGINX_MAIN = """worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {access};
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    include {include};
+}}
+"""
+
+
+class Nginx:
+    """A real nginx in a folder of its own, serving an ``http {}`` include (an export)."""
+
+    def __init__(self, folder: str, include: str, port: int, access: str = "off") -> None:
+        self.dir, self.port = folder, port
+        self.include = os.path.join(folder, "strangler.conf")
+        with open(self.include, "w") as f:
+            f.write(include)
+        self.main = os.path.join(folder, "nginx.conf")
+        with open(self.main, "w") as f:
+            f.write(NGINX_MAIN.format(dir=folder, include=self.include, access=access))
+        self.binary = nginx_binary()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self, *extra: str) -> list[str]:
+        return [self.binary, "-p", self.dir, "-c", self.main, *extra]
+
+    def start(self) -> Nginx:
+        check = subprocess.run(self.command("-t"), capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        with open(os.path.join(self.dir, "stderr.log"), "ab") as err:
+            self.proc = subprocess.Popen(self.command("-g", "daemon off;"), stderr=err)
+        _wait_port(self.port, self.proc, "nginx")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class HAProxy:
+    """A real HAProxy (master-worker, reloadable with SIGUSR2) on an exported configuration."""
+
+    def __init__(self, folder: str, config: str, port: int) -> None:
+        self.dir, self.port = folder, port
+        self.config = os.path.join(folder, "haproxy.cfg")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.binary = haproxy_binary()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HAProxy:
+        check = subprocess.run([self.binary, "-c", "-f", self.config], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        with open(os.path.join(self.dir, "haproxy.log"), "ab") as err:
+            self.proc = subprocess.Popen([self.binary, "-W", "-db", "-f", self.config], stdout=err, stderr=err)
+        _wait_port(self.port, self.proc, "haproxy")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

@@ -95,6 +95,8 @@ def test_the_proxy_folders_keep_their_planes_apart() -> None:
         "dataplane": ("strangler_proxy.control", "strangler_proxy.state", "strangler_proxy.serve"),
         "state": ("strangler_proxy.dataplane", "strangler_proxy.control", "strangler_proxy.serve"),
         "shadow": ("strangler_proxy.control", "strangler_proxy.serve"),
+        # the exports are pure: a table in, text out
+        "export": ("strangler_proxy.dataplane", "strangler_proxy.control", "strangler_proxy.state", "strangler_proxy.serve"),
     }
     core = ("model.py", "config.py", "routing.py", "decision.py", "dispatch.py", "cohort.py", "pins.py", "limits.py",
             "clientip.py")

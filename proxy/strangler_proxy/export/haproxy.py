@@ -1,0 +1,163 @@
+"""The route table as an ``haproxy.cfg``: strangler's decisions made by ACLs in order.
+
+How strangler's behaviour is carried over:
+
+- **Routing.** The canonical path goes into ``txn.path`` (percent-decoded, ``;`` parameters
+  dropped, slashes merged); each ``ordered_routes`` entry is an ``http-request set-var``
+  guarded by its ACLs, and the first one that holds names the module. Dot segments, which
+  strangler resolves and HAProxy cannot, are answered 400 like strangler's refused paths.
+- **Sides.** Each module has a backend per side (``be_<module>_new``, ``be_<module>_legacy``),
+  so the stats socket counts each side of each module: what the release controller judges.
+  ``use_backend`` rules in order: pins (unsigned), the cohort id's range, the stage.
+- **Cohorts.** The id is the cohort cookie when well formed, else a random UUID's 32 hex
+  digits; a canary module's response to a request without a cookie sets it.
+- **Fallback.** The new side's backend balances ``first`` over the service then legacy, with
+  ``option redispatch 1``: a retry goes to legacy. ``retry-on conn-failure`` for every
+  method, and 5xx/timeouts only for the module's idempotent methods (``disable-l7-retry``
+  otherwise, as strangler does, the idempotency-key header included). ``observe layer7``
+  with ``error-limit`` marks a failing service down for a while: the circuit breaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from strangler_proxy.export.table import COHORT_COOKIE, cookie_attributes, host_regex, millis, ordered_routes, pin_regex, \
+    side_regex
+from strangler_proxy.model import Match, Module, RouteTable, Upstream
+
+__all__ = ["render_haproxy"]
+
+
+def _sq(text: str) -> str:
+    """A single-quoted HAProxy word: nothing inside is expanded; a quote becomes ``\\x27``
+    (the word is a regex or a literal matched by ``-m str``/``reg``)."""
+    return "'" + text.replace("'", "\\x27") + "'"
+
+
+def _backend(w: Callable[[str], None], name: str, servers: list[tuple[str, Upstream]], connect: float, timeout: float,
+             module: Module | None, table: RouteTable) -> None:
+    w(f"backend {name}")
+    w(f"    timeout connect {millis(connect)}")
+    w(f"    timeout server {millis(timeout)}")
+    if len(servers) > 1 and module is not None:
+        b = table.breaker
+        w("    balance first")
+        w("    option redispatch 1")
+        w("    retries 1")
+        w("    retry-on conn-failure empty-response response-timeout 500 501 502 503 504")
+        safe = " ".join(sorted(module.idempotent))
+        cond = f"{{ method {safe} }}"
+        if module.idempotency_key:
+            cond += f" || {{ method POST }} {{ req.fhdr({module.idempotency_key}) -m found }}"
+        w(f"    http-request disable-l7-retry unless {cond}")
+        for i, (role, up) in enumerate(servers):
+            extra = f" check inter {millis(b.cooldown)} observe layer7 error-limit {b.failures} on-error mark-down" \
+                if role == "service" else ""
+            w(f"    server {role} {up.host}:{up.port}{extra}")
+    else:
+        w("    retries 0")
+        for role, up in servers:
+            w(f"    server {role} {up.host}:{up.port}")
+    w("    http-reuse safe")
+
+
+def _acl(m: Match, kind: str, path_regex: str) -> str:
+    """The ACL terms (ANDed) of one entry."""
+    conds = [f"{{ var(txn.path) -m reg {'-i ' if m.case_insensitive and kind == 'regex' else ''}{_sq(path_regex)} }}"]
+    if m.methods:
+        conds.append("{ method " + " ".join(sorted(m.methods)) + " }")
+    if m.hosts:
+        conds.append(f"{{ var(txn.host) -m reg {_sq(host_regex(m.hosts))} }}")
+    for name, value in m.headers:
+        conds.append(f"{{ req.fhdr({name},1) -m str {_sq(value)} }}")
+    return " ".join(conds)
+
+
+def render_haproxy(table: RouteTable, listen: str, warnings: list[str]) -> str:
+    cookie = table.cohort.cookie.name if table.cohort.cookie else COHORT_COOKIE
+    pins = table.pin.header is not None or table.pin.cookie is not None
+    if pins and table.pin.secret is not None:
+        warnings.append("pins: signed pins cannot be verified by HAProxy (no HMAC): the export ignores pins")
+        pins = False
+    if any(m.shadow is not None and m.stage in ("shadow", "canary") for m in table.modules):
+        warnings.append("shadow: HAProxy mirrors nothing without an external SPOE mirror agent: shadow modules are "
+                        "served by legacy only")
+    warnings.append("dot segments ('/./', '/../', also after ';' parameters) are answered 400; strangler resolves them")
+    warnings.append("an unreachable service with no legacy to fall back to (retired) is answered 503, where strangler "
+                    "answers 502")
+    lim = table.limits
+    out: list[str] = []
+    w = out.append
+    w("global")
+    w(f"    tune.bufsize {max(16384, min(lim.max_header_bytes + 1024, 1 << 20))}")
+    w("    tune.http.maxhdr 256")
+    w("defaults")
+    w("    mode http")
+    w("    option http-keep-alive")
+    w("    option forwardfor")
+    w(f"    timeout client {millis(lim.body_timeout)}")
+    w(f"    timeout http-request {millis(lim.header_timeout)}")
+    w(f"    timeout http-keep-alive {millis(lim.keepalive_timeout)}")
+    w("    timeout connect 3s")
+    w("    timeout server 30s")
+    w("    option http-buffer-request")
+    w("frontend strangler")
+    w(f"    bind {listen}")
+    w(f"    maxconn {lim.max_connections}")
+    w("    http-request set-var(txn.path) path,url_dec,regsub(';[^/]*',,g),regsub('/+',/,g)")
+    w("    http-request set-var(txn.host) req.hdr(host,1),regsub(':[0-9]+$',),lower")
+    w(r"    http-request deny deny_status 400 if { var(txn.path) -m reg '[\x00\x5c]' } || "
+      r"{ var(txn.path) -m reg '\.(/|$)' }")
+    w("    http-request set-header X-Forwarded-Proto http")
+    w("    http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found }")
+    w('    http-request set-var(txn.via) req.fhdr(via) if { req.fhdr(via) -m found }')
+    w('    http-request set-header Via "%[var(txn.via)], 1.1 strangler" if { var(txn.via) -m found }')
+    w('    http-request set-header Via "1.1 strangler" unless { var(txn.via) -m found }')
+    # the module
+    for e in ordered_routes(table.modules):
+        cond = _acl(e.match, e.kind, e.path_regex())
+        w(f"    http-request set-var(txn.module) str({e.module.name}) if !{{ var(txn.module) -m found }} {cond}")
+    # cohort id and pin
+    w(f"    http-request set-var(txn.cid) req.cook({cookie}) if {{ req.cook({cookie}) -m reg ^[0-9a-f]{{32}}$ }}")
+    w("    http-request set-var(txn.fresh) bool(1) unless { var(txn.cid) -m found }")
+    w("    http-request set-var(txn.cid) uuid,regsub(-,,g) unless { var(txn.cid) -m found }")
+    if pins:
+        if table.pin.header:
+            w(f"    http-request set-var(txn.pin) req.fhdr({table.pin.header},1) if {{ req.fhdr({table.pin.header},1) -m found }}")
+        if table.pin.cookie:
+            w(f"    http-request set-var(txn.pin) req.cook({table.pin.cookie}) unless {{ var(txn.pin) -m found }}")
+    canary = [m.name for m in table.modules if m.stage == "canary"]
+    if canary:
+        attrs = cookie_attributes(table)
+        w(f'    http-response add-header Set-Cookie "{cookie}=%[var(txn.cid)]; {attrs}" if '
+          f"{{ var(txn.fresh) -m bool }} {{ var(txn.module) -m str {' '.join(canary)} }}")
+    for up in table.upstreams.values():
+        origin = up.origin.replace(".", "\\.")
+        w(f"    http-response replace-header Location '^{origin}(/.*)?$' '\\1'")
+    for m in table.modules:
+        is_m = f"{{ var(txn.module) -m str {m.name} }}"
+        new, legacy = f"be_{m.name}_new", f"be_{m.name}_legacy"
+        if m.stage in ("legacy", "shadow"):
+            w(f"    use_backend {legacy} if {is_m}")
+            continue
+        if m.stage != "retired" and pins:
+            for side, be in (("legacy", legacy), ("new", new)):
+                w(f"    use_backend {be} if {is_m} {{ var(txn.pin) -m reg {_sq(pin_regex(m.name, side))} }}")  # type: ignore[arg-type]
+        if m.stage == "canary":
+            rx = side_regex(m, table.cohort.buckets)
+            if rx is not None:
+                w(f"    use_backend {new} if {is_m} {{ var(txn.cid) -m reg {_sq(rx)} }}")
+            w(f"    use_backend {legacy} if {is_m}")
+        else:
+            w(f"    use_backend {new} if {is_m}")
+    w("    default_backend be_legacy")
+    ups = table.upstreams
+    legacy_up = ups["legacy"]
+    _backend(w, "be_legacy", [("legacy", legacy_up)], legacy_up.connect_timeout, legacy_up.timeout, None, table)
+    for m in table.modules:
+        svc, leg = ups[m.service], ups[m.legacy]
+        _backend(w, f"be_{m.name}_legacy", [("legacy", leg)], leg.connect_timeout, leg.timeout, None, table)
+        servers = [("service", svc)] if m.stage == "retired" else [("service", svc), ("legacy", leg)]
+        _backend(w, f"be_{m.name}_new", servers, svc.connect_timeout, m.timeout or svc.timeout, m, table)
+    return "\n".join(out) + "\n"
