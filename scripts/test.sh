@@ -13,6 +13,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (needed by the tests that use real servers)" >&2
   if [ "$(id -u)" = 0 ]; then
@@ -27,4 +28,7 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+# the Gateway API and Istio CRD schemas the Kubernetes exports are validated against (pinned)
+npm ci --silent --no-audit --no-fund --prefix tests/fixtures/crds >/dev/null 2>&1 \
+  || echo "test.sh: npm ci in tests/fixtures/crds failed: the CRD schema tests will fail, loudly" >&2
 exec .venv/bin/python -m pytest "$@"

@@ -1,4 +1,5 @@
-"""``strangler routes check | explain``: validate a route table, or say how it routes a request."""
+"""``strangler routes check | explain | pin | export``: validate a route table, say how it
+routes a request, sign a pin, or compile it for nginx, HAProxy, Gateway API or Istio."""
 
 from __future__ import annotations
 
@@ -33,6 +34,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("--client-ip", default="127.0.0.1")
     e.add_argument("--format", choices=("text", "json"), default="text")
     e.set_defaults(func=run_explain)
+    x = rs.add_parser("export", help="the route table as nginx, HAProxy, Gateway API or Istio configuration",
+                      description="Compile the current table (the file's modules with the state store's stages and "
+                                  "weights) for another data plane. What the target cannot express is listed at the "
+                                  "top of the output (and under 'warnings' with --format json).")
+    x.add_argument("file", type=Path)
+    x.add_argument("--to", required=True, choices=("nginx", "haproxy", "gateway-api", "istio"))
+    x.add_argument("--state", metavar="PATH|URL",
+                   help="the state store whose stages and weights apply (default: the proxy's state file beside the "
+                        "route file, when there is one; 'none' for the file's values alone)")
+    x.add_argument("-o", "--output", type=Path, help="write here, atomically (default: standard output)")
+    x.add_argument("--listen", default="8000", metavar="[HOST:]PORT", help="nginx/HAProxy: where to listen (default 8000)")
+    x.add_argument("--namespace", default="default", help="Kubernetes: the objects' namespace (default: default)")
+    x.add_argument("--gateway", help="Gateway API: the parent Gateway's name (default: the legacy Service, a mesh route)")
+    x.add_argument("--gateway-namespace", help="Gateway API: the parent Gateway's namespace")
+    x.add_argument("--host", action="append", default=[], help="Istio: a VirtualService host (default: the legacy Service)")
+    x.add_argument("--istio-gateway", action="append", default=[], metavar="NS/NAME",
+                   help="Istio: a gateway the VirtualService binds to (default: the mesh)")
+    x.add_argument("--format", choices=("text", "json"), default="text")
+    x.set_defaults(func=run_export)
 
 
 def _address(flag: str, text: str) -> tuple[str, int]:
@@ -111,4 +131,35 @@ def run_explain(args: argparse.Namespace) -> int:
         print(f"why:      {p.explain()}")
         if cohort is not None:
             print(f"cohort:   {cohort[0]}" + (" (new: a canary response sets the cohort cookie)" if cohort[1] else ""))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from strangler_proxy.config import load_routes
+    from strangler_proxy.export import KubeOptions, export
+    from strangler_proxy.model import with_overrides
+    from strangler_proxy.state import default_path, open_store
+
+    from strangler_cli.output import write_output
+
+    table = load_routes(args.file)
+    state = args.state if args.state is not None else default_path(args.file)
+    is_url = str(state).startswith(("postgresql://", "postgres://"))
+    if args.state not in (None, "none") and not is_url and not Path(state).is_file():
+        raise StranglerError(f"--state {state}: no state store there (give the proxy's --state, or 'none')")
+    if args.state != "none" and (args.state is not None or Path(state).exists()):
+        store = open_store(state)
+        try:
+            table = with_overrides(table, store.overrides())
+        finally:
+            store.close()
+    kube = KubeOptions(namespace=args.namespace, gateway=args.gateway, gateway_namespace=args.gateway_namespace,
+                       hosts=tuple(args.host), istio_gateways=tuple(args.istio_gateway))
+    result = export(table, args.to, listen=args.listen, kube=kube)
+    text = result.text
+    if args.format == "json":
+        text = json.dumps({"target": result.target, "warnings": list(result.warnings), "config": result.text}, indent=2) + "\n"
+    write_output(text, None if args.output is None else str(args.output))
+    if args.output is not None:
+        print(f"{args.output}: {args.to} configuration written ({len(result.warnings)} differences listed at its top)")
     return 0

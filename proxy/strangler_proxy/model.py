@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from strangler_proxy.clientip import Network
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
-__all__ = ["Breaker", "Cohort", "CohortCookie", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS", "Webhook"]
+__all__ = ["Breaker", "Cohort", "CohortCookie", "CohortSource", "HTTP_METHODS", "Match", "Module", "Override", "Pin", "RELEASE_ACTIONS", "ReleasePlan", "ReleaseThresholds", "RouteTable", "SAFE_METHODS", "STAGES", "Shadow", "Stage", "Upstream", "UpstreamTLS", "Webhook", "effective_modules", "with_overrides"]
 
 Stage = Literal["legacy", "shadow", "canary", "released", "retired"]
 STAGES: tuple[Stage, ...] = ("legacy", "shadow", "canary", "released", "retired")
@@ -223,3 +223,19 @@ class Override:
 
     stage: Stage | None = None
     weight: float | None = None
+
+
+def effective_modules(table: RouteTable, overrides: Mapping[str, Override]) -> tuple[Module, ...]:
+    """The table's modules with the runtime overrides (state store) applied."""
+    out = []
+    for m in table.modules:
+        o = overrides.get(m.name)
+        if o is not None:
+            m = replace(m, stage=o.stage or m.stage, weight=m.weight if o.weight is None else o.weight)
+        out.append(m)
+    return tuple(out)
+
+
+def with_overrides(table: RouteTable, overrides: Mapping[str, Override]) -> RouteTable:
+    """The table as the proxy runs it: the file's values with the store's overrides."""
+    return replace(table, modules=effective_modules(table, overrides)) if overrides else table

@@ -214,3 +214,89 @@ def test_haproxy_sends_every_request_where_strangler_would(estate: Any, tmp_path
     finally:
         haproxy.stop()
     assert any(w.startswith("shadow: HAProxy mirrors nothing") for w in exported.warnings)
+
+
+SWITCH = """
+upstreams:
+  legacy: {legacy}
+  cases-svc: {cases}
+cohort:
+  cookie: true
+modules:
+  cases:
+    match: {{path_prefix: /cases}}
+    service: cases-svc
+    stage: canary
+    weight: 30
+"""
+
+
+def _sides(url: str, users: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+    """(side, cohort cookie set) for each (cookie header, path), over 8 connections."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(chunk: list[tuple[str, str]]) -> list[tuple[str, str | None]]:
+        out = []
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for cookie, path in chunk:
+                client.cookies.clear()
+                status, name, drawn = observe(client, "GET", path, {"Cookie": cookie})
+                assert status == 200, (status, cookie)
+                out.append((str(name), drawn))
+        return out
+
+    chunks = [users[i::8] for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        parts = list(pool.map(one, chunks))
+    merged: list[tuple[str, str | None]] = [("", None)] * len(users)
+    for i, part in enumerate(parts):
+        for j, res in enumerate(part):
+            merged[i + 8 * j] = res
+    return merged
+
+
+def test_ten_thousand_users_keep_their_side_when_traffic_moves_to_nginx_haproxy_gateway_istio(
+        tmp_path: Path, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    import yaml
+
+    from tests.proxy.test_export_kube import gateway_route, istio_route
+
+    legacy, cases = Upstream("legacy").start(), Upstream("cases-svc").start()
+    routes = tmp_path / "switch.yaml"
+    routes.write_text(SWITCH.format(legacy=legacy.url, cases=cases.url))
+    table = load_routes(routes)
+    n = 10_000
+    try:
+        # 1. under strangler: each user arrives with its session only, gets a side and the cohort cookie
+        proxy = start_proxy(routes)
+        before = _sides(proxy.url, [(f"JSESSIONID=s{i}", f"/cases/{i}") for i in range(n)])
+        assert all(cookie for _, cookie in before)
+        new = sum(side == "cases-svc" for side, _ in before)
+        assert abs(new / n - 0.30) < 0.02
+        # 2. the switch: the same users, session rotated at login, now through nginx and HAProxy
+        after = [(f"JSESSIONID=t{i}; strangler_cohort={cookie}", f"/cases/{i}/next") for i, (_, cookie) in enumerate(before)]
+        for name, plane, target in (("nginx", Nginx, "nginx"), ("haproxy", HAProxy, "haproxy")):
+            port = free_port()
+            folder = tmp_path / name
+            folder.mkdir()
+            server = plane(str(folder), export(table, target, listen=f"127.0.0.1:{port}").text, port).start()  # type: ignore[arg-type]
+            try:
+                moved = [i for i, (side, _) in enumerate(_sides(f"http://127.0.0.1:{port}", after)) if side != before[i][0]]
+            finally:
+                server.stop()
+            assert moved == [], f"{name}: {len(moved)} of {n} users changed side"
+        # 3. and Gateway API / Istio, by their matching rules over the exported objects
+        rng = random.Random(3)
+        docs = list(yaml.safe_load_all(export(table, "istio").text))
+        (vs,) = [d for d in docs if d["kind"] == "VirtualService"]
+        routes_gw = list(yaml.safe_load_all(export(table, "gateway-api").text))
+        for i, (cookie, path) in enumerate(after):
+            headers = {"host": "portal", "cookie": cookie}
+            want = before[i][0]
+            assert istio_route(vs, "GET", path, headers, rng)[0].startswith(want), i
+            assert gateway_route(routes_gw, "GET", path, headers, rng)[0] == want, i
+    finally:
+        legacy.stop()
+        cases.stop()

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from strangler_proxy.dataplane.breaker import CircuitBreaker
-from strangler_proxy.model import Module, Override, RouteTable
+from strangler_proxy.model import Module, Override, RouteTable, effective_modules
 from strangler_proxy.dispatch import Routes
 from strangler_proxy.dataplane.forwarding import upstream_origins
 from strangler_proxy.metrics import Metrics
@@ -39,16 +39,6 @@ class Snapshot:
     @property
     def modules(self) -> Mapping[str, Module]:
         return self.routes.modules
-
-
-def effective_modules(table: RouteTable, overrides: Mapping[str, Override]) -> tuple[Module, ...]:
-    out = []
-    for m in table.modules:
-        o = overrides.get(m.name)
-        if o is not None:
-            m = replace(m, stage=o.stage or m.stage, weight=m.weight if o.weight is None else o.weight)
-        out.append(m)
-    return tuple(out)
 
 
 class Runtime:

@@ -39,10 +39,11 @@ class Exported:
 
 def export(table: RouteTable, target: Target, listen: str = "8000", kube: KubeOptions | None = None) -> Exported:
     """``table`` (overrides applied) as ``target``'s configuration."""
-    for name in [*table.upstreams, *(m.name for m in table.modules)]:
+    named = [(n, u.line, "upstreams") for n, u in table.upstreams.items()] + [(m.name, m.line, "modules") for m in table.modules]
+    for name, line, where in named:
         if not NAME.fullmatch(name):
-            raise ExportError(f"{table.source}: the name {name!r} cannot be carried into {target} identifiers: "
-                              "use letters, digits, '_', '.' and '-'")
+            raise ExportError(f"{table.source}{f':{line}' if line else ''}: {where}.{name}: this name cannot be carried into "
+                              f"{target} identifiers: use letters, digits, '_', '.' and '-'")
     warnings = common_warnings(table, target)
     if target == "nginx":
         warnings += idempotence_warnings(table)

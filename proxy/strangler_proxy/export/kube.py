@@ -35,6 +35,17 @@ COHORT_SEEDS = 8  # ids set per side to cookie-less users (more is finer for oth
 MANAGED = {"app.kubernetes.io/managed-by": "strangler"}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML: shared values written out again, never as anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(docs: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
+
+
 @dataclass(frozen=True, slots=True)
 class KubeOptions:
     namespace: str = "default"
@@ -152,7 +163,7 @@ def _backend(table: RouteTable, opts: KubeOptions, upstream: str, weight: int | 
     return ref
 
 
-def _gw_rules(table: RouteTable, opts: KubeOptions, e: Entry, warnings: list[str]) -> list[dict[str, Any]]:
+def _gw_rules(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[str, Any]]:
     m = e.module
     legacy = [_backend(table, opts, m.legacy)]
     new = [_backend(table, opts, m.service)]
@@ -207,34 +218,35 @@ def render_gateway(table: RouteTable, opts: KubeOptions, warnings: list[str]) ->
         if ns != opts.namespace:
             parent["namespace"] = ns
     docs: list[dict[str, Any]] = []
-    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
-    for e in ordered_routes(table.modules):
-        groups.setdefault((e.module.name, e.match.hosts), []).extend(_gw_rules(table, opts, e, warnings))
-    for i, ((module, hosts), rules) in enumerate(groups.items()):
+    # one HTTPRoute per entry, named in strangler's order: Gateway API breaks its ties by
+    # name, then by rule order, so ties fall as strangler's file order has them
+    entries = ordered_routes(table.modules)
+    width = len(str(len(entries)))
+    for e in entries:
         spec: dict[str, Any] = {"parentRefs": [parent]}
-        if hosts:
-            spec["hostnames"] = list(hosts)
-        for start in range(0, len(rules), 16):  # an HTTPRoute holds at most 16 rules
-            chunk = {**spec, "rules": rules[start:start + 16]}
-            suffix = f"-{start // 16}" if len(rules) > 16 else ""
-            docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                         "metadata": {"name": f"strangler-{_dns(module)}-{i}{suffix}", "namespace": opts.namespace,
-                                      "labels": {**MANAGED, "strangler.io/module": _dns(module)}},
-                         "spec": chunk})
+        if e.match.hosts:
+            spec["hostnames"] = list(e.match.hosts)
+        spec["rules"] = _gw_rules(table, opts, e)
+        docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                     "metadata": {"name": f"strangler-{e.index:0{width}d}-{_dns(e.module.name)}", "namespace": opts.namespace,
+                                  "labels": {**MANAGED, "strangler.io/module": _dns(e.module.name)}},
+                     "spec": spec})
     docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
                  "metadata": {"name": "strangler-legacy", "namespace": opts.namespace, "labels": dict(MANAGED)},
                  "spec": {"parentRefs": [parent],
                           "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                                      "backendRefs": [_backend(table, opts, "legacy")]}]}})
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return dump(docs)
 
 
 def _gateway_precedence_warnings(table: RouteTable, warnings: list[str]) -> None:
     seen: dict[tuple[str, str], list[Match]] = {}
     for e in ordered_routes(table.modules):
-        if e.kind == "regex":
-            warnings.append(f"module {e.module.name}: path_regex {e.pattern!r} is exported as RegularExpression, whose "
-                            "support and precedence are implementation-specific in Gateway API")
+        if e.kind == "regex" or e.case_insensitive:
+            what = f"path_regex {e.pattern!r}" if e.kind == "regex" else f"case-insensitive {e.kind} path {e.pattern}"
+            warnings.append(f"module {e.module.name}: {what} is exported as a RegularExpression match, whose support and "
+                            "precedence (against the PathPrefix rules, the legacy catch-all included) are "
+                            "implementation-specific in Gateway API")
             continue
         seen.setdefault((e.kind, e.pattern), []).append(e.match)
     for (kind, pattern), matches in seen.items():
@@ -356,4 +368,4 @@ def render_istio(table: RouteTable, opts: KubeOptions, warnings: list[str]) -> s
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
                      "metadata": {"name": f"strangler-{_dns(up_name)}", "namespace": opts.namespace, "labels": dict(MANAGED)},
                      "spec": {"host": f"{name}.{ns}.svc.cluster.local", "trafficPolicy": policy}})
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return dump(docs)

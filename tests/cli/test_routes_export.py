@@ -1,0 +1,77 @@
+"""``strangler routes export`` as a user runs it: the store's live weights, atomic output,
+JSON warnings, and clear errors that leave the previous output in place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from strangler_proxy.state import default_path, open_store
+from tests.cli.helpers import strangler
+
+ROUTES = """upstreams:
+  legacy: http://portal.shop:8080
+  cases-svc: http://cases.shop:8000
+cohort: {cookie: true}
+modules:
+  cases:
+    match: {path_prefix: /cases}
+    service: cases-svc
+    stage: canary
+    weight: 10
+"""
+
+
+def _new_share(vs_text: str) -> int:
+    (vs,) = [d for d in yaml.safe_load_all(vs_text) if d["kind"] == "VirtualService"]
+    (draw,) = [r for r in vs["spec"]["http"] if r["name"].endswith("-draw")]
+    return sum(d["weight"] for d in draw["route"] if d["destination"]["host"].startswith("cases."))
+
+
+def test_export_takes_the_live_weight_from_the_state_store(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    r = strangler("routes", "export", str(routes), "--to", "istio")
+    assert r.returncode == 0, r.stderr
+    assert _new_share(r.stdout) == 1000  # the file's 10 %, in basis points
+    default_path(routes).parent.mkdir()
+    store = open_store(default_path(routes))
+    store.set("cases", "canary", 40, actor="test")
+    store.close()
+    r = strangler("routes", "export", str(routes), "--to", "istio")  # the default store beside the file
+    assert _new_share(r.stdout) == 4000
+    r = strangler("routes", "export", str(routes), "--to", "istio", "--state", "none")
+    assert _new_share(r.stdout) == 1000
+
+
+def test_json_lists_what_the_target_cannot_express(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    out = tmp_path / "strangler.conf"
+    r = strangler("routes", "export", str(routes), "--to", "nginx", "-o", str(out), "--format", "json", "--listen", "127.0.0.1:9")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert data["target"] == "nginx" and "listen 127.0.0.1:9;" in data["config"]
+    assert any("retries DELETE, PUT, TRACE" in w for w in data["warnings"])
+    assert all(f"#   - {w}" in data["config"] for w in data["warnings"])
+
+
+def test_errors_name_the_problem_and_keep_the_last_output(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES)
+    out = tmp_path / "haproxy.cfg"
+    assert strangler("routes", "export", str(routes), "--to", "haproxy", "-o", str(out)).returncode == 0
+    good = out.read_text()
+    routes.write_text(ROUTES.replace("weight: 10", "weight: 250"))
+    r = strangler("routes", "export", str(routes), "--to", "haproxy", "-o", str(out))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{routes}:" in r.stderr and "weight" in r.stderr
+    assert out.read_text() == good
+    routes.write_text(ROUTES)
+    r = strangler("routes", "export", str(routes), "--to", "haproxy", "--state", str(tmp_path / "nope.sqlite3"))
+    assert r.returncode == 1 and "no state store there" in r.stderr
+    routes.write_text(ROUTES.replace("cases-svc", "cases svc"))
+    r = strangler("routes", "export", str(routes), "--to", "nginx")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
