@@ -41,7 +41,7 @@ SLOW_MODULES = {
     "test_release.py", "test_reload.py", "test_admin.py", "test_shadow.py", "test_app.py",
     "test_startup.py", "test_checks.py", "test_scenarios.py", "test_bench_slowclients.py",
     "test_analyze_cli.py", "test_demo.py", "test_demo_token.py", "test_production.py", "test_tls.py", "test_wheel.py", "test_deploy.py", "test_operators.py",
-    "test_export_planes.py", "test_routes_export.py", "test_export_kube.py",
+    "test_export_planes.py", "test_routes_export.py", "test_export_kube.py", "test_external_release.py",
 }
 
 

@@ -185,6 +185,7 @@ class HAProxy:
     def __init__(self, folder: str, config: str, port: int) -> None:
         self.dir, self.port = folder, port
         self.config = os.path.join(folder, "haproxy.cfg")
+        self.pidfile = os.path.join(folder, "haproxy.pid")  # the master's: SIGUSR2 reloads
         with open(self.config, "w") as f:
             f.write(config)
         self.binary = haproxy_binary()
@@ -194,7 +195,8 @@ class HAProxy:
         check = subprocess.run([self.binary, "-c", "-f", self.config], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         with open(os.path.join(self.dir, "haproxy.log"), "ab") as err:
-            self.proc = subprocess.Popen([self.binary, "-W", "-db", "-f", self.config], stdout=err, stderr=err)
+            self.proc = subprocess.Popen([self.binary, "-W", "-db", "-f", self.config, "-p", self.pidfile],
+                                         stdout=err, stderr=err)
         _wait_port(self.port, self.proc, "haproxy")
         return self
 

@@ -32,6 +32,7 @@ from strangler_common import ConfigError, Location, Node, load_yaml_file
 
 from strangler_proxy.clientip import Network, parse_networks
 from strangler_proxy.errors import RouteConfigError
+from strangler_proxy.external import DataPlane, parse_data_plane
 from strangler_proxy.limits import Limits, parse_limits
 from strangler_proxy.model import (
     HTTP_METHODS, SAFE_METHODS, STAGES, Breaker, Cohort, CohortCookie, CohortSource, Match, Module, Pin, ReleasePlan, ReleaseThresholds,
@@ -41,7 +42,8 @@ from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
 __all__ = ["load_routes"]  # public (the CLI's and loadtests' imports are checked against it)
 
-TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names", "trusted_proxies"}
+TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names", "trusted_proxies",
+            "data_plane"}
 MODULE_KEYS = {"match", "service", "stage", "weight", "legacy", "idempotent", "idempotency_key", "timeout", "description",
                "shadow", "shadow_percent", "release", "retire_window"}
 RELEASE_KEYS = {"steps", "interval", "analysis", "failure_limit", "rollback", "webhooks"}
@@ -105,6 +107,7 @@ def parse_routes(doc: object, source: str) -> RouteTable:
         server_names=tuple(h.string("a host name").lower() for h in top["server_names"].sequence_or_one())
         if "server_names" in top else (),
         trusted_proxies=_networks(top["trusted_proxies"]) if "trusted_proxies" in top else (),
+        data_plane=parse_data_plane(top["data_plane"]) if "data_plane" in top else DataPlane(),
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from strangler_proxy.clientip import Network
+from strangler_proxy.external import DataPlane
 from strangler_proxy.limits import Limits
 from strangler_proxy.shadow.compare import Rules
 
@@ -209,6 +210,7 @@ class RouteTable:
     limits: Limits = field(default_factory=Limits)
     server_names: tuple[str, ...] = ()  # hosts this proxy serves: redirects are rewritten to these only
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For names the client
+    data_plane: DataPlane = field(default_factory=DataPlane)  # where traffic flows when not through strangler
 
     def module(self, name: str) -> Module | None:
         for m in self.modules:

@@ -28,6 +28,7 @@ from strangler_proxy.state import ReleaseState, Store
 __all__ = ["Controller", "Windows"]  # public (the CLI's and loadtests' imports are checked against it)
 
 GATE_RETRY = 10.0  # seconds between two askings of a plan's gate hooks while they say no
+FORWARD = frozenset({"release.start", "release.step", "release.promote", "release.resume", "release.released"})
 
 
 
@@ -84,8 +85,13 @@ class Controller:
                  shadow_bound: Callable[[str, int], tuple[float | None, int]],
                  quiet_for: Callable[[str], float] = lambda m: 0.0,
                  clock: Callable[[], float] = time.time,
-                 confirm: Callable[[Sequence[Webhook], dict[str, object]], str | None] = confirm_gates) -> None:
+                 confirm: Callable[[Sequence[Webhook], dict[str, object]], str | None] = confirm_gates,
+                 external: Callable[[], object] | None = None, log: Callable[[str], None] = lambda m: None) -> None:
         self.quiet_for = quiet_for
+        # applies the current table to an external data plane (data_plane: in the route file);
+        # raises ProxyError when the plane refuses it: that step fails and is rolled back
+        self.external = external
+        self.log = log
         self.confirm = confirm  # asks a plan's gate hooks; None when all said yes
         self.gate_asked: dict[str, float] = {}  # module -> when its gates were last asked
         self.events: list[tuple[tuple[Webhook, ...], dict[str, object]]] = []  # (webhooks, event) to send
@@ -107,6 +113,13 @@ class Controller:
     def _apply(self, r: ReleaseState, stage: str | None, weight: float | None, actor: str, action: str) -> ReleaseState:
         self.store.put_release(r, stage, weight, actor, action)  # type: ignore[arg-type]
         self.runtime.set_overrides(self.store.overrides())
+        if self.external is not None and stage is not None:
+            try:
+                self.external()
+            except ProxyError as exc:
+                if action in FORWARD:
+                    return self._apply_failed(r, str(exc))
+                self.log(f"release {r.module}: {action}: the data plane refused it: {exc}")
         self.windows.reset(r.module, r.step_started)
         m = self.runtime.snapshot.modules.get(r.module)
         if m is not None and m.release is not None and m.release.webhooks:
@@ -114,6 +127,18 @@ class Controller:
                 "module": r.module, "action": action, "status": r.status, "step": r.step, "stage": m.stage,
                 "weight": m.weight, "actor": actor, "reason": r.reason, "ts": self.clock()}))
         return r
+
+    def _apply_failed(self, r: ReleaseState, why: str) -> ReleaseState:
+        """The data plane refused a step (it keeps its last good configuration): a failed
+        step, rolled back as a failed analysis would be."""
+        m = self.runtime.snapshot.modules.get(r.module)
+        plan = m.release if m is not None else None
+        # the step the plane refused is r.step; what it still runs is the last safe one before it
+        stage, weight, back = rollback_target(plan, r.step) if plan is not None else ("legacy", 0.0, -1)
+        self.log(f"release {r.module}: the data plane refused step {r.step}: {why}; rolled back")
+        return self._apply(ReleaseState(r.module, "rolled_back", max(back, 0), self.clock(), r.failures + 1,
+                                        f"rolled back: the data plane refused the step: {why}"),
+                           stage, weight, "controller", "release.rollback")
 
     def aggregate(self, module: str, key: float) -> tuple[Window, Window]:
         """The step's traffic on each side: the sum of every process's published window."""

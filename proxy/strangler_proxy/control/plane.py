@@ -17,9 +17,11 @@ from pathlib import Path
 from strangler_proxy.control.activity import Activity
 from strangler_proxy.control.background import Background
 from strangler_proxy.control.controller import Controller, Windows
+from strangler_proxy.control.external import ExternalPlane
+from strangler_proxy.control.kubeclient import kubernetes_clients
 from strangler_proxy.control.webhooks import notify
 from strangler_proxy.dataplane.runtime import Runtime
-from strangler_proxy.model import Webhook
+from strangler_proxy.model import RouteTable, Webhook, with_overrides
 from strangler_proxy.shadow.evidence import module_report
 from strangler_proxy.shadow.store import ShadowStore
 from strangler_proxy.state import Store
@@ -40,6 +42,9 @@ class ControlPlane:
         self.activity = Activity(local_state)
         self.version = store.version()
         self.controller: Controller | None = None
+        # traffic carried by nginx, HAProxy or a mesh (data_plane: in the route file): the
+        # leader applies each change there and reads back what the plane carried
+        self.external: ExternalPlane | None = None
         self._releases: tuple[int, bool] = (0, False)  # (id of the table, whether any module has a plan)
         self._tasks: set[asyncio.Task[None]] = set()
         if lead:
@@ -49,7 +54,25 @@ class ControlPlane:
                 report = module_report(module, evidence.load(module), min_samples=min_samples)
                 return (None if report.interval is None else report.interval[0]), report.compared
 
-            self.controller = Controller(runtime, store, self.windows, shadow_bound, self.activity.quiet_for)
+            spec = runtime.snapshot.table.data_plane
+            if spec.kind != "strangler":
+                self.external = ExternalPlane(spec, log, *kubernetes_clients(spec))
+            self.controller = Controller(runtime, store, self.windows, shadow_bound, self.activity.quiet_for,
+                                         external=self._apply_external if self.external else None, log=log)
+
+    def _effective(self) -> RouteTable:
+        return with_overrides(self.runtime.snapshot.table, self.runtime.overrides)
+
+    def _apply_external(self) -> bool:
+        """The current table (overrides applied) onto the external data plane."""
+        assert self.external is not None
+        table = self._effective()
+        applied = self.external.apply(table)
+        if applied:
+            changed = ", ".join(f"{m.name} {m.stage}" + (f" {m.weight:g}%" if m.stage == "canary" else "")
+                                for m in table.modules if m.release is not None or m.stage != "legacy")
+            self.log(f"data plane {self.external.spec.kind}: configuration applied ({changed or 'every module on legacy'})")
+        return applied
 
     def _lead_and_tick(self) -> None:
         assert self.controller is not None
@@ -78,6 +101,12 @@ class ControlPlane:
 
     async def tick(self) -> None:
         step = self.background.step
+        if self.external is not None:  # changes made outside a release (start-up, reload, admin)
+            await step("data plane apply", self._apply_external)
+            seen = await step("data plane metrics", self.external.read, self._effective(), 1.0)
+            for o in seen or ():
+                for _ in range(o.count):
+                    self.windows.observe(o.module, o.side, o.seconds, o.error)
         if self.controller is not None:
             await step("release controller", self._lead_and_tick)
             while self.controller.events:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from strangler_proxy.errors import ProxyError
+from strangler_proxy.external import DataPlane
 from strangler_proxy.export.haproxy import render_haproxy
 from strangler_proxy.export.kube import KubeOptions, render_gateway, render_istio
 from strangler_proxy.export.nginx import idempotence_warnings, render_nginx
@@ -37,8 +38,14 @@ class Exported:
     warnings: tuple[str, ...]
 
 
-def export(table: RouteTable, target: Target, listen: str = "8000", kube: KubeOptions | None = None) -> Exported:
-    """``table`` (overrides applied) as ``target``'s configuration."""
+def export(table: RouteTable, target: Target, listen: str | None = None, kube: KubeOptions | None = None) -> Exported:
+    """``table`` (overrides applied) as ``target``'s configuration. The table's
+    ``data_plane``, when it is this target, gives the listener, the access log (nginx) and
+    the stats socket (HAProxy) the release controller reads; ``listen`` overrides it."""
+    plane = table.data_plane
+    if plane.kind != target:
+        plane = DataPlane()
+    listen = listen or plane.listen
     named = [(n, u.line, "upstreams") for n, u in table.upstreams.items()] + [(m.name, m.line, "modules") for m in table.modules]
     for name, line, where in named:
         if not NAME.fullmatch(name):
@@ -47,10 +54,10 @@ def export(table: RouteTable, target: Target, listen: str = "8000", kube: KubeOp
     warnings = common_warnings(table, target)
     if target == "nginx":
         warnings += idempotence_warnings(table)
-        body = render_nginx(table, listen, warnings)
+        body = render_nginx(table, listen, warnings, plane.access_log)
         comment = "#"
     elif target == "haproxy":
-        body = render_haproxy(table, listen, warnings)
+        body = render_haproxy(table, listen, warnings, plane.stats_socket)
         comment = "#"
     elif target == "gateway-api":
         body = render_gateway(table, kube or KubeOptions(), warnings)

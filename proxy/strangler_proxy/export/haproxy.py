@@ -74,7 +74,7 @@ def _acl(m: Match, kind: str, path_regex: str) -> str:
     return " ".join(conds)
 
 
-def render_haproxy(table: RouteTable, listen: str, warnings: list[str]) -> str:
+def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_socket: str | None = None) -> str:
     cookie = table.cohort.cookie.name if table.cohort.cookie else COHORT_COOKIE
     pins = table.pin.header is not None or table.pin.cookie is not None
     if pins and table.pin.secret is not None:
@@ -90,11 +90,15 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str]) -> str:
     out: list[str] = []
     w = out.append
     w("global")
+    if stats_socket:  # what the release controller reads: per-backend (module x side) counters
+        w(f"    stats socket {stats_socket} mode 600 level operator")
     w(f"    tune.bufsize {max(16384, min(lim.max_header_bytes + 1024, 1 << 20))}")
     w("    tune.http.maxhdr 256")
+    w("    hard-stop-after 60s")  # a reload's old process lets in-flight requests finish, no longer
     w("defaults")
     w("    mode http")
     w("    option http-keep-alive")
+    w("    option idle-close-on-response")  # after a reload, kept-alive clients move to the new configuration
     w("    option forwardfor")
     w(f"    timeout client {millis(lim.body_timeout)}")
     w(f"    timeout http-request {millis(lim.header_timeout)}")

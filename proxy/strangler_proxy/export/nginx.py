@@ -47,7 +47,7 @@ def _up(name: str) -> str:
     return "strangler_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
-def render_nginx(table: RouteTable, listen: str, warnings: list[str]) -> str:
+def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log: str | None = None) -> str:
     entries = ordered_routes(table.modules)
     headers = sorted({name for m in table.modules for mt in m.matches for name, _ in mt.headers})
     regexes = [e for e in entries if e.kind == "regex"]
@@ -145,8 +145,14 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str]) -> str:
             w(f"    {g} {i};")
     w("    default 0;")
     w("}")
+    if access_log:  # what the release controller reads: each request's module, side and outcome
+        w("log_format strangler_json escape=json '{\"module\":\"$strangler_module\",\"target\":\"$strangler_target\","
+          "\"status\":$status,\"upstream_status\":\"$upstream_status\",\"upstream_addr\":\"$upstream_addr\","
+          "\"request_time\":$request_time}';")
     w("server {")
     w(f"    listen {listen};")
+    if access_log:
+        w(f"    access_log {access_log} strangler_json;")
     if table.server_names:
         w(f"    server_name {' '.join(table.server_names)};")
     lim = table.limits

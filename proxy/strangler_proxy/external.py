@@ -1,0 +1,108 @@
+"""``data_plane:`` in the route file: where the traffic really flows, when not through strangler.
+
+::
+
+    data_plane:
+      nginx:
+        config: /etc/nginx/conf.d/strangler.conf   # the include strangler writes (in http {})
+        test: nginx -t                             # default
+        reload: nginx -s reload                    # default
+        listen: "8000"                             # the exported server's listen
+        access_log: /var/log/nginx/strangler.json  # JSON lines the config writes and strangler reads
+    # or
+      haproxy:
+        config: /etc/haproxy/haproxy.cfg
+        test: haproxy -c -f /etc/haproxy/haproxy.cfg   # default: haproxy -c -f CONFIG
+        reload: systemctl reload haproxy               # required
+        listen: "*:8000"
+        stats_socket: /run/haproxy/strangler.sock       # the per-backend counters strangler reads
+    # or
+      kubernetes:
+        target: gateway-api            # or istio
+        namespace: shop
+        kubeconfig: ~/.kube/config     # default: in-cluster service account
+        gateway: edge                  # Gateway API parent (default: the legacy Service, a mesh route)
+        prometheus: http://prometheus.monitoring:9090   # where the mesh's request metrics are
+
+Parsed once into ``DataPlane`` (pure, like the rest of the table); ``control/external``
+applies it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Literal
+
+from strangler_common.reader import Node
+
+__all__ = ["DataPlane", "parse_data_plane"]
+
+Kind = Literal["strangler", "nginx", "haproxy", "kubernetes"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataPlane:
+    kind: Kind = "strangler"
+    config: str | None = None
+    test: tuple[str, ...] = ()
+    reload: tuple[str, ...] = ()
+    listen: str = "8000"
+    access_log: str | None = None  # nginx
+    stats_socket: str | None = None  # haproxy
+    target: Literal["gateway-api", "istio"] = "gateway-api"  # kubernetes
+    namespace: str = "default"
+    kubeconfig: str | None = None
+    gateway: str | None = None
+    prometheus: str | None = None
+    line: int | None = None
+
+
+def _command(node: Node) -> tuple[str, ...]:
+    text = node.string("a command line")
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as exc:
+        node.fail(f"expected a command line: {exc}")
+    if not argv:
+        node.expected("a command line")
+    return argv
+
+
+def parse_data_plane(node: Node) -> DataPlane:
+    if isinstance(node.value, str) and node.value == "strangler":
+        return DataPlane(line=node.line)
+    top = node.mapping({"nginx", "haproxy", "kubernetes"}, "'strangler' or a mapping with one of nginx, haproxy, kubernetes")
+    if len(top) != 1:
+        node.fail("expected exactly one of nginx, haproxy, kubernetes")
+    ((kind, spec),) = top.items()
+    if kind == "kubernetes":
+        f = spec.mapping({"target", "namespace", "kubeconfig", "gateway", "prometheus"})
+        return DataPlane(
+            "kubernetes",
+            target=f["target"].choice(("gateway-api", "istio")) if "target" in f else "gateway-api",  # type: ignore[arg-type]
+            namespace=f["namespace"].string() if "namespace" in f else "default",
+            kubeconfig=f["kubeconfig"].string() if "kubeconfig" in f else None,
+            gateway=f["gateway"].string() if "gateway" in f else None,
+            prometheus=f["prometheus"].string("an http(s) URL") if "prometheus" in f else None,
+            line=spec.line,
+        )
+    extra = "access_log" if kind == "nginx" else "stats_socket"
+    f = spec.mapping({"config", "test", "reload", "listen", extra})
+    if "config" not in f:
+        spec.fail("expected 'config': the file strangler writes the exported configuration to")
+    config = f["config"].string("a file path")
+    if kind == "haproxy" and "reload" not in f:
+        spec.fail("expected 'reload': the command that makes HAProxy read its configuration again "
+                  "(e.g. 'systemctl reload haproxy')")
+    default_test = ("nginx", "-t") if kind == "nginx" else ("haproxy", "-c", "-f", config)
+    return DataPlane(
+        kind,  # type: ignore[arg-type]
+        config=config,
+        test=_command(f["test"]) if "test" in f else default_test,
+        reload=_command(f["reload"]) if "reload" in f else ("nginx", "-s", "reload"),
+        listen=f["listen"].scalar_text() if "listen" in f else "8000",
+        access_log=f["access_log"].string("a file path") if "access_log" in f else None,
+        stats_socket=f["stats_socket"].string("a socket path") if "stats_socket" in f else None,
+        line=spec.line,
+    )
