@@ -75,3 +75,20 @@ def test_errors_name_the_problem_and_keep_the_last_output(tmp_path: Path) -> Non
     routes.write_text(ROUTES.replace("cases-svc", "cases svc"))
     r = strangler("routes", "export", str(routes), "--to", "nginx")
     assert r.returncode == 1 and "Traceback" not in r.stderr
+
+
+def test_the_bundled_example_exports_configurations_nginx_and_haproxy_accept(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.servers import NGINX_MAIN, haproxy_binary, nginx_binary
+
+    example = Path(__file__).parent.parent.parent / "routes" / "example.yaml"
+    include, cfg = tmp_path / "strangler.conf", tmp_path / "haproxy.cfg"
+    for target, out in (("nginx", include), ("haproxy", cfg)):  # the default listen: port 8000
+        r = strangler("routes", "export", str(example), "--to", target, "--state", "none", "-o", str(out))
+        assert r.returncode == 0, r.stderr
+    (tmp_path / "nginx.conf").write_text(NGINX_MAIN.format(dir=tmp_path, include=include, access="off"))
+    checks = [[nginx_binary(), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-t"], [haproxy_binary(), "-c", "-f", str(cfg)]]
+    for argv in checks:
+        done = subprocess.run(argv, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr

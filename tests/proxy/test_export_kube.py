@@ -32,6 +32,7 @@ upstreams:
   old-svc: http://10.0.0.7:9000
 cohort:
   cookie: true
+pin: {header: X-Strangler-Side, cookie: strangler_side, unsigned: true}
 modules:
   cases:
     match: {path_prefix: [/cases, /api/cases]}
@@ -72,6 +73,10 @@ PATHS = [
     ("POST", "/cases/admin/x", {}), ("GET", "/reports", {"host": "reports.example.com"}),
     ("GET", "/reports", {"host": "a.reports.example.com:8443"}), ("GET", "/reports", {"host": "other"}),
     ("GET", "/reports/export/1", {}), ("GET", "/REPORTS/EXPORT", {}), ("GET", "/kb/a", {}), ("GET", "/old/1", {}),
+    ("GET", "/cases/1", {"x-strangler-side": "new"}), ("GET", "/cases/1", {"x-strangler-side": "Legacy"}),
+    ("GET", "/cases/1", {"x-strangler-side": "kb=legacy, cases=service"}), ("GET", "/cases/1", {"x-strangler-side": "kb=new"}),
+    ("GET", "/cases/admin/1", {"x-strangler-side": "cases-admin=legacy"}), ("POST", "/cases/admin/1", {"x-tenant": "acme", "x-strangler-side": "cases-admin=legacy"}),
+    ("GET", "/reports", {"host": "reports.example.com", "cookie": "strangler_side=reports=new"}),
     ("PATCH", "/anything", {"x-api": "v2"}), ("PATCH", "/cases/1", {"x-api": "v2"}), ("PATCH", "/x", {}), ("GET", "/", {}), ("DELETE", "/other", {}),
 ]
 

@@ -26,7 +26,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from strangler_proxy.errors import ProxyError
@@ -94,6 +94,7 @@ class ExternalPlane:
     # -- apply ---------------------------------------------------------------------------
     def render(self, table: RouteTable) -> str:
         spec = self.spec
+        table = replace(table, data_plane=spec)  # the block read at start, whatever a reload says
         if spec.kind == "kubernetes":
             from strangler_proxy.export.kube import KubeOptions
 

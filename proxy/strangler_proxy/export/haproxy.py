@@ -107,7 +107,7 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
     w("    timeout server 30s")
     w("    option http-buffer-request")
     w("frontend strangler")
-    w(f"    bind {listen}")
+    w(f"    bind {listen if ':' in listen else ':' + listen}")  # a bare port: every address, as nginx's listen
     w(f"    maxconn {lim.max_connections}")
     w("    http-request set-var(txn.path) path,url_dec,regsub(';[^/]*',,g),regsub('/+',/,g)")
     w("    http-request set-var(txn.host) req.hdr(host,1),regsub(':[0-9]+$',),lower")

@@ -111,6 +111,23 @@ def _cohort(table: RouteTable, m: Module) -> tuple[str, str | None, list[str], l
     return _cookie_regex(cookie, "[0-9a-f]{32}"), new, _seed_ids(ranges), _seed_ids(_legacy_ranges(ranges))
 
 
+def _pins(table: RouteTable, m: Module) -> list[tuple[str, str, str]]:
+    """(header name, RE2 whole-value regex, "new" or "legacy") for a module's unsigned pins,
+    legacy first. RE2 has no lookahead: a value naming the module twice with both sides
+    is read by the first rule that matches, not by its first part (the export warns)."""
+    if table.pin.secret is not None or m.stage not in ("canary", "released"):
+        return []
+    name = literal(m.name)
+    specs = [(side, rf"(?:[^,]*,)*[ \t]*(?:{name}[ \t]*=[ \t]*)?(?i:{words})[ \t]*")
+             for side, words in (("legacy", "legacy"), ("new", "new|service"))]
+    out = []
+    if table.pin.header:  # the header first, as strangler reads it
+        out += [(table.pin.header, f"^{spec}(?:,.*)?$", side) for side, spec in specs]
+    if table.pin.cookie:
+        out += [("cookie", rf"^(?:.*;\s*)?{literal(table.pin.cookie)}={spec}(?:[,;].*)?$", side) for side, spec in specs]
+    return out
+
+
 def _set_cookie(table: RouteTable, cid: str) -> str:
     cookie = table.cohort.cookie.name if table.cohort.cookie else COHORT_COOKIE
     return f"{cookie}={cid}; {cookie_attributes(table)}"
@@ -172,10 +189,11 @@ def _gw_rules(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[str, 
         if m.stage == "shadow" and m.shadow is not None:
             rule["filters"] = [_gw_mirror(table, opts, m)]
         return [rule]
+    rules = [{"matches": _gw_matches(e, [{"type": "RegularExpression", "name": h, "value": rx}]),
+              "backendRefs": new if side == "new" else legacy} for h, rx, side in _pins(table, m)]
     if m.stage in ("released", "retired"):
-        return [{"matches": _gw_matches(e, []), "backendRefs": new}]
+        return rules + [{"matches": _gw_matches(e, []), "backendRefs": new}]
     any_id, new_id, new_seeds, legacy_seeds = _cohort(table, m)
-    rules = []
     if new_id is not None:
         rules.append({"matches": _gw_matches(e, [{"type": "RegularExpression", "name": "Cookie", "value": new_id}]),
                       "backendRefs": new})
@@ -206,8 +224,7 @@ def render_gateway(table: RouteTable, opts: KubeOptions, warnings: list[str]) ->
                     "service is not replaced by legacy (use the implementation's retries and outlier detection)")
     warnings.append("paths: ';' parameters are part of the path for Gateway API; strangler drops them before matching")
     _gateway_precedence_warnings(table, warnings)
-    if table.pin.header or table.pin.cookie:
-        warnings.append("pins: not exported (signed pins need an HMAC; unsigned ones are not worth a rule per module)")
+    _pin_warnings(table, warnings)
     if opts.gateway:
         parent: dict[str, Any] = {"name": opts.gateway}
         if opts.gateway_namespace:
@@ -255,6 +272,17 @@ def _gateway_precedence_warnings(table: RouteTable, warnings: list[str]) -> None
                             "method before header counts, strangler counts all conditions alike")
 
 
+def _pin_warnings(table: RouteTable, warnings: list[str]) -> None:
+    if not (table.pin.header or table.pin.cookie):
+        return
+    if table.pin.secret is not None:
+        warnings.append("pins: signed pins need an HMAC the target cannot compute: not exported")
+    else:
+        warnings.append("pins: a value naming one module with both sides ('legacy,cases=new') takes the legacy side "
+                        "(no lookahead in RE2; strangler takes the first part), and a pin cookie counts even when a pin "
+                        "header for other modules is present (strangler then reads only the header)")
+
+
 def _dns(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
@@ -273,12 +301,14 @@ def _istio_uri(e: Entry) -> list[dict[str, Any]]:
     return [{"uri": {"exact": e.pattern}}, {"uri": {"prefix": e.pattern + "/"}}]
 
 
-def _istio_matches(e: Entry, cookie_regex: str | None) -> list[dict[str, Any]]:
+def _istio_matches(e: Entry, cookie_regex: str | None, pin: tuple[str, str] | None = None) -> list[dict[str, Any]]:
     m = e.match
     extra: dict[str, Any] = {}
-    headers = {n: {"exact": v} for n, v in m.headers}
+    headers: dict[str, dict[str, str]] = {n: {"exact": v} for n, v in m.headers}
     if cookie_regex is not None:
         headers["cookie"] = {"regex": cookie_regex}
+    if pin is not None:
+        headers[pin[0]] = {"regex": pin[1]}
     if headers:
         extra["headers"] = headers
     if m.hosts:
@@ -309,10 +339,13 @@ def _istio_routes(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[s
             r["mirrorPercentage"] = {"value": float(m.shadow.percent)}
         return [r]
     retries = {"attempts": 1, "retryOn": "connect-failure,refused-stream,reset"}
+    out: list[dict[str, Any]] = []
+    for i, (h, rx, side) in enumerate(_pins(table, m)):
+        r = {"name": f"{name}-pin{i}", "match": _istio_matches(e, None, (h.lower(), rx)), "route": new if side == "new" else legacy}
+        out.append({**r, "retries": retries} if side == "new" else r)
     if m.stage in ("released", "retired"):
-        return [{"name": name, "match": _istio_matches(e, None), "route": new, "retries": retries}]
+        return out + [{"name": name, "match": _istio_matches(e, None), "route": new, "retries": retries}]
     any_id, new_id, new_seeds, legacy_seeds = _cohort(table, m)
-    out = []
     if new_id is not None:
         out.append({"name": name + "-new", "match": _istio_matches(e, new_id), "route": new, "retries": retries})
     out.append({"name": name + "-legacy", "match": _istio_matches(e, any_id), "route": legacy})
@@ -334,8 +367,7 @@ def render_istio(table: RouteTable, opts: KubeOptions, warnings: list[str]) -> s
                     "(the DestinationRule: the circuit breaker's failures and cooldown), not replaced by legacy")
     warnings.append("paths: ';' parameters are part of the path for Istio; strangler drops them before matching")
     warnings.append("weights: Istio weights are in basis points of 10,000 here (strangler's are exact percentages)")
-    if table.pin.header or table.pin.cookie:
-        warnings.append("pins: not exported (signed pins need an HMAC; unsigned ones are not worth a rule per module)")
+    _pin_warnings(table, warnings)
     legacy_name, legacy_ns, _ = service_ref("legacy", table.upstreams["legacy"], opts.namespace)
     http: list[dict[str, Any]] = []
     for e in ordered_routes(table.modules):
