@@ -74,7 +74,10 @@ def test_errors_name_the_problem_and_keep_the_last_output(tmp_path: Path) -> Non
     assert r.returncode == 1 and "no state store there" in r.stderr
     routes.write_text(ROUTES.replace("cases-svc", "cases svc"))
     r = strangler("routes", "export", str(routes), "--to", "nginx")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "this name cannot be carried" in r.stderr
+    routes.write_text(ROUTES.replace("  cases-svc: http://cases.shop:8000\n", "  cases-svc: http://cases.shop:8000\n  cases_svc: http://c:1\n"))
+    r = strangler("routes", "export", str(routes), "--to", "nginx")
+    assert r.returncode == 1 and f"{routes}:4: upstreams.cases_svc: reads the same as 'cases-svc'" in r.stderr
 
 
 def test_the_bundled_example_exports_configurations_nginx_and_haproxy_accept(tmp_path: Path) -> None:

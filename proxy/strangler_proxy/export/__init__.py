@@ -51,6 +51,13 @@ def export(table: RouteTable, target: Target, listen: str | None = None, kube: K
         if not NAME.fullmatch(name):
             raise ExportError(f"{table.source}{f':{line}' if line else ''}: {where}.{name}: this name cannot be carried into "
                               f"{target} identifiers: use letters, digits, '_', '.' and '-'")
+    seen: dict[str, str] = {}
+    for name, line, where in named:  # nginx identifiers turn '-' and '.' into '_': no two names may meet
+        ident = "".join(c if c.isalnum() else "_" for c in name) + ("" if where == "upstreams" else "__new")
+        if ident in seen and seen[ident] != name:
+            raise ExportError(f"{table.source}{f':{line}' if line else ''}: {where}.{name}: reads the same as "
+                              f"{seen[ident]!r} once '-' and '.' become '_' in {target} identifiers: rename one")
+        seen[ident] = name
     warnings = common_warnings(table, target)
     if target == "nginx":
         warnings += idempotence_warnings(table)
