@@ -24,7 +24,7 @@
         gateway: edge                  # Gateway API parent (default: the legacy Service, a mesh route)
         prometheus: http://prometheus.monitoring:9090   # where the mesh's request metrics are
 
-Parsed once into ``DataPlane`` (pure, like the rest of the table); ``control/external``
+Parsed once into ``DataPlane`` (pure, like the rest of the table); ``control/driver``
 applies it.
 """
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from strangler_proxy.config import load_routes
-from strangler_proxy.control.external import ExternalPlane
+from strangler_proxy.control.driver import ExternalPlane
 from strangler_proxy.control.kubeclient import KubeApply, Prometheus
 from strangler_proxy.errors import ProxyError, RouteConfigError
 

@@ -42,11 +42,11 @@ class Windows:
         self.current: dict[tuple[str, str], Window] = {}
         self.keys: dict[str, float] = {}  # module -> the start of the step its window counts
 
-    def observe(self, module: str, side: str, seconds: float, error: bool) -> None:
+    def observe(self, module: str, side: str, seconds: float, error: bool, count: int = 1) -> None:
         w = self.current.get((module, side))
         if w is None:
             w = self.current[(module, side)] = Window()
-        w.add(seconds, error)
+        w.add(seconds, error, count)
 
     def take(self, module: str) -> tuple[Window, Window]:
         return self.current.get((module, "service"), Window()), self.current.get((module, "legacy"), Window())

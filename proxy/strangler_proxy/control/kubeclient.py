@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from strangler_proxy.control.external import Observation
+from strangler_proxy.control.driver import Observation
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.export.kube import service_ref
 from strangler_proxy.external import DataPlane

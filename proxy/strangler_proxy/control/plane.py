@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from strangler_proxy.control.activity import Activity
 from strangler_proxy.control.background import Background
 from strangler_proxy.control.controller import Controller, Windows
-from strangler_proxy.control.external import ExternalPlane
+from strangler_proxy.control.driver import ExternalPlane
 from strangler_proxy.control.kubeclient import kubernetes_clients
 from strangler_proxy.control.webhooks import notify
 from strangler_proxy.dataplane.runtime import Runtime
-from strangler_proxy.model import RouteTable, Webhook, with_overrides
+from strangler_proxy.model import RouteTable, Webhook
 from strangler_proxy.shadow.evidence import module_report
 from strangler_proxy.shadow.store import ShadowStore
 from strangler_proxy.state import Store
@@ -45,6 +46,7 @@ class ControlPlane:
         # traffic carried by nginx, HAProxy or a mesh (data_plane: in the route file): the
         # leader applies each change there and reads back what the plane carried
         self.external: ExternalPlane | None = None
+        self._applied: object = None  # the snapshot the external plane last took
         self._releases: tuple[int, bool] = (0, False)  # (id of the table, whether any module has a plan)
         self._tasks: set[asyncio.Task[None]] = set()
         if lead:
@@ -61,13 +63,20 @@ class ControlPlane:
                                          external=self._apply_external if self.external else None, log=log)
 
     def _effective(self) -> RouteTable:
-        return with_overrides(self.runtime.snapshot.table, self.runtime.overrides)
+        """The table as it runs: the snapshot's modules already carry the overrides."""
+        snap = self.runtime.snapshot
+        return replace(snap.table, modules=tuple(snap.modules.values()))
 
     def _apply_external(self) -> bool:
-        """The current table (overrides applied) onto the external data plane."""
+        """The current table (overrides applied) onto the external data plane, once per
+        snapshot (a reload or an override makes a new one): not an export every tick."""
         assert self.external is not None
+        snap = self.runtime.snapshot
+        if snap is self._applied:
+            return False
         table = self._effective()
         applied = self.external.apply(table)
+        self._applied = snap  # only once the plane took it: a refused one is tried again
         if applied:
             changed = ", ".join(f"{m.name} {m.stage}" + (f" {m.weight:g}%" if m.stage == "canary" else "")
                                 for m in table.modules if m.release is not None or m.stage != "legacy")
@@ -103,10 +112,9 @@ class ControlPlane:
         step = self.background.step
         if self.external is not None:  # changes made outside a release (start-up, reload, admin)
             await step("data plane apply", self._apply_external)
-            seen = await step("data plane metrics", self.external.read, self._effective(), 1.0)
+            seen = await step("data plane metrics", self.external.read, self.runtime.snapshot.table)
             for o in seen or ():
-                for _ in range(o.count):
-                    self.windows.observe(o.module, o.side, o.seconds, o.error)
+                self.windows.observe(o.module, o.side, o.seconds, o.error, o.count)
         if self.controller is not None:
             await step("release controller", self._lead_and_tick)
             while self.controller.events:

@@ -43,11 +43,11 @@ class Window:
     errors: int = 0
     buckets: dict[int, int] = field(default_factory=dict)
 
-    def add(self, seconds: float, error: bool) -> None:
-        self.requests += 1
-        self.errors += error
+    def add(self, seconds: float, error: bool, count: int = 1) -> None:
+        self.requests += count
+        self.errors += error * count
         i = _bucket(seconds)
-        self.buckets[i] = self.buckets.get(i, 0) + 1
+        self.buckets[i] = self.buckets.get(i, 0) + count
 
     def merge(self, other: Window) -> Window:
         buckets = dict(self.buckets)

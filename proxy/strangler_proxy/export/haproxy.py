@@ -146,8 +146,8 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
             w(f"    use_backend {legacy} if {is_m}")
             continue
         if m.stage != "retired" and pins:
-            for side, be in (("legacy", legacy), ("new", new)):
-                w(f"    use_backend {be} if {is_m} {{ var(txn.pin) -m reg {_sq(pin_regex(m.name, side))} }}")  # type: ignore[arg-type]
+            for pin, be in ((pin_regex(m.name, "legacy"), legacy), (pin_regex(m.name, "new"), new)):
+                w(f"    use_backend {be} if {is_m} {{ var(txn.pin) -m reg {_sq(pin)} }}")
         if m.stage == "canary":
             rx = side_regex(m, table.cohort.buckets)
             if rx is not None:

@@ -43,8 +43,13 @@ def _var(name: str) -> str:
     return "$http_" + name.lower().replace("-", "_")
 
 
+def identifier(name: str) -> str:
+    """A route-file name as part of an nginx identifier ('-' and '.' become '_')."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
 def _up(name: str) -> str:
-    return "strangler_" + "".join(c if c.isalnum() else "_" for c in name)
+    return "strangler_" + identifier(name)
 
 
 def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log: str | None = None) -> str:

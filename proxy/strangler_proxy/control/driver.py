@@ -25,12 +25,13 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from strangler_proxy.errors import ProxyError
-from strangler_proxy.export import Target, export
+from strangler_proxy.export import KubeOptions, Target, export
 from strangler_proxy.external import DataPlane
 from strangler_proxy.model import RouteTable
 
@@ -89,6 +90,7 @@ class ExternalPlane:
         self._log_inode: int | None = None
         self._stats: dict[tuple[str, str], dict[str, int]] = {}
         self._kube_apply = kube_apply
+        self._last_read: float | None = None
         self._prometheus = prometheus
 
     # -- apply ---------------------------------------------------------------------------
@@ -96,8 +98,6 @@ class ExternalPlane:
         spec = self.spec
         table = replace(table, data_plane=spec)  # the block read at start, whatever a reload says
         if spec.kind == "kubernetes":
-            from strangler_proxy.export.kube import KubeOptions
-
             return export(table, spec.target, kube=KubeOptions(namespace=spec.namespace, gateway=spec.gateway)).text
         target: Target = "nginx" if spec.kind == "nginx" else "haproxy"
         return export(table, target).text
@@ -140,14 +140,17 @@ class ExternalPlane:
             raise
 
     # -- read ----------------------------------------------------------------------------
-    def read(self, table: RouteTable, interval: float) -> list[Observation]:
-        """What the data plane carried since the last read."""
+    def read(self, table: RouteTable) -> list[Observation]:
+        """What the data plane carried since the last read (``table``: the route file's
+        upstreams and modules, to attribute it)."""
+        now = time.monotonic()
+        interval, self._last_read = now - (self._last_read or now), now
         if self.spec.kind == "nginx" and self.spec.access_log:
             return self._read_nginx_log(table)
         if self.spec.kind == "haproxy" and self.spec.stats_socket:
             return self._read_haproxy_stats(table)
         if self.spec.kind == "kubernetes" and self._prometheus is not None:
-            return self._prometheus(table, interval)
+            return self._prometheus(table, interval) if interval > 0 else []
         return []
 
     def _read_nginx_log(self, table: RouteTable) -> list[Observation]:
