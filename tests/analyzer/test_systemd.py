@@ -62,7 +62,8 @@ def test_the_unit_files_this_machine_ships_are_read_without_a_crash_or_an_invent
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(r.stdout)
     assert doc["cycles"] == [], doc["cycles"]  # systemd boots this machine: its units have no ordering cycle
-    assert len(doc["components"]) >= len(units)
+    # every unit is a component but templates (``getty@.service``), which only their instances make one
+    assert len(doc["components"]) >= len([p for p in units if "@." not in p.name])
 
 
 def _unit(tmp: Path, name: str, text: str) -> Path:
