@@ -31,6 +31,8 @@ def test_a_parser_breaking_route_file_and_a_corrupted_store_are_logged_and_survi
                 f.write(b"\xde\xad" * 16384)
     assert wait_until(lambda: "state store poll failed" in p.log.read_text(), 10)
     assert httpx.get(f"{p.url}/echo/a").status_code == 200
+    ledger = p.admin_call("GET", "/ledger")  # an answer saying why, as for a PATCH: never a 500 and a traceback
+    assert ledger.status_code == 503 and "state store" in ledger.json()["error"], ledger.text
     # the watcher is alive: a good file is still picked up
     routes_file(routes, {"legacy": legacy.url}, MODULE)
     assert wait_until(lambda: "cases" in [m["name"] for m in p.admin_call("GET", "/modules").json()], 10)
@@ -38,6 +40,24 @@ def test_a_parser_breaking_route_file_and_a_corrupted_store_are_logged_and_survi
     log = p.log.read_text()
     assert log.count("state store poll failed") == 1, log  # one line, not one a tick
     assert "Traceback" not in log
+
+
+def test_the_state_store_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds response samples and the ledger: 0600 from the first byte, whatever the umask."""
+    import os
+    import stat
+
+    from strangler_proxy.state.sqlite import StateStore
+
+    old = os.umask(0o022)
+    try:
+        store = StateStore(tmp_path / "s" / "state.sqlite3")
+        store.ledger()
+        store.close()
+    finally:
+        os.umask(old)
+    for f in (tmp_path / "s").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, (f, oct(f.stat().st_mode))
 
 
 def test_routes_check_on_hostile_files_is_a_one_line_error(tmp_path: Path) -> None:

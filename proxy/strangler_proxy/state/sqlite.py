@@ -8,6 +8,7 @@ transaction, so a proxy killed at any moment keeps every committed change. Other
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def connect(path: str, schema: str, synchronous: str = "FULL", wait: float = 15.
     while True:
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
             db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
             try:
                 if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -86,6 +88,17 @@ def connect(path: str, schema: str, synchronous: str = "FULL", wait: float = 15.
             delay = min(delay * 2, 0.25)
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreError(f"state store {path}: cannot open: {exc}") from None
+
+
+def _create_private(path: str) -> None:
+    """Create the file readable by its owner only (0600) before SQLite opens it: it holds
+    response samples and the ledger. An existing file keeps its mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 class StateStore:
@@ -172,8 +185,11 @@ class StateStore:
             q += " WHERE module=?"
             args = (module,)
         q += " ORDER BY id DESC LIMIT ?"
-        rows = self.db.execute(q, (*args, limit)).fetchall()
-        return [LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+        try:
+            rows = self.db.execute(q, (*args, limit)).fetchall()
+            return [LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+        except (sqlite3.Error, ValueError) as exc:  # a corrupt file or entry: said, never a traceback
+            raise StateStoreError(f"state store {self.path}: cannot read the ledger: {exc}") from None
 
     def put_windows(self, source: str, windows: list[tuple[str, float, str]]) -> None:
         """This process's window of each module (module, step key, JSON), replacing its last."""
