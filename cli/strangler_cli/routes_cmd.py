@@ -112,7 +112,7 @@ def run_explain(args: argparse.Namespace) -> int:
     host = next((v.decode("latin-1") for n, v in headers if n == b"host"), "")
     cookies = "; ".join(v.decode("latin-1") for n, v in headers if n == b"cookie") or None
     head = RequestHead(args.method.upper(), parts.path or "/", host, headers, cookies, args.client_ip)
-    cohort = cohort_id(table, head, random.random)  # the proxy's cohort cookie, as the proxy reads it
+    cohort = cohort_id(table, head)  # the proxy's cohort cookie, as the proxy reads it
     if cohort is not None:
         head = head._replace(cohort=cohort[0])
     p = plan(Routes.of(table), head, random.random)

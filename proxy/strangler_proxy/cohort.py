@@ -27,6 +27,7 @@ cookie, so turning the cookie on moves nobody.
 from __future__ import annotations
 
 import re
+import secrets
 from functools import lru_cache
 from hashlib import blake2b
 
@@ -122,9 +123,10 @@ def derived_id(key: str) -> str:
     return blake2b(f"cohort-id\x00{key}".encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
-def random_id(draw: float, draw2: float) -> str:
-    """A cohort id from two draws in [0, 1) (the caller's source of randomness)."""
-    return f"{int(draw * (1 << 64)):016x}{int(draw2 * (1 << 64)):016x}"
+def random_id() -> str:
+    """A new cohort id, from the operating system's CSPRNG: ``random`` (Mersenne Twister)
+    can be predicted from a few of its outputs, and an id decides a user's side."""
+    return secrets.token_hex(16)
 
 
 def set_cookie(name: str, cohort_id: str, max_age: int, path: str, same_site: str, secure: bool) -> bytes:

@@ -29,11 +29,13 @@ from strangler_proxy.model import Module, RouteTable
 from strangler_proxy.decision import BREAKER_OPEN, REFUSED_PATH, UNCLAIMED_DECISION, Decision, Failure, Side, decide, \
     may_fall_back, parse_pin
 from strangler_proxy.pins import verify_pin
-from strangler_proxy.routing import Route, Router, canonical_path
+from strangler_proxy.routing import Route, Router, canonical_host, canonical_path
 
-__all__ = ["Breaker", "Draw", "NO_BREAKERS", "Plan", "Refusal", "RequestHead", "Routes", "after_failure", "cohort_id", "cohort_key", "plan"]
+__all__ = ["Breaker", "Clock", "Draw", "NO_BREAKERS", "Next", "Outcome", "Plan", "Refusal", "RequestHead", "Routes", "after_failure",
+           "cohort_id", "cohort_key", "next_attempt", "plan"]
 
 Draw = Callable[[], float]  # uniform in [0, 1): random.random in the proxy, a constant in tests
+Clock = Callable[[], float]  # Unix time: time.time in the proxy, a constant in tests
 Refusal = Literal["legacy serves it already", "retired", "not idempotent", "body too large to replay"]
 
 _FALLBACK = Decision("legacy", "the new service failed: legacy serves it (fallback)")
@@ -78,12 +80,19 @@ class RequestHead(NamedTuple):
     cohort: str | None = None  # the proxy's cohort id when the table has a cohort cookie (``cohort_id``)
 
     def header(self, name: str) -> str | None:
+        """The first value of a header (``name`` in lower case), or ``None``."""
         b = name.encode("latin-1")
         for n, v in self.headers:
             if n == b:
                 text: str = v.decode("latin-1")
                 return text
         return None
+
+    def values(self, name: str) -> list[str]:
+        """Every value of a header, in order: a route's header condition holds when any
+        copy matches (the back end may read any of them)."""
+        b = name.encode("latin-1")
+        return [v.decode("latin-1") for n, v in self.headers if n == b]
 
 
 class Plan(NamedTuple):
@@ -120,7 +129,8 @@ class Plan(NamedTuple):
         return f"{self.route.why} -> module {m.name} ({m.stage}{weight}): {self.why}"
 
 
-def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, Breaker] = NO_BREAKERS) -> Plan:
+def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, Breaker] = NO_BREAKERS,
+         now: Clock = time.time) -> Plan:
     """The first attempt's plan for a request.
 
     Order of the rules: the route (canonical path, then host and header conditions); the
@@ -135,9 +145,7 @@ def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, B
     if path is None:
         ups = table.upstreams["legacy"]
         return Plan(None, None, REFUSED_PATH, "legacy", "legacy", ups.timeout)
-    host = head.host
-    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    route = routes.router.route(head.method, path, hostname.lower(), head.header)
+    route = routes.router.route(head.method, path, canonical_host(head.host), head.values)
     if route is None:
         return Plan(None, None, UNCLAIMED_DECISION, "legacy", "legacy", table.upstreams["legacy"].timeout)
     module = route.module
@@ -151,7 +159,7 @@ def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, B
         if pin_value is None and pins.cookie and cookies:
             pin_value = cookie_value(cookies, pins.cookie)
         if pin_value and pins.secret is not None:
-            pin_value = verify_pin(pin_value, pins.secret, time.time())  # unsigned or forged: no pin
+            pin_value = verify_pin(pin_value, pins.secret, now())  # unsigned, forged or expired: no pin
         pin = parse_pin(pin_value, module.name) if pin_value else None
         if stage == "canary" and pin is None:
             key = cohort_key(table, head)
@@ -202,11 +210,11 @@ def cohort_key(table: RouteTable, head: RequestHead) -> str | None:
     return None
 
 
-def cohort_id(table: RouteTable, head: RequestHead, draw: Draw) -> tuple[str, bool] | None:
+def cohort_id(table: RouteTable, head: RequestHead, new_id: Callable[[], str] = random_id) -> tuple[str, bool] | None:
     """The request's cohort id and whether the response must set the cookie, when the table
     has a cohort cookie (else ``None``): the cookie's id when well formed; else derived from
     the first ``key:`` source present, so a user's requests agree before the cookie comes
-    back; else drawn at random."""
+    back; else a new random one (``new_id``)."""
     cookie = table.cohort.cookie
     if cookie is None:
         return None
@@ -214,7 +222,7 @@ def cohort_id(table: RouteTable, head: RequestHead, draw: Draw) -> tuple[str, bo
     if value is not None and COHORT_ID.fullmatch(value):
         return value, False
     key = cohort_key(table, head._replace(cohort=None))
-    return (derived_id(key) if key is not None else random_id(draw(), draw())), True
+    return (derived_id(key) if key is not None else new_id()), True
 
 
 def after_failure(routes: Routes, failed: Plan, head: RequestHead, failure: Failure, replayable: bool,
@@ -239,3 +247,60 @@ def after_failure(routes: Routes, failed: Plan, head: RequestHead, failure: Fail
     if not replayable:
         return "body too large to replay"
     return Plan(module, failed.route, _FALLBACK, "legacy", module.legacy, routes.table.upstreams[module.legacy].timeout)
+
+
+class Outcome(NamedTuple):
+    """How one attempt ended: a response head came (``status``), or ``failure`` says how it
+    failed, whether the upstream ``may_have_seen`` the request, and whether the connection
+    was ``stale`` (a reused keep-alive connection closed before any byte came back)."""
+
+    status: int = 0
+    failure: Failure | None = None
+    may_have_seen: bool = True
+    stale: bool = False
+
+
+class Next(NamedTuple):
+    """What follows an attempt: ``respond`` with its answer, ``resend`` the same plan on a
+    fresh connection, ``fallback`` to ``plan`` (legacy), or ``fail`` (a gateway error).
+    ``breaker`` is the feedback for the module's circuit breaker; ``refusal`` why a failed
+    new side was not resent to legacy."""
+
+    action: Literal["respond", "resend", "fallback", "fail"]
+    plan: Plan
+    breaker: Literal["success", "failure"] | None = None
+    refusal: Refusal | None = None
+
+
+# a request resent after a stale keep-alive connection: the upstream saw none of it, but
+# only methods that are safe to send twice are resent blind (as browsers and nginx do)
+RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def next_attempt(routes: Routes, attempt: Plan, head: RequestHead, outcome: Outcome, replayable: bool) -> Next:
+    """The decision after an attempt, pure: the stale-connection resend, the new side's 5xx
+    and failure rules (``after_failure``) and the breaker's feedback, in one place.
+
+    >>> from strangler_proxy.config import Match, Module, RouteTable, Upstream
+    >>> up = {n: Upstream(n, "http", "127.0.0.1", p) for n, p in (("legacy", 8080), ("svc", 9000))}
+    >>> routes = Routes.of(RouteTable("r.yaml", up, (Module("cases", (Match(path_prefix=("/cases",)),), "svc", "released", 100),)))
+    >>> head = RequestHead("GET", "/cases/7", "portal", (), None, None)
+    >>> first = plan(routes, head, lambda: 0.5)
+    >>> next_attempt(routes, first, head, Outcome(status=503), True)[:3] == ("fallback", first._replace(
+    ...     decision=_FALLBACK, side="legacy", upstream="legacy", timeout=30.0), "failure")
+    True
+    >>> next_attempt(routes, first, head, Outcome(failure="broken", stale=True), True).action
+    'resend'
+    """
+    failure = outcome.failure
+    if failure is not None and outcome.stale and head.method in RESENDABLE and replayable:
+        return Next("resend", attempt)  # not the upstream's failure: no breaker feedback
+    if attempt.side != "service":
+        return Next("respond" if failure is None else "fail", attempt)
+    if failure is None and outcome.status < 500:
+        return Next("respond", attempt, "success")
+    seen = outcome.may_have_seen if failure is not None else True
+    nxt = after_failure(routes, attempt, head, failure or "5xx", replayable, seen)
+    if isinstance(nxt, str):
+        return Next("respond" if failure is None else "fail", attempt, "failure", nxt)
+    return Next("fallback", nxt, "failure")

@@ -38,6 +38,7 @@ class UpstreamError(ProxyError):
 
     may_have_seen = True
     failure: Literal["refused", "tls", "timeout", "broken"] = "broken"
+    stale = False  # a reused keep-alive connection the upstream had closed (no byte came back): resend once
 
     def __init__(self, upstream: str, message: str) -> None:
         self.upstream = upstream

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 __all__ = ["sign_pin"]  # public (the CLI's and loadtests' imports are checked against it)
 
@@ -35,11 +36,20 @@ def sign_pin(spec: str, secret: bytes, expires: int) -> str:
 
 
 def verify_pin(value: str, secret: bytes, now: float) -> str | None:
-    """The spec of a correctly signed, unexpired pin value, else ``None``."""
+    """The spec of a correctly signed, unexpired pin value, else ``None``: a malformed pin
+    (any bytes a client sends) is no pin, never an error.
+
+    >>> verify_pin("new.9999999999.\xe9", b"k", 0), verify_pin("new.\xb2.x", b"k", 0), verify_pin("n." + "9" * 5000 + ".x", b"k", 0)
+    (None, None, None)
+    """
     body, sep, signature = value.rpartition(".")
     spec, sep2, expires = body.rpartition(".")
-    if not sep or not sep2 or not expires.isdigit() or int(expires) < now:
+    if not sep or not sep2 or _SIGNATURE.fullmatch(signature) is None or _EXPIRES.fullmatch(expires) is None:
         return None
-    if not hmac.compare_digest(signature.lower(), _signature(body, secret)):
+    if int(expires) < now or not hmac.compare_digest(signature.lower(), _signature(body, secret)):
         return None
     return spec
+
+
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{32}")
+_EXPIRES = re.compile(r"[0-9]{1,12}")  # ASCII digits only (str.isdigit takes '²'), a Unix time, not 5,000 digits

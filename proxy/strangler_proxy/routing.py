@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from strangler_proxy.model import Match, Module
 
-HeaderGetter = Callable[[str], "str | None"]
+HeaderValues = Callable[[str], "Sequence[str]"]  # every value of a header, in order (none: empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,22 +48,24 @@ def canonical_path(path: str) -> str | None:
     - ``;`` path parameters are dropped from every segment (``/cases;jsessionid=1/7`` is
       ``/cases/7``, and Tomcat's ``/x/..;/cases`` is ``/cases``);
     - ``.`` and ``..`` segments are resolved and repeated slashes merged;
-    - a NUL, a backslash, or a segment ending in ``.`` (``/cases./7``, which IIS and some
-      Java servers read as ``/cases/7``) are refused.
+    - a control character (``%00``, ``%09``...), a backslash, a segment ending in ``.``, a
+      space or a tab, or naming an NTFS stream (``::$DATA``) are refused: Windows strips
+      trailing dots and spaces from a file name and reads ``name::$DATA`` as ``name``, so
+      IIS and Tomcat on Windows serve ``/cases./7``, ``/cases%20/7`` and ``/cases::$DATA/7``
+      as ``/cases/7`` (CVE-2017-12615).
 
     So no spelling of a path reaches a module's other side. The request is forwarded as
     the client sent it (``;jsessionid`` included): only the matching uses this form.
 
     >>> canonical_path("/public/..;/cases;jsessionid=A1/7")
     '/cases/7'
-    >>> canonical_path("/cases./7") is None
-    True
+    >>> canonical_path("/cases./7") is None, canonical_path("/cases::$DATA") is None, canonical_path("/a b/c")
+    (True, True, '/a b/c')
     """
-    # the common path has none of these: a few substring scans in C, no regex, no split
-    if ("//" not in path and ";" not in path and "\\" not in path and "\x00" not in path
-            and ("." not in path or ("/." not in path and "./" not in path and path[-1] != "."))):
+    # the common path has none of these: one scan in C, no split
+    if _SUSPECT.search(path) is None:
         return path
-    if "\x00" in path or "\\" in path:
+    if _REFUSED.search(path):
         return None
     out: list[str] = []
     for seg in path.split("/"):
@@ -74,10 +76,33 @@ def canonical_path(path: str) -> str | None:
             if out:
                 out.pop()
             continue
-        if seg.endswith("."):
+        if seg[-1] in ". ":
             return None
         out.append(seg)
     return "/" + "/".join(out) + ("/" if path.endswith("/") and out else "")
+
+
+# what makes a path need a closer look: a repeated slash, a parameter, a dot or space at a
+# segment's end, a dot segment, a stream name, or a character refused outright
+_SUSPECT = re.compile(r"//|;|[. ](?:/|$)|/\.|:\$|[\x00-\x1f\x7f\\]")
+# refused wherever they stand (``:$`` opens an NTFS stream type: ``::$DATA``, ``:$INDEX_ALLOCATION``)
+_REFUSED = re.compile(r"[\x00-\x1f\x7f\\]|:\$")
+
+
+def canonical_host(host: str) -> str:
+    """The host name a route is matched on: lower case, without the port and without one
+    trailing dot (``Intranet.Corp.:8080`` is ``intranet.corp``; DNS reads them alike).
+
+    >>> canonical_host("Intranet.Corp.:8080"), canonical_host("[::1]:80"), canonical_host("a.")
+    ('intranet.corp', '[::1]', 'a')
+    """
+    if host.startswith("["):
+        end = host.find("]")
+        return host[:end + 1].lower() if end > 0 else host.lower()
+    name = host.rsplit(":", 1)[0] if ":" in host else host
+    if name.endswith("."):
+        name = name[:-1]
+    return name.lower()
 
 
 def host_matches(patterns: tuple[str, ...], host: str) -> bool:
@@ -87,13 +112,13 @@ def host_matches(patterns: tuple[str, ...], host: str) -> bool:
     return False
 
 
-def _conditions_hold(m: Match, method: str, host: str, header: HeaderGetter) -> bool:
+def _conditions_hold(m: Match, method: str, host: str, header: HeaderValues) -> bool:
     if m.methods and method not in m.methods:
         return False
     if m.hosts and not host_matches(m.hosts, host):
         return False
     for name, value in m.headers:
-        if header(name) != value:
+        if value not in header(name):
             return False
     return True
 
@@ -150,7 +175,7 @@ class Router:
             return cands
         return more if not cands else sorted(cands + more, key=lambda r: -r.match.conditions)
 
-    def route(self, method: str, path: str, host: str, header: HeaderGetter) -> Route | None:
+    def route(self, method: str, path: str, host: str, header: HeaderValues) -> Route | None:
         """The module a request belongs to, or ``None`` for legacy; ``path`` is the
         request's ``canonical_path``."""
         ci = self._ci is not None  # only then a second index to merge: no cost otherwise

@@ -83,12 +83,14 @@ class _Server(uvicorn.Server):
         return nullcontext()
 
 
-def _config(app: Any, guard: Guard | None = None, opts: ServeOptions | None = None) -> uvicorn.Config:
-    proxy = guard is not None
-    http, ws = protocol_classes(guard) if guard is not None else ("httptools", "none")
-    tls = opts is not None and opts.tls_cert is not None
+def _config(app: Any, guard: Guard, opts: ServeOptions | None = None) -> uvicorn.Config:
+    """uvicorn's configuration for the data listener (``opts`` given) or the admin API: both
+    behind the listener's protocol (head limits, timeouts, the connection cap)."""
+    proxy = opts is not None
+    tls = listener_tls(opts.tls_cert, opts.tls_key) if opts is not None and opts.tls_cert is not None else None
+    http, ws = protocol_classes(guard, tls)
     return uvicorn.Config(
-        app, http=http, ws=ws,
+        app, http=http, ws=ws if proxy else "none",
         lifespan="on" if proxy else "off", access_log=False, server_header=False, date_header=False,
         log_level="warning", timeout_keep_alive=75, backlog=2048,
         # the client address is the peer's: never taken from a client-sent X-Forwarded-For
@@ -98,9 +100,13 @@ def _config(app: Any, guard: Guard | None = None, opts: ServeOptions | None = No
         # uvicorn's graceful shutdown: stop accepting, let in-flight requests finish for this
         # long, then cancel what is left
         timeout_graceful_shutdown=math.ceil(opts.drain_timeout) if opts is not None else None,
-        ssl_certfile=str(opts.tls_cert) if tls and opts is not None else None,
-        ssl_keyfile=str(opts.tls_key) if tls and opts is not None and opts.tls_key else None,
     )
+
+
+def listener_tls(cert: Path, key: Path | None) -> ssl.SSLContext:
+    """The listener's TLS context (as uvicorn would make it); the listener's protocol does
+    the handshake itself, so that it is counted and timed from accept."""
+    return uvicorn.config.create_ssl_context(cert, key, None, ssl.PROTOCOL_TLS_SERVER, ssl.CERT_NONE, None, "TLSv1")
 
 
 def operators(opts: ServeOptions) -> Operators:
@@ -241,8 +247,9 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     servers = [_Server(_config(app, guard, opts))]
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
+        admin_guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
         servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reloader.reload, background.call,
-                                                   controller=controller))))
+                                                   controller=controller), admin_guard)))
         sockets.append([bind(*opts.admin, reuse_port=False)])
 
     def stop() -> None:
@@ -377,8 +384,9 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
+        guard = Guard(lambda: runtime.snapshot.table.limits)
         servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call, registry,
-                                                   controller=plane.controller))))
+                                                   controller=plane.controller), guard)))
     loop = asyncio.get_running_loop()
     stopped = asyncio.Event()
 

@@ -74,3 +74,18 @@ def test_cookie_value() -> None:
     assert cookie_value(header, "strangler_side") == "cases=new"
     assert cookie_value(header, "missing") is None
     assert cookie_value("JSESSIONIDX=1", "JSESSIONID") is None
+
+
+def test_new_cohort_ids_come_from_the_os_csprng_not_random() -> None:
+    """An id decides a user's side: Mersenne Twister's outputs can be predicted, so a seeded
+    ``random`` must not reproduce ids."""
+    import random
+
+    from strangler_proxy.cohort import COHORT_ID, random_id
+
+    random.seed(7)
+    first = [random_id() for _ in range(3)]
+    random.seed(7)
+    again = [random_id() for _ in range(3)]
+    assert first != again and len(set(first + again)) == 6
+    assert all(COHORT_ID.fullmatch(i) for i in first)

@@ -94,3 +94,26 @@ def test_bool_and_number_swaps_are_found_despite_fast_equality() -> None:
     # Python holds True == 1: the comparison must still see a changed JSON type
     assert kinds(js({"a": {"on": True}, "b": [1]}), js({"a": {"on": 1}, "b": [1]})) == {("/a/on", "type")}
     assert kinds(js({"x": [True, 0]}), js({"x": [1, False]})) == {("/x/*", "type")}
+
+
+def test_a_decompression_bomb_is_never_decoded_whole() -> None:
+    """1 MiB of gzip that inflates to 1 GiB: refused after the cap, memory stays flat."""
+    import resource
+    import zlib
+
+    import pytest
+
+    from strangler_proxy.shadow.compare import TooLarge
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    bomb = b"".join(z.compress(block) for _ in range(1024)) + z.flush()
+    assert len(bomb) < 2 << 20
+    headers = (("content-type", "application/json"), ("content-encoding", "gzip"))
+    legacy = Response(200, headers, bomb)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(TooLarge):
+        compare(legacy, Response(200, headers, bomb), cap=1 << 20)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB: far below the 1 GiB it inflates to
+    small = gzip.compress(b'{"a": 1}')
+    assert compare(Response(200, headers, small), Response(200, headers, gzip.compress(b'{"a": 2}')), cap=1 << 20)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import random
 
 from strangler_proxy.shadow.compare import Difference
-from strangler_proxy.shadow.evidence import EndpointStats, Thresholds, endpoint_template, module_report, wilson
+from strangler_proxy.samples import endpoint_template
+from strangler_proxy.shadow.evidence import EndpointStats, Thresholds, module_report, wilson
 
 
 def test_endpoint_templates() -> None:

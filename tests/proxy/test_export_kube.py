@@ -100,7 +100,7 @@ def corpus() -> list[tuple[str, str, dict[str, str]]]:
 def predict(table: RouteTable, method: str, path: str, headers: dict[str, str], seed: str | None) -> str:
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
     head = RequestHead(method, path, headers["host"], raw, headers.get("cookie"), "10.1.1.1")
-    found = cohort_id(table, head, random.random)
+    found = cohort_id(table, head)
     if found is not None:
         head = head._replace(cohort=seed if found[1] and seed else found[0])
     return plan(Routes.of(table), head, random.random).upstream

@@ -125,7 +125,7 @@ def predict(table: RouteTable, method: str, path: str, headers: dict[str, str], 
     host = headers.get("Host", "127.0.0.1")
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     head = RequestHead(method, unquote(path), host, raw, headers.get("Cookie"), "127.0.0.1")
-    found = cohort_id(table, head, lambda: 0.5)
+    found = cohort_id(table, head)
     if found is not None:
         head = head._replace(cohort=drawn if found[1] and drawn else found[0])
     routes = Routes.of(table)

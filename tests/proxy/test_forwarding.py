@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from strangler_proxy.dataplane.forwarding import CHUNKED, framing, request_head, response_headers, upstream_origins
+from strangler_proxy.dataplane.forwarding import CHUNKED, Headers, forwarded_headers, framing, request_head, response_headers, \
+    upstream_origins
+
+
+def head_of(method: str, target: bytes, headers: Headers, client: str | None, scheme: str, frame: bytes | None) -> bytes:
+    return request_head(method, target, forwarded_headers(headers, client, scheme), frame)
 
 
 def parse(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -9,14 +14,14 @@ def parse(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 
 
 def test_hop_by_hop_removed_including_connection_listed_names() -> None:
-    head, host = request_head("GET", b"/a?b=1", [
+    head = head_of("GET", b"/a?b=1", [
         (b"host", b"portal.corp"), (b"connection", b"keep-alive, X-Secret-Hop"), (b"x-secret-hop", b"1"),
         (b"keep-alive", b"300"), (b"te", b"trailers"), (b"upgrade", b"h2c"), (b"traceparent", b"00-abc-01"),
         (b"accept-encoding", b"gzip"), (b"cookie", b"s=1"),
     ], "10.0.0.9", "https", None)
     line, headers = parse(head)
     names = [n for n, _ in headers]
-    assert line == b"GET /a?b=1 HTTP/1.1" and host == b"portal.corp"
+    assert line == b"GET /a?b=1 HTTP/1.1" and (b"host", b"portal.corp") in headers
     assert not {b"connection", b"x-secret-hop", b"keep-alive", b"te", b"upgrade"} & set(names)
     assert (b"traceparent", b"00-abc-01") in headers and (b"cookie", b"s=1") in headers
     assert (b"x-forwarded-for", b"10.0.0.9") in headers
@@ -27,23 +32,31 @@ def test_hop_by_hop_removed_including_connection_listed_names() -> None:
 
 
 def test_connection_tokens_never_remove_host_or_framing() -> None:
-    head, _ = request_head("POST", b"/x", [
+    head = head_of("POST", b"/x", [
         (b"host", b"portal"), (b"connection", b"Content-Length, Host, Transfer-Encoding, x-a"), (b"x-a", b"1"),
         (b"content-length", b"00012"), (b"transfer-encoding", b"chunked"),
     ], None, "http", framing(12))
     _, headers = parse(head)
     assert (b"host", b"portal") in headers and (b"x-a", b"1") not in headers
     assert [v for n, v in headers if n in (b"content-length", b"transfer-encoding")] == [b"12"]  # ours, once
-    head, _ = request_head("POST", b"/x", [(b"host", b"p"), (b"content-length", b"5")], None, "http", CHUNKED)
+    head = head_of("POST", b"/x", [(b"host", b"p"), (b"content-length", b"5")], None, "http", CHUNKED)
     assert [h for h in parse(head)[1] if h[0] in (b"content-length", b"transfer-encoding")] == [(b"transfer-encoding", b"chunked")]
 
 
 def test_forwarded_for_and_via_are_appended() -> None:
-    _, headers = parse(request_head("GET", b"/", [(b"x-forwarded-for", b"1.1.1.1"), (b"via", b"1.0 edge"),
-                                                  (b"x-forwarded-proto", b"spoofed")], "2.2.2.2", "http", None)[0])
+    _, headers = parse(head_of("GET", b"/", [(b"x-forwarded-for", b"1.1.1.1"), (b"via", b"1.0 edge"),
+                                             (b"x-forwarded-proto", b"spoofed")], "2.2.2.2", "http", None))
     assert (b"x-forwarded-for", b"1.1.1.1, 2.2.2.2") in headers
     assert (b"via", b"1.0 edge, 1.1 strangler") in headers
     assert (b"x-forwarded-proto", b"http") in headers and (b"x-forwarded-proto", b"spoofed") not in headers
+
+
+def test_the_proxys_own_headers_never_come_from_a_client() -> None:
+    sent = [(b"host", b"p"), (b"x-strangler-shadow", b"1"), (b"x-strangler-side", b"new"), (b"x-stranglers", b"k"),
+            (b"x-forwarded-host", b"evil")]
+    out = forwarded_headers(sent, "10.0.0.1", "http")
+    assert [n for n, _ in out if n.startswith(b"x-strangler-")] == []
+    assert (b"x-stranglers", b"k") in out and (b"x-forwarded-host", b"p") in out and (b"x-forwarded-host", b"evil") not in out
 
 
 def test_location_rewritten_only_for_upstream_origins_and_served_hosts() -> None:

@@ -11,12 +11,12 @@ def mod(name: str, *matches: Match) -> Module:
     return Module(name=name, matches=matches, service="svc", stage="released", weight=100)
 
 
-def no_headers(_: str) -> None:
-    return None
+def no_headers(_: str) -> list[str]:
+    return []
 
 
 def route(router: Router, path: str, method: str = "GET", host: str = "", headers: dict[str, str] | None = None) -> str | None:
-    r = router.route(method, canonical_path(path) or path, host, (headers or {}).get)
+    r = router.route(method, canonical_path(path) or path, host, lambda n: [v for k, v in (headers or {}).items() if k == n])
     return r.module.name if r else None
 
 

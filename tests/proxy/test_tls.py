@@ -131,3 +131,38 @@ def test_tls_on_the_listener(tmp_path: Path, legacy: Upstream, pki: dict[str, Pa
     bad = strangler("proxy", "--routes", str(tmp_path / "r.yaml"), "--tls-cert", str(pki["ca"]), "--listen", "127.0.0.1:1")
     assert bad.returncode == 1 and "cannot be loaded as a PEM certificate chain and key" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_tls_handshakes_are_counted_and_timed_from_accept(tmp_path: Path, legacy: Upstream, pki: dict[str, Path],
+                                                          start_proxy: Any) -> None:
+    """Silent connections that never start the handshake hold no place for long: at the cap
+    the oldest goes to make room, and each is closed once the head's time runs out."""
+    import os
+    import socket
+    import time
+
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url}, extra="limits: {max_connections: 20, header_timeout: 1.5}\n")
+    p = start_proxy(routes, args=("--tls-cert", str(pki["server"])), scheme="https",
+                    verify=ssl.create_default_context(cafile=pki["ca"]))
+    assert p.proc is not None
+    silent = [socket.create_connection(("127.0.0.1", p.port)) for _ in range(200)]
+    time.sleep(0.3)
+    fds = len(os.listdir(f"/proc/{p.proc.pid}/fd"))
+    # a real client still gets in: the oldest silent connection made room
+    r = httpx.get(f"{p.url}/echo/x", verify=ssl.create_default_context(cafile=pki["ca"]), timeout=5)
+    assert r.status_code == 200
+    assert fds < 80, fds  # the cap holds while they shake hands (200 silent connections: 20 places and the process's own fds)
+    time.sleep(2.0)
+    closed = 0
+    for s in silent:
+        s.settimeout(0.2)
+        try:
+            closed += s.recv(1) == b""
+        except ConnectionResetError:
+            closed += 1
+        except socket.timeout:
+            pass  # still open
+        s.close()
+    assert closed == len(silent)  # every one closed: by the cap, or by header_timeout
+    assert p.metric("strangler_client_connections_closed_total", reason="header_timeout") + p.metric(
+        "strangler_client_connections_closed_total", reason="evicted") >= 180

@@ -43,6 +43,7 @@ class Upstream:
         self.cut = False  # when set, /shadow/* promise a body and drop the connection mid-way
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
+        self.websocket_headers: list[dict[str, str]] = []  # each upgrade's headers, as the upstream got them
         self.in_flight = 0
         self.cancelled = 0
         self.server: uvicorn.Server | None = None
@@ -64,6 +65,7 @@ class Upstream:
                 if m["type"] == "lifespan.shutdown":
                     return
         if scope["type"] == "websocket":
+            self.websocket_headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
             await receive()
             await send({"type": "websocket.accept", "subprotocol": (scope.get("subprotocols") or [None])[0]})
             while True:

@@ -1,9 +1,11 @@
 """The data plane: a pure ASGI app (no middleware stack) that routes each request.
 
-Per request: take the current snapshot, read the head, ask the decision core for a plan
-(``dispatch.plan``), exchange with the planned upstream streaming both ways, and when the
-new service failed ask again (``dispatch.after_failure``): one loop over attempts. The app
-holds only I/O; every rule lives in ``dispatch`` and ``decision``.
+Per request: take the current snapshot, read the head once into a ``Flight`` (with its
+first plan from ``dispatch.plan``), send it through the planned upstream's ``Transport``
+streaming both ways, and after each attempt ask ``dispatch.next_attempt`` what follows (a
+response, a resend on a fresh connection, a fallback to legacy, a gateway error): one loop
+over attempts, for HTTP; WebSocket upgrades share the flight, the decision and the record.
+The app holds only I/O; every rule lives in ``dispatch`` and ``decision``.
 """
 
 from __future__ import annotations
@@ -17,29 +19,26 @@ from typing import Any, Callable, Protocol
 
 from strangler_proxy.dataplane.asgi import Message, Receive, Scope, Send
 from strangler_proxy.dataplane.body import Body, ClientGone
+from strangler_proxy.dataplane.flight import Flight, Watch
+from strangler_proxy.dataplane.forwarding import CHUNKED, forwarded_headers, framing, request_head, response_headers
 from strangler_proxy.dataplane.health import Health
-from strangler_proxy.clientip import real_client
-from strangler_proxy.model import Module, Upstream
-from strangler_proxy.decision import REFUSED_PATH
-from strangler_proxy.cohort import set_cookie
-from strangler_proxy.dispatch import Plan, RequestHead, after_failure, cohort_id, plan
-from strangler_proxy.errors import UpstreamError, UpstreamTimeout
 from strangler_proxy.dataplane.listener import WATCH
-from strangler_proxy.dataplane.forwarding import CHUNKED, framing, request_head, response_headers
-from strangler_proxy.metrics import UNCLAIMED
-from strangler_proxy.shadow.compare import Response
-from strangler_proxy.shadow.evidence import endpoint_template
-from strangler_proxy.shadow.mirror import mirror_head
-from strangler_proxy.dataplane.runtime import Runtime, Snapshot
-from strangler_proxy.dataplane.upstream import Exchange, Pool
+from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.dataplane.websocket import proxy_websocket
+from strangler_proxy.dispatch import Next, Outcome, next_attempt
+from strangler_proxy.errors import UpstreamError, UpstreamTimeout
+from strangler_proxy.model import Module, Upstream
+from strangler_proxy.routing import canonical_path
+from strangler_proxy.samples import Response, endpoint_template, mirror_head
+from strangler_proxy.upstream import Reply
 
 
 BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or failed\n"
 GATEWAY_TIMEOUT = "strangler: gateway timeout: the upstream did not answer in time\n"
 SHUTTING_DOWN = "strangler: the proxy is shutting down; retry\n"
-BAD_PATH = "strangler: this path is refused (NUL, backslash, or a segment ending in '.')\n"
-CHUNK_END = b"0\r\n\r\n"
+BAD_PATH = "strangler: this path is refused (a control character, a backslash, a segment ending in '.' or ' ', or '::$')\n"
+_ANSWERED = Outcome()  # legacy answered: nothing to decide
+_RESPOND = Next("respond", None)  # type: ignore[arg-type]  # legacy's answer stands (its plan is the flight's)
 
 
 class Mirror(Protocol):
@@ -74,30 +73,6 @@ def _plain(status: int, text: str) -> tuple[Message, Message]:
     )
 
 
-class _Watch:
-    """Aborts the upstream exchange in progress if the client goes away.
-
-    The listener (``strangler_proxy.dataplane.listener``) calls ``client_gone`` from its
-    ``connection_lost`` while the response is unfinished: no timer and no task per request.
-    """
-
-    __slots__ = ("conn", "finished", "gone")
-
-    def __init__(self) -> None:
-        self.conn: Exchange | None = None
-        self.finished = False
-        self.gone = False
-
-    def client_gone(self) -> None:
-        if not self.finished:
-            self.gone = True
-            if self.conn is not None:
-                self.conn.abort()
-
-    def stop(self) -> None:
-        self.finished = True
-
-
 class _Capture:
     """Legacy's response, kept while it streams to the client, for the shadow comparison."""
 
@@ -127,7 +102,8 @@ class ProxyApp:
 
     def __init__(self, runtime: Runtime, *, mirror: Mirror | None = None, windows: Windows | None = None,
                  activity: Activity | None = None, access_log: Callable[[dict[str, Any]], None] | None = None,
-                 draw: Callable[[], float] = random.random, health: Health | None = None) -> None:
+                 draw: Callable[[], float] = random.random, clock: Callable[[], float] = time.time,
+                 health: Health | None = None) -> None:
         self.runtime = runtime
         self.health = health
         self.metrics = runtime.metrics
@@ -136,21 +112,23 @@ class ProxyApp:
         self.activity = activity
         self.access_log = access_log
         self.draw = draw
+        self.clock = clock
         self.pid = os.getpid()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             health = self.health
-            if health is not None and scope["path"].startswith(health.prefix) and health.claims(scope["path"]):
-                await health.answer(scope, send)
+            if health is not None and health.prefix in scope["path"] and health.claims(canonical_path(scope["path"]) or ""):
+                await health.answer(scope, send)  # the prefix is the proxy's own in every spelling: never forwarded
                 return
             await self.http(scope, receive, send)
         elif kind == "websocket":
-            if self.health is not None and self.health.claims(scope["path"]):
+            if self.health is not None and self.health.claims(canonical_path(scope["path"]) or ""):
                 await send({"type": "websocket.close", "code": 1008})  # the probe prefix is never forwarded
                 return
-            await proxy_websocket(self.runtime.snapshot, self.draw, scope, receive, send)
+            await proxy_websocket(Flight.begin(self.runtime.snapshot, scope, self.draw, self.clock), receive, send, self._apply,
+                                  self.record)
         elif kind == "lifespan":
             while True:
                 message = await receive()
@@ -163,245 +141,175 @@ class ProxyApp:
 
     # -- HTTP ------------------------------------------------------------------------------
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        snap = self.runtime.snapshot
-        started = time.perf_counter()
-        headers = scope["headers"]
-        length: bytes | None = None
-        chunked = False
-        host = b""
-        cookies: str | None = None
-        for n, v in headers:  # the listener has checked their size and that Host is there once
-            if n == b"host":
-                host = v
-            elif n == b"cookie":
-                cookies = v.decode("latin-1") if cookies is None else cookies + "; " + v.decode("latin-1")
-            elif n == b"content-length":
-                length = v
-            elif n == b"transfer-encoding":
-                chunked = True
-        method = scope["method"]
-        client = scope.get("client")
-        peer = client[0] if client else None
-        trusted = snap.table.trusted_proxies
-        rh = RequestHead(method, scope["path"], host.decode("latin-1"), headers, cookies,
-                         real_client(peer, headers, trusted) if trusted else peer)
-        fresh = False  # the response sets the proxy's cohort cookie
-        if snap.table.cohort.cookie is not None:
-            found = cohort_id(snap.table, rh, self.draw)
-            if found is not None:
-                rh = rh._replace(cohort=found[0])
-                fresh = found[1]
-        p = plan(snap.routes, rh, self.draw, snap.breakers)
-        if p.decision is REFUSED_PATH:
+        f = Flight.begin(self.runtime.snapshot, scope, self.draw, self.clock)
+        scope[WATCH] = f.watch
+        if f.plan.refused:
             self.metrics.client_closed.labels("bad_path").inc()
             await self._reply(send, 400, BAD_PATH)
             return
-        first = p
-        module = p.module
-        label = module.name if module is not None else UNCLAIMED
-        query = scope.get("query_string")
-        target = scope["raw_path"] + (b"?" + query if query else b"")
-        present = chunked or (length is not None and length != b"0")
-        body = Body(receive, snap.table.fallback_body_limit, present)
-        public = (scope.get("scheme", "http"), host, snap.table.server_names)
-        watch = scope[WATCH] = _Watch()
-        status = 502
         answering = False  # the response has started: no other reply can be sent
-        error: str | None = None
-        capture: _Capture | None = None
-        if p.capture:
-            capture = _Capture(module.shadow.max_response)  # type: ignore[union-attr]
-        elif p.skip is not None and self.mirror is not None:
-            self.mirror.skip(label, endpoint_template(method, scope["path"]), p.skip)
         try:
-            if present:  # a small body is read whole first: a slow client holds no upstream connection
-                await body.fill(snap.table.limits.request_buffer)
-                if chunked and body.complete:
-                    chunked = False  # all in hand: sent with its exact length
-                    length = b"%d" % body.size
-            # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
-            # it), or chunked for a chunked body; never the client's header line as sent
-            frame = CHUNKED if chunked else (framing(int(length)) if length is not None else None)
-            if not host:  # an HTTP/1.0 client without Host: HTTP/1.1 upstream needs one (nginx: $proxy_host)
-                headers = headers + [(b"host", snap.table.upstreams[p.upstream].authority.encode())]
-            head, _ = request_head(method, target, headers, peer, scope.get("scheme", "http"), frame)
-            while True:  # one attempt, and a second on legacy when the plan allows it
-                pool = snap.pools[p.upstream]
-                try:
-                    conn = await self.exchange(pool, head, body, chunked, p.timeout, watch, method)
-                except UpstreamError as exc:
-                    self.metrics.errors.labels(label, p.side, exc.failure).inc()
-                    if p.side == "service":
-                        snap.breakers[label].failure()
-                    nxt = self._next(snap, p, rh, exc.failure, exc.may_have_seen, body, label)
-                    if nxt is None:
-                        raise
-                    p = nxt
-                    continue
-                if p.side == "service":
-                    if conn.status >= 500:
-                        snap.breakers[label].failure()
-                        self.metrics.errors.labels(label, "service", "5xx").inc()
-                        nxt = self._next(snap, p, rh, "5xx", True, body, label)
-                        if nxt is not None:
-                            pool.discard(conn)
-                            p = nxt
-                            continue
-                    else:
-                        snap.breakers[label].success()
-                break
-            status = conn.status
-            answering = True
-            cookie = self._cohort_cookie(snap, first, rh.cohort, public[0]) if fresh else None
-            if not await self.respond(pool, conn, snap.origins[p.upstream], public, method, send, watch, capture, cookie):
-                self.metrics.errors.labels(label, p.side, "truncated").inc()
-            elif capture is not None and p.side == "legacy" and self.mirror is not None:
-                self._offer_mirror(self.mirror, snap, module, scope, method, target, headers, head,  # type: ignore[arg-type]
-                                   chunked, body, capture, status)
+            answering = await self._forward(f, receive, send)
         except UpstreamError as exc:
-            watch.stop()
-            status = 504 if isinstance(exc, UpstreamTimeout) else 502
-            error = str(exc)  # for the access log; the client is not told upstream addresses
-            await self._reply(send, status, GATEWAY_TIMEOUT if status == 504 else BAD_GATEWAY)
+            f.watch.stop()
+            f.status = 504 if isinstance(exc, UpstreamTimeout) else 502
+            f.error = str(exc)  # for the access log; the client is not told upstream addresses
+            await self._reply(send, f.status, GATEWAY_TIMEOUT if f.status == 504 else BAD_GATEWAY)
         except ClientGone:
-            watch.stop()
-            status = 499
+            f.status = 499
         except asyncio.CancelledError:
             # the listener cancels what is still running when the drain timeout ends at
             # shutdown: answer 503 if nothing was sent yet, and record it like any request
             # (the connection closes with the process; no traceback in the log)
-            watch.stop()
-            error = "cancelled: the drain timeout ended at shutdown"
+            f.error = "cancelled: the drain timeout ended at shutdown"
             if not answering:
-                status = 503
+                f.status = 503
                 try:
                     await self._reply(send, 503, SHUTTING_DOWN)
                 except Exception:  # noqa: S110  # the client may be gone already: nothing more to tell it
                     pass
         finally:
-            watch.stop()
-        elapsed = time.perf_counter() - started
-        side = p.side
-        self.metrics.observe(label, side, status, elapsed)
-        if self.windows is not None and module is not None and module.release is not None:
-            self.windows.observe(label, side, elapsed, status >= 500)
-        if self.activity is not None and side == "legacy":
-            if module is None:
-                self.activity.unclaimed_hit(endpoint_template(method, scope["path"]))
+            f.watch.stop()
+        self.record(f)
+
+    async def _forward(self, f: Flight, receive: Receive, send: Send) -> bool:
+        """The attempts and the response; True once the response has started."""
+        snap = f.snap
+        table = snap.table
+        p = f.plan
+        capture: _Capture | None = None
+        if p.capture:
+            capture = _Capture(p.module.shadow.max_response)  # type: ignore[union-attr]
+        elif p.skip is not None and self.mirror is not None:
+            self.mirror.skip(f.label, endpoint_template(f.method, f.scope["path"]), p.skip)
+        length = f.length
+        chunked = f.chunked
+        body = Body(receive, table.fallback_body_limit, chunked or (length is not None and length != b"0"))
+        if not body.complete:  # a small body is read whole first: a slow client holds no upstream connection
+            await body.fill(table.limits.request_buffer)
+            if chunked and body.complete:
+                chunked = False  # all in hand: sent with its exact length
+                length = b"%d" % body.size
+        size = None if chunked or length is None else int(length)
+        # the framing of what is sent is the proxy's own: the parsed length (llhttp checked
+        # it), or chunked for a chunked body; never the client's header line as sent
+        frame = CHUNKED if chunked else (framing(size) if size is not None else None)
+        headers = f.headers
+        if not f.host:  # an HTTP/1.0 client without Host: HTTP/1.1 upstream needs one (nginx: $proxy_host)
+            headers = headers + [(b"host", table.upstreams[p.upstream].authority.encode())]
+        forwarded = forwarded_headers(headers, f.peer, f.scheme)
+        head = request_head(f.method, f.target, forwarded, frame)
+        while True:  # attempts: a resend on a fresh connection, a fallback to legacy
+            reply: Reply | None = None
+            try:
+                reply = await snap.pools[p.upstream].send(head, body, chunked, size, p.timeout, f.watch)
+                outcome = Outcome(reply.status) if p.side == "service" else _ANSWERED
+            except UpstreamError as exc:
+                if f.watch.gone:
+                    raise ClientGone() from None
+                outcome = Outcome(0, exc.failure, exc.may_have_seen, exc.stale)
+                if not exc.stale:
+                    self.metrics.errors.labels(f.label, p.side, exc.failure).inc()
+                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome)
+                if nxt.action == "fail":
+                    raise
             else:
-                self.activity.legacy_served(label)
-        if self.access_log is not None:
-            self.access_log({
-                "ts": time.time(), "pid": self.pid, "method": method, "path": scope["path"], "module": label, "side": side,
-                "upstream": p.upstream, "status": status, "ms": round(elapsed * 1000, 3), "why": first.why,
-                **({"fallback": p.why} if p is not first else {}), **({"error": error} if error else {}),
-            })
+                if outcome.status >= 500:
+                    self.metrics.errors.labels(f.label, "service", "5xx").inc()
+                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome) \
+                    if p.side == "service" else _RESPOND
+                if nxt.action == "respond":
+                    break
+                reply.discard()
+            body.rewind()
+            p = f.plan = nxt.plan
+        f.status = reply.status
+        if not await self.respond(reply, snap.origins[p.upstream], (f.scheme, f.host, table.server_names), f.method, send,
+                                  f.watch, capture, f.cohort_cookie()):
+            self.metrics.errors.labels(f.label, p.side, "truncated").inc()
+        elif capture is not None and p.side == "legacy" and self.mirror is not None:
+            self._offer_mirror(self.mirror, f, forwarded, head, chunked, body, capture)
+        return True
 
-    @staticmethod
-    def _cohort_cookie(snap: Snapshot, first: Plan, new_id: str | None, scheme: str) -> bytes | None:
-        """The cohort cookie to set: on the first canary decision of a user without one."""
-        cookie = snap.table.cohort.cookie
-        if new_id is None or cookie is None or first.module is None or first.module.stage != "canary":
-            return None
-        return set_cookie(cookie.name, new_id, cookie.max_age, cookie.path, cookie.same_site,
-                          scheme == "https" if cookie.secure is None else cookie.secure)
-
-    def _next(self, snap: Snapshot, failed: Plan, rh: RequestHead, failure: Any, seen: bool, body: Body,
-              label: str) -> Plan | None:
-        """The fallback attempt ``after_failure`` allows, with its metrics; ``None`` if none."""
-        if failed.side != "service":
-            return None
-        nxt = after_failure(snap.routes, failed, rh, failure, body.replayable, seen)
-        if isinstance(nxt, str):
-            self.metrics.fallback_refused.labels(label, nxt).inc()
-            return None
-        body.rewind()
-        self.metrics.fallbacks.labels(label, failure).inc()
-        if self.windows is not None and failed.module is not None and failed.module.release is not None:
-            self.windows.observe(label, "service", 0.0, True)  # legacy saved the user; the new side still failed
+    def _apply(self, f: Flight, nxt: Next, outcome: Outcome) -> Next:
+        """Apply an attempt's decision where it touches the world: the breaker and the counts."""
+        if nxt.breaker is not None:
+            breaker = f.snap.breakers[f.label]
+            breaker.success() if nxt.breaker == "success" else breaker.failure()
+        if nxt.refusal is not None:
+            self.metrics.fallback_refused.labels(f.label, nxt.refusal).inc()
+        elif nxt.action == "fallback":
+            self.metrics.fallbacks.labels(f.label, outcome.failure or "5xx").inc()
+            if self.windows is not None and f.module is not None and f.module.release is not None:
+                self.windows.observe(f.label, "service", 0.0, True)  # legacy saved the user; the new side still failed
         return nxt
 
+    def record(self, f: Flight) -> None:
+        """What every request leaves behind, HTTP or WebSocket: metrics, the release window,
+        legacy's activity (for retiring and unclaimed endpoints), the access log."""
+        elapsed = time.perf_counter() - f.started
+        side = f.plan.side
+        self.metrics.observe(f.label, side, f.status, elapsed)
+        module = f.module
+        if self.windows is not None and module is not None and module.release is not None:
+            self.windows.observe(f.label, side, elapsed, f.status >= 500)
+        if self.activity is not None and side == "legacy":
+            if module is None:
+                self.activity.unclaimed_hit(endpoint_template(f.method, f.scope["path"]))
+            else:
+                self.activity.legacy_served(f.label)
+        if self.access_log is not None:
+            self.access_log(f.log_entry(self.pid, elapsed))
+
     @staticmethod
-    def _offer_mirror(mirror: Mirror, snap: Snapshot, module: Module, scope: Scope, method: str, target: bytes,
-                      headers: list[tuple[bytes, bytes]], head: bytes, chunked: bool, body: Body, capture: _Capture,
-                      status: int) -> None:
-        shadow = module.shadow
-        assert shadow is not None
-        endpoint = endpoint_template(method, scope["path"])
-        if capture.overflow or body.size > shadow.max_body or not body.rewind():
+    def _offer_mirror(mirror: Mirror, f: Flight, forwarded: list[tuple[bytes, bytes]], head: bytes, chunked: bool, body: Body,
+                      capture: _Capture) -> None:
+        module = f.module
+        assert module is not None and module.shadow is not None
+        endpoint = endpoint_template(f.method, f.scope["path"])
+        if capture.overflow or body.size > module.shadow.max_body or not body.rewind():
             mirror.skip(module.name, endpoint, "too_large")
             return
         data = b"".join(body.kept)
         if chunked:
-            client = scope.get("client")
-            head = request_head(method, target, headers, client[0] if client else None, scope.get("scheme", "http"),
-                                framing(len(data)))[0]
-        legacy = Response(status, tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in capture.headers),
+            head = request_head(f.method, f.target, forwarded, framing(len(data)))
+        legacy = Response(f.status, tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in capture.headers),
                           b"".join(capture.chunks), True)
-        mirror.job(module, snap.table.upstreams, endpoint, method, scope["path"], mirror_head(head), data, legacy)
+        mirror.job(module, f.snap.table.upstreams, endpoint, f.method, f.scope["path"], mirror_head(head), data, legacy)
 
-    async def exchange(self, pool: Pool, head: bytes, body: Body, chunked: bool, timeout: float,
-                       watch: _Watch, method: str) -> Exchange:
-        """Send the request on a pooled connection and wait for the response head."""
-        conn, reused = await pool.acquire()
-        watch.conn = conn
-        try:
-            chunk = await body.next() if (body.kept or body.held or not body.complete) else None
-            if chunk is None:
-                conn.write(head + CHUNK_END if chunked else head)
-            else:
-                conn.write(head + (b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk))
-                while True:
-                    await conn.drain()
-                    chunk = await body.next()
-                    if chunk is None:
-                        break
-                    conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                if chunked:
-                    conn.write(CHUNK_END)
-            await conn.response_head(timeout)
-            return conn
-        except BaseException as exc:
-            pool.discard(conn)
-            if watch.gone:
-                raise ClientGone() from None
-            # a pooled connection the upstream had already closed: resend once, fresh
-            if (reused and isinstance(exc, UpstreamError) and not isinstance(exc, UpstreamTimeout)
-                    and not conn.got_bytes and method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE") and body.rewind()):
-                return await self.exchange(pool, head, body, chunked, timeout, watch, method)
-            raise
-
-    async def respond(self, pool: Pool, conn: Exchange, origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]],
-                      method: str, send: Send, watch: _Watch, capture: _Capture | None = None,
+    async def respond(self, reply: Reply, origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]],
+                      method: str, send: Send, watch: Watch, capture: _Capture | None = None,
                       cookie: bytes | None = None) -> bool:
         """Stream the response to the client; False if the upstream cut it short (or the
         client left), in which case the client's connection is closed mid-body too.
         ``cookie``: the proxy's own cohort cookie to set (after the upstream's headers)."""
-        headers = response_headers(conn.headers, origins, public)
+        headers = response_headers(reply.headers, origins, public)
+        if reply.status == 204:  # no body, so no length (RFC 9110 8.6), whatever the upstream said
+            headers = [h for h in headers if h[0] != b"content-length"]
         if cookie is not None:
             headers.append((b"set-cookie", cookie))
-        await send({"type": "http.response.start", "status": conn.status, "headers": headers})
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         if capture is not None:
             capture.headers = headers
-        if method == "HEAD" or conn.status in (204, 304):
+        if method == "HEAD" or reply.status in (204, 304):
             watch.stop()
             await send({"type": "http.response.body", "body": b""})
             if method == "HEAD":
-                pool.discard(conn)  # llhttp cannot be told the body is absent: do not reuse
+                reply.discard()  # llhttp cannot be told the body is absent: do not reuse
             else:
-                pool.release(conn)
+                reply.release()
             return True
-        if conn.done:
-            data = conn.take_body()
+        if reply.done:
+            data = reply.take_body()
             if capture is not None:
                 capture.add(data)
             watch.stop()
             await send({"type": "http.response.body", "body": data})
-            pool.release(conn)
+            reply.release()
             return True
         try:
             while True:
-                chunk = await conn.next_chunk()
+                chunk = await reply.next_chunk()
                 if chunk is None:
                     break
                 if capture is not None:
@@ -411,11 +319,11 @@ class ProxyApp:
             # the response has started: all we can do is cut it short, as the upstream did
             # (returning without the last body message makes the server close the connection)
             watch.stop()
-            pool.discard(conn)
+            reply.discard()
             return False
         watch.stop()
         await send({"type": "http.response.body", "body": b""})
-        pool.release(conn)
+        reply.release()
         return True
 
     @staticmethod

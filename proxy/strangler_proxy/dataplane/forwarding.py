@@ -3,6 +3,7 @@
 Toward the upstream: hop-by-hop headers go (including every name listed in ``Connection``,
 except the framing and routing headers: a ``Connection: Content-Length`` cannot make the
 upstream read a body as a second request), ``Expect`` is answered by the proxy itself,
+``x-strangler-*`` headers are the proxy's own and never come from a client,
 ``X-Forwarded-For/Proto/Host`` and ``Via`` are added, and nothing else is: no
 ``Accept-Encoding`` or ``User-Agent`` the client did not send, so compressed bodies pass
 through untouched. ``Host`` is kept as the client sent it. The body's framing
@@ -45,55 +46,62 @@ def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[byte
     return frozenset(tokens)
 
 
-def request_head(
-    method: str,
-    target: bytes,
-    headers: Headers,
-    client_ip: str | None,
-    scheme: str,
-    frame: bytes | None,
-) -> tuple[bytes, bytes | None]:
-    """The request line and headers to send upstream, and the client's Host value.
+def forwarded_headers(headers: Headers, client_ip: str | None, scheme: str, drop: frozenset[bytes] = HOP_BY_HOP_REQUEST) -> Headers:
+    """The client's headers as an upstream gets them, for plain HTTP and WebSocket alike.
 
-    ``frame`` is the body's framing line (see ``framing``); the client's own
-    ``Content-Length`` and ``Transfer-Encoding`` are never copied.
+    Hop-by-hop headers (``drop``, and every name the client's ``Connection`` lists but the
+    framing and ``Host``) and every ``x-strangler-*`` header (the proxy's own: a client
+    cannot mark a real write as a shadow copy, nor pass one a pin) are removed;
+    ``X-Forwarded-For`` gains the client's address, ``X-Forwarded-Proto``/``-Host`` are set
+    from what the proxy saw (never the client's), ``Via`` gains the proxy.
+
+    >>> forwarded_headers([(b"host", b"p"), (b"x-strangler-shadow", b"1"), (b"x-forwarded-host", b"evil")], "10.0.0.1", "http")
+    [(b'host', b'p'), (b'x-forwarded-for', b'10.0.0.1'), (b'x-forwarded-proto', b'http'), (b'x-forwarded-host', b'p'), (b'via', b'1.1 strangler')]
     """
-    drop = HOP_BY_HOP_REQUEST
     for n, v in headers:
         if n == b"connection" and v.lower() not in (b"keep-alive", b"close"):
-            drop = HOP_BY_HOP_REQUEST | (_connection_tokens(headers) - PROTECTED)
+            drop = drop | (_connection_tokens(headers) - PROTECTED)
             break
-    lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    out: Headers = []
     host: bytes | None = None
     xff: bytes | None = None
     via: bytes | None = None
-    for name, value in headers:
-        if name in drop:
-            continue
-        if name == b"x-forwarded-for":
-            xff = value if xff is None else xff + b", " + value
-            continue
-        if name == b"via":
-            via = value if via is None else via + b", " + value
-            continue
+    for item in headers:
+        name = item[0]
         if name == b"host":
-            host = value
-        elif name in (b"x-forwarded-proto", b"x-forwarded-host"):
-            continue  # set by us from what we saw, not trusted from the client
-        lines += [name, b": ", value, b"\r\n"]
+            host = item[1]  # X-Forwarded-Host, whether Host itself goes (a WebSocket client writes its own)
+        elif name in drop or name[:12] == b"x-strangler-":
+            continue
+        elif name in _OWN:
+            if name == b"x-forwarded-for":
+                xff = item[1] if xff is None else xff + b", " + item[1]
+            elif name == b"via":
+                via = item[1] if via is None else via + b", " + item[1]
+            continue
+        if name not in drop:
+            out.append(item)
     if client_ip:
         ip = client_ip.encode()
-        lines += [b"x-forwarded-for: ", xff + b", " + ip if xff else ip, b"\r\n"]
+        out.append((b"x-forwarded-for", xff + b", " + ip if xff else ip))
     elif xff:
-        lines += [b"x-forwarded-for: ", xff, b"\r\n"]
-    lines += [b"x-forwarded-proto: ", scheme.encode(), b"\r\n"]
+        out.append((b"x-forwarded-for", xff))
+    out.append((b"x-forwarded-proto", b"https" if scheme == "https" else b"http"))
     if host is not None:
-        lines += [b"x-forwarded-host: ", host, b"\r\n"]
-    lines += [b"via: ", via + b", " + VIA if via else VIA, b"\r\n"]
-    if frame is not None:
-        lines.append(frame)
-    lines.append(b"\r\n")
-    return b"".join(lines), host
+        out.append((b"x-forwarded-host", host))
+    out.append((b"via", via + b", " + VIA if via else VIA))
+    return out
+
+
+# set by the proxy from what it saw (X-Forwarded-For and Via are extended, not replaced)
+_OWN = frozenset({b"x-forwarded-for", b"via", b"x-forwarded-proto", b"x-forwarded-host"})
+
+
+def request_head(method: str, target: bytes, headers: Headers, frame: bytes | None) -> bytes:
+    """The request line and ``forwarded_headers`` to send upstream, with the body's framing
+    line (see ``framing``): the client's own ``Content-Length`` and ``Transfer-Encoding``
+    are never copied."""
+    return b"".join([method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n",
+                     *[n + b": " + v + b"\r\n" for n, v in headers], frame or b"", b"\r\n"])
 
 
 def public_origin(scheme: str, host: bytes, server_names: tuple[str, ...]) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from strangler_proxy.dataplane.asgi import Scope, Send
+from strangler_proxy.routing import canonical_path
 
 __all__ = ["DEFAULT_PREFIX", "Health"]
 
@@ -33,7 +34,7 @@ class Health:
         return path == self.prefix or path.startswith(self._under)
 
     async def answer(self, scope: Scope, send: Send) -> None:
-        name = scope["path"][len(self.prefix):]
+        name = (canonical_path(scope["path"]) or "")[len(self.prefix):]
         status, text = 404, "strangler: no such probe; try healthz or readyz\n"
         if scope["method"] not in ("GET", "HEAD"):
             status, text = 405, "strangler: probes answer GET and HEAD\n"

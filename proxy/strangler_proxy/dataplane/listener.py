@@ -11,9 +11,14 @@ or hold, at the socket, before a request reaches the app:
   close): no more than the limit is ever handed to the parser for one head;
 - exactly one ``Host`` header (HTTP/1.1 requires it; two are 400), as nginx;
 - chunked trailers never become headers of the request;
-- an ``Upgrade`` other than WebSocket (``h2c``) is served as plain HTTP/1.1 and what is
-  pipelined after it is parsed and answered;
-- timeouts: the head (408 and close; a connection that never sends a byte is closed),
+- an ``Upgrade`` other than WebSocket (``h2c``) is served as plain HTTP/1.1 *with its
+  body* (llhttp would end such a message at its head and parse the body as the next
+  request: a desync), and what is pipelined after it is parsed and answered; a WebSocket
+  upgrade with a body is 400;
+- header values lose their trailing whitespace (RFC 9110's OWS, as uvicorn does); a
+  ``Host`` that is not a host (control characters, spaces, ``/``, ``\\``, ``@``) is 400;
+- timeouts: the head (408 and close; a connection that never sends a byte is closed;
+  with TLS the handshake counts as part of the head, from accept),
   the body between two reads (408, or close once the response started; the app sees a
   disconnect and lets its upstream connection go), idle keep-alive;
 - a cap on open connections, WebSockets included: at the cap the oldest idle connection
@@ -28,7 +33,10 @@ what an attacker would flood.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import http
+import re
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -52,6 +60,11 @@ def error_response(status: int, text: str) -> bytes:
     body = text.encode()
     return b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
         status, http.HTTPStatus(status).phrase.encode(), len(body), body)
+
+
+# a Host value is a host name or address and an optional port; anything else (control
+# characters, spaces, a path, userinfo) is refused before it can be matched or forwarded
+_BAD_HOST = re.compile(rb"[\x00-\x20\x7f/\\@?#]")
 
 
 class _Reject(Exception):
@@ -82,11 +95,13 @@ class Guard:
 
 
 class StranglerHttpProtocol(HttpToolsProtocol):
-    guard: Guard  # set on the class made by ``protocol_class``
+    guard: Guard  # set on the class made by ``protocol_classes``
+    tls: ssl.SSLContext | None = None  # the listener's TLS: the handshake is done here, counted and timed
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lim = self.guard.limits()
+        self.raw: asyncio.Transport | None = None  # the connection from accept (TLS: until the handshake, the TCP one)
         self.counted = False
         self.refused = False
         self.closing = False  # a rejection was written; nothing more is read
@@ -97,37 +112,70 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         self.header_bytes = 0
         self.hosts = 0
         self.has_body = False
+        self.framing: bytes | None = None  # the body's framing line, for a body after an Upgrade head
+        self.upgrade_body: bytes | None = None  # set between an h2c-like head and its body
+        self.synthetic = False  # feeding the parser a made-up head: its callbacks are ignored
         self.reads = 0  # counts body reads: the idle timer sees progress without a clock call per read
         self.reads_seen = 0
         self.header_timer: asyncio.TimerHandle | None = None
         self.body_timer: asyncio.TimerHandle | None = None
         self.pending: bytes | None = None  # a rejection to write once the response in flight ends
+        self.cycles: list[Any] = []  # requests read and not yet answered (uvicorn keeps only the last)
 
     # -- connection ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if self.raw is not None:  # TLS: the handshake is done, this is the secure transport
+            self._serve(transport)
+            return
         guard = self.guard
         if not guard.make_room():
             self.refused = True
-            transport.write(OVERLOADED)
+            if self.tls is None:
+                transport.write(OVERLOADED)
             transport.close()
             guard.on_event("refused")
             return
-        super().connection_made(transport)
         guard.open += 1
         self.counted = True
-        self.timeout_keep_alive = self.lim.keepalive_timeout  # type: ignore[assignment]  # uvicorn says int; call_later takes float
-        guard.idle[self] = None
+        guard.idle[self] = None  # not sent a byte yet: the first to go at the cap
+        self.raw = transport
         self.header_timer = self.loop.call_later(self.lim.header_timeout, self._head_timeout)
+        if self.tls is not None:
+            # the handshake is part of the head: counted and timed from accept, as nginx does
+            # (a TLS server of the loop's hands over a connection only once it is done). The
+            # TLS layer takes the connection before it can deliver a byte: asyncio's
+            # SSLProtocol, installed here and now (uvloop's start_tls lets a ClientHello
+            # reach the old protocol first), calls connection_made again when it is done
+            handshake = self.loop.create_future()
+            handshake.add_done_callback(self._handshake_done)
+            layer = asyncio.sslproto.SSLProtocol(self.loop, self, self.tls, handshake, server_side=True,
+                                                 ssl_handshake_timeout=max(0.01, self.lim.header_timeout))  # type: ignore[arg-type]  # seconds: a float works (call_later)
+            transport.set_protocol(layer)
+            layer.connection_made(transport)
+            return
+        self._serve(transport)
+
+    def _serve(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        self.timeout_keep_alive = self.lim.keepalive_timeout  # type: ignore[assignment]  # uvicorn says int; call_later takes float
+
+    def _handshake_done(self, handshake: asyncio.Future[None]) -> None:
+        if handshake.cancelled() or handshake.exception() is not None:
+            self._uncount()  # a failed, abandoned or timed-out handshake: gone without a word
+            if self.raw is not None:
+                self.raw.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.refused:
             return
         self._uncount()
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            watch = cast("Watcher | None", cycle.scope.get(WATCH))  # the request in flight: its upstream exchange stops now
-            if watch is not None:
-                watch.client_gone()
+        if self.transport is None:
+            return  # closed while it shook hands: uvicorn never had it
+        for cycle in self.cycles:  # the request in flight (pipelined ones too): its upstream exchange stops now
+            if not cycle.response_complete:
+                watch = cast("Watcher | None", cycle.scope.get(WATCH))
+                if watch is not None:
+                    watch.client_gone()
         super().connection_lost(exc)
 
     def _uncount(self) -> None:
@@ -142,10 +190,11 @@ class StranglerHttpProtocol(HttpToolsProtocol):
 
     def evict(self) -> bool:
         """Close this idle connection to make room (nginx's reuse of idle connections)."""
-        if self.transport is None or self.transport.is_closing():
+        conn = self.transport or self.raw  # TLS: the secure one once the handshake is done
+        if conn is None or conn.is_closing():
             return False
         self._uncount()
-        self.transport.close()
+        conn.close()
         return True
 
     def handle_websocket_upgrade(self) -> None:
@@ -212,10 +261,19 @@ class StranglerHttpProtocol(HttpToolsProtocol):
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 return
-            # h2c or another protocol this proxy does not speak: the request was served as
-            # HTTP/1.1 (Upgrade is hop-by-hop); parse what follows with a fresh parser
+            # h2c or another protocol this proxy does not speak: the request is served as
+            # HTTP/1.1 (Upgrade is hop-by-hop); parse what follows with a fresh parser. llhttp
+            # ended the message at its head: its body, if any, is read now, framed as the
+            # client framed it, by a parser primed with a head of that framing alone
             self.parser = httptools.HttpRequestParser(self)
             self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+            if self.upgrade_body is not None:
+                self.synthetic = True
+                try:
+                    self.parser.feed_data(b"POST / HTTP/1.1\r\n" + self.upgrade_body + b"\r\n")
+                finally:
+                    self.synthetic = False
+                    self.upgrade_body = None
             rest = data[exc.args[0]:] if exc.args else b""
             if rest:
                 self.data_received(rest)
@@ -229,7 +287,17 @@ class StranglerHttpProtocol(HttpToolsProtocol):
         self.closing = True
         self.guard.on_event(why.reason)
         response = error_response(why.status, why.text)
-        if self.cycle is not None and not self.cycle.response_complete and not self.cycle.disconnected:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.disconnected:
+            if cycle.more_body and not self.in_head:
+                # the error is in this request's own body (bad chunk framing): it can never
+                # complete, so answer now (nothing waits for body_timeout) and let its upstream go
+                if not cycle.response_started:
+                    self.transport.write(response)
+                cycle.disconnected = True
+                cycle.message_event.set()
+                self.transport.close()
+                return
             self.pending = response  # after the response in flight (pipelining)
             self.flow.pause_reading()
             return
@@ -238,13 +306,18 @@ class StranglerHttpProtocol(HttpToolsProtocol):
 
     # -- parser callbacks --------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self.synthetic:
+            return
         super().on_message_begin()
         self.in_head = True
         self.url_parts = []
         self.url_len = self.header_bytes = self.hosts = 0
         self.has_body = False
+        self.framing = None
 
     def on_url(self, url: bytes) -> None:
+        if self.synthetic:
+            return
         self.url_len += len(url)
         if self.url_len > self.lim.max_request_line:
             raise _Reject(414, "uri_too_long", "request target too long\n")
@@ -252,20 +325,30 @@ class StranglerHttpProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if not self.in_head:
-            return  # a chunked trailer: never a header of the request
+            return  # a chunked trailer (or the made-up head): never a header of the request
         self.header_bytes += len(name) + len(value) + 4
         if self.header_bytes > self.lim.max_header_bytes:
             raise _Reject(431, "header_too_large", "request header fields too large\n")
         name = name.lower()
+        value = value.rstrip(b" \t")  # llhttp keeps trailing OWS; RFC 9110 excludes it from the value
         if name == b"host":
             self.hosts += 1
-        elif name == b"content-length" or name == b"transfer-encoding":
+            if _BAD_HOST.search(value):
+                raise _Reject(400, "bad_host", "the Host header is not a host name\n")
+        elif name == b"content-length":
             self.has_body = True
+            if value != b"0":
+                self.framing = b"content-length: " + value + b"\r\n"
+        elif name == b"transfer-encoding":
+            self.has_body = True
+            self.framing = b"transfer-encoding: chunked\r\n"
         elif name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.synthetic:
+            return
         self.in_head = False
         self.head_used = 0
         if self.header_timer is not None:
@@ -280,16 +363,33 @@ class StranglerHttpProtocol(HttpToolsProtocol):
             raise _Reject(400, "bad_target", "the request target must be a path: this proxy only talks to its configured upstreams\n")
         if self.hosts != 1 and (self.hosts > 1 or self.parser.get_http_version() == "1.1"):
             raise _Reject(400, "bad_host", "exactly one Host header is required\n")
+        if self.framing is not None and self.parser.should_upgrade():
+            if self._should_upgrade():
+                raise _Reject(400, "bad_upgrade", "a WebSocket upgrade has no body\n")
+            self.upgrade_body = self.framing  # llhttp will end the message here: its body follows
         if self.has_body:
             self.reads_seen = self.reads
             self.body_timer = self.loop.call_later(self.lim.body_timeout, self._body_idle)
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycles.append(self.cycle)
+        if len(self.pipeline) == 1 and not self.closing:
+            # uvicorn stops reading while a pipelined request waits; with one waiting, read on
+            # (two heads at most are held), so that a client that leaves is seen and the
+            # exchange in flight is cancelled, not left to run to its end
+            self.flow.resume_reading()
+
+    def on_message_complete(self) -> None:
+        if self.upgrade_body is not None:
+            return  # the end of an Upgrade head, not of its message: the body is still to come
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         if self.body_timer is not None:  # the exchange is over: so is the wait for its body
             self.body_timer.cancel()
             self.body_timer = None
         super().on_response_complete()
+        self.cycles = [c for c in self.cycles if not c.response_complete]
         if self.pending is not None:
             if not self.pipeline and not self.transport.is_closing():
                 self.transport.write(self.pending)
@@ -301,10 +401,15 @@ class StranglerHttpProtocol(HttpToolsProtocol):
     # -- timers ------------------------------------------------------------------------------
     def _head_timeout(self) -> None:
         self.header_timer = None
-        if self.closing or self.transport.is_closing():
+        raw = self.raw
+        if self.closing or raw is None or raw.is_closing():
             return
         self.guard.on_event("header_timeout")
         self.closing = True
+        if self.transport is None:
+            self._uncount()  # still shaking hands: nothing of uvicorn's to tell
+            raw.close()
+            return
         if self.in_head:
             self.transport.write(error_response(408, "request head not received in time\n"))
         self.transport.close()
@@ -340,7 +445,8 @@ class CountedWebSocket(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
 
 
-def protocol_classes(guard: Guard) -> tuple[type[StranglerHttpProtocol], type[CountedWebSocket]]:
-    """The HTTP and WebSocket protocol classes for one listener (uvicorn makes one per connection)."""
-    return (type("StranglerListenerProtocol", (StranglerHttpProtocol,), {"guard": guard}),
+def protocol_classes(guard: Guard, tls: ssl.SSLContext | None = None) -> tuple[type[StranglerHttpProtocol], type[CountedWebSocket]]:
+    """The HTTP and WebSocket protocol classes for one listener (uvicorn makes one per
+    connection); ``tls``: the listener's TLS context (uvicorn itself is given none)."""
+    return (type("StranglerListenerProtocol", (StranglerHttpProtocol,), {"guard": guard, "tls": tls}),
             type("StranglerWebSocketProtocol", (CountedWebSocket,), {"guard": guard}))

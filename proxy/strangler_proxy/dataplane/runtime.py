@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from strangler_proxy.dataplane.breaker import CircuitBreaker
-from strangler_proxy.model import Module, Override, RouteTable, effective_modules
+from strangler_proxy.model import Module, Override, RouteTable, Upstream, effective_modules
 from strangler_proxy.dispatch import Routes
 from strangler_proxy.dataplane.forwarding import upstream_origins
 from strangler_proxy.metrics import Metrics
 from strangler_proxy.routing import Router
-from strangler_proxy.dataplane.upstream import Pool
+from strangler_proxy.upstream import Pool, Transport
 
 __all__ = ["Runtime"]  # public (the CLI's and loadtests' imports are checked against it)
 
@@ -31,7 +31,7 @@ __all__ = ["Runtime"]  # public (the CLI's and loadtests' imports are checked ag
 class Snapshot:
     routes: Routes  # what the decision core reads: the table, effective modules, the router
     table: RouteTable  # routes.table, at hand for the hot path
-    pools: Mapping[str, Pool]
+    pools: Mapping[str, Transport]
     origins: Mapping[str, tuple[bytes, ...]]
     breakers: Mapping[str, CircuitBreaker]
     loaded_at: float
@@ -45,21 +45,24 @@ class Runtime:
     """Owns the current snapshot and the long-lived pools and breakers."""
 
     def __init__(self, table: RouteTable, metrics: Metrics, overrides: Mapping[str, Override] | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None,
+                 transport: Callable[[Upstream, asyncio.AbstractEventLoop | None], Transport] = Pool) -> None:
         self.metrics = metrics
         self.loop = loop or _loop()
         self.overrides: dict[str, Override] = dict(overrides or {})
-        self._pools: dict[str, Pool] = {}
+        self.transport = transport  # how an upstream is reached: the pool, or a fake in tests
+        self._pools: dict[str, Transport] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self.snapshot = self._build(table)
 
-    def _pool(self, name: str, table: RouteTable) -> Pool:
+    def _pool(self, name: str, table: RouteTable) -> Transport:
         up = table.upstreams[name]
         pool = self._pools.get(name)
         if pool is None or pool.upstream != up:
             if pool is not None:
                 self._close(pool)
-            pool = self._pools[name] = Pool(up, self.loop)
+            pool = self._pools[name] = self.transport(up, self.loop)
+        pool.max_head = table.limits.max_header_bytes
         return pool
 
     def _breaker(self, module: Module, table: RouteTable) -> CircuitBreaker:
@@ -99,7 +102,7 @@ class Runtime:
         self.overrides = dict(overrides)
         self.snapshot = self._build(self.snapshot.table)
 
-    def _close(self, pool: Pool) -> None:
+    def _close(self, pool: Transport) -> None:
         """Close a pool on the loop's thread, whichever thread replaced it."""
         loop = self.loop
         if loop is not None and loop.is_running() and _loop() is not loop:

@@ -1,5 +1,8 @@
 """WebSocket upgrades, proxied message by message to the side the route decides.
 
+An upgrade is a request like any other: the same ``Flight`` (cohort id included, so a
+user's socket goes where its pages go), the same forwarded headers, the same attempt
+decision and breaker feedback, the same record (metrics, release window, legacy activity).
 The upstream side uses the ``websockets`` client (installed with uvicorn[standard]); no
 User-Agent or other header the client did not send is added.
 """
@@ -9,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from strangler_proxy.clientip import real_client
-from strangler_proxy.dataplane.asgi import Receive, Scope, Send
+from strangler_proxy.dataplane.asgi import Receive, Send
+from strangler_proxy.dataplane.flight import Flight
+from strangler_proxy.dataplane.forwarding import HOP_BY_HOP_REQUEST, forwarded_headers
+from strangler_proxy.dispatch import Next, Outcome, next_attempt
 from strangler_proxy.model import Upstream
-from strangler_proxy.dispatch import RequestHead, after_failure, plan
-from strangler_proxy.dataplane.forwarding import HOP_BY_HOP
 
-if TYPE_CHECKING:
-    from strangler_proxy.dataplane.runtime import Snapshot
-
-HANDSHAKE = HOP_BY_HOP | {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
-                          b"sec-websocket-protocol", b"content-length"}
+# what the WebSocket client library writes itself (Host: the upstream's authority, with the
+# client's in X-Forwarded-Host), and hop-by-hop headers as for plain HTTP
+HANDSHAKE = HOP_BY_HOP_REQUEST | {b"host", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
+                                  b"sec-websocket-protocol"}
 
 
 def upstream_url(up: Upstream, target: str) -> str | None:
@@ -42,27 +44,26 @@ def upstream_url(up: Upstream, target: str) -> str | None:
     return url
 
 
-async def proxy_websocket(snap: Snapshot, draw: Callable[[], float], scope: Scope, receive: Receive, send: Send) -> None:
-    """Open the upgrade on the planned side (legacy when the new service refuses the
-    connection: it never saw the upgrade) and relay messages both ways until one closes."""
-    headers_in = scope["headers"]
-    host = next((v.decode("latin-1") for n, v in headers_in if n == b"host"), "")
-    cookies = "; ".join(v.decode("latin-1") for n, v in headers_in if n == b"cookie") or None
-    client = scope.get("client")
-    peer = client[0] if client else None
-    rh = RequestHead("GET", scope["path"], host, headers_in, cookies, real_client(peer, headers_in, snap.table.trusted_proxies))
-    p = plan(snap.routes, rh, draw, snap.breakers)
+async def proxy_websocket(f: Flight, receive: Receive, send: Send, apply: Callable[[Flight, Next, Outcome], Next],
+                          record: Callable[[Flight], None]) -> None:
+    """Open the upgrade on the flight's planned side (legacy when the new service refuses
+    the connection or answers 5xx, as for HTTP: ``next_attempt`` decides, ``apply`` feeds
+    the breaker), ``record`` the handshake like a request (``f.status``: 101, or the gateway
+    error the client's close stands for; its time is the handshake's, not the socket's life),
+    then relay messages both ways until one closes."""
+    snap, p = f.snap, f.plan
     if p.refused:
+        f.status = 400
         await send({"type": "websocket.close", "code": 1008})
+        record(f)
         return
     message = await receive()
     if message["type"] != "websocket.connect":
+        f.status = 499
+        record(f)
         return
-    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers_in if n not in HANDSHAKE]
-    if client:
-        headers.append(("x-forwarded-for", client[0]))
-    qs = scope.get("query_string") or b""
-    path = scope["raw_path"].decode("latin-1") + ("?" + qs.decode("latin-1") if qs else "")
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in forwarded_headers(f.headers, f.peer, f.scheme, HANDSHAKE)]
+    path = f.target.decode("latin-1")
     ws = None
     while True:
         up = snap.table.upstreams[p.upstream]
@@ -73,21 +74,35 @@ async def proxy_websocket(snap: Snapshot, draw: Callable[[], float], scope: Scop
             tls: dict[str, Any] = {} if up.tls is None else {"ssl": up.tls.context, "server_hostname": up.server_hostname}
             ws = await connect(
                 url, additional_headers=headers, user_agent_header=None,
-                subprotocols=scope.get("subprotocols") or None, compression=None, max_size=None,
+                subprotocols=f.scope.get("subprotocols") or None, compression=None, max_size=None,
                 open_timeout=up.connect_timeout, origin=None, **tls,
             )
-            break
-        except InvalidStatus:
-            break
+            outcome = Outcome(101)
+        except InvalidStatus as exc:  # the upstream answered, but not with an upgrade
+            outcome = Outcome(exc.response.status_code)
         except (OSError, asyncio.TimeoutError) as exc:  # never upgraded: legacy may take it
-            nxt = after_failure(snap.routes, p, rh, "tls" if isinstance(exc, ssl.SSLError) else "refused", True)
-            if isinstance(nxt, str):
-                break
-            p = nxt
+            outcome = Outcome(0, "tls" if isinstance(exc, ssl.SSLError) else "refused", False)
+        nxt = apply(f, next_attempt(snap.routes, p, f.head, outcome, True), outcome) if p.side == "service" else None
+        if nxt is None or nxt.action in ("respond", "fail"):
+            f.status = outcome.status if outcome.status >= 400 else (101 if ws is not None else 502)
+            break
+        p = f.plan = nxt.plan
     if ws is None:
+        f.status = f.status if f.status >= 400 else 502
         await send({"type": "websocket.close", "code": 1011})
+        record(f)
         return
-    await send({"type": "websocket.accept", "subprotocol": ws.subprotocol})
+    cookie = f.cohort_cookie()
+    await send({"type": "websocket.accept", "subprotocol": ws.subprotocol,
+                "headers": [(b"set-cookie", cookie)] if cookie is not None else []})
+    f.status = 101
+    f.watch.stop()
+    record(f)
+    await relay(ws, receive, send)
+
+
+async def relay(ws: Any, receive: Receive, send: Send) -> None:
+    """Messages both ways until one side closes."""
 
     async def client_to_upstream() -> None:
         while True:

@@ -17,7 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Response", "compare"]  # public (the CLI's and loadtests' imports are checked against it)
+from strangler_proxy.errors import ProxyError
+from strangler_proxy.samples import Response
+
+__all__ = ["Response", "TooLarge", "compare"]  # public (the CLI's and loadtests' imports are checked against it)
 
 Kind = Literal["status", "header", "value", "type", "missing", "extra", "order", "length",
                "text", "hash", "invalid_json", "invalid_utf8", "truncated", "error"]
@@ -28,23 +31,6 @@ DEFAULT_IGNORED_HEADERS = frozenset({
     "connection", "keep-alive", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
     "x-upstream", "x-powered-by", "x-runtime", "x-response-time", "report-to", "nel", "alt-svc",
 })
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """One side's answer, as captured (body possibly cut at the capture cap)."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    complete: bool = True
-    error: str | None = None  # set when no (whole) response came
-
-    def header(self, name: str) -> str | None:
-        for n, v in self.headers:
-            if n == name:
-                return v
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,25 +55,39 @@ def _pattern_match(patterns: Sequence[str], path: str) -> bool:
     return False
 
 
-def _decode(r: Response) -> tuple[bytes | None, Difference | None]:
+class TooLarge(ProxyError):
+    """A compressed body decodes to more than the comparison's cap (a decompression bomb,
+    or just too large): the sample is skipped as ``too_large``, never decoded whole."""
+
+
+def _inflate(body: bytes, wbits: int, cap: int) -> bytes:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, cap + 1)  # never more than the cap (and one byte to tell) in memory
+    if len(out) > cap or d.unconsumed_tail:
+        raise TooLarge(f"the body decodes to more than {cap} bytes")
+    return out
+
+
+def _decode(r: Response, cap: int) -> tuple[bytes | None, Difference | None]:
     enc = (r.header("content-encoding") or "").lower().strip()
     if not enc or enc == "identity":
         return r.body, None
     try:
         if enc == "gzip":
-            return zlib.decompress(r.body, 47), None
+            return _inflate(r.body, 47, cap), None
         if enc == "deflate":
             try:
-                return zlib.decompress(r.body), None
+                return _inflate(r.body, 15, cap), None
             except zlib.error:
-                return zlib.decompress(r.body, -15), None
+                return _inflate(r.body, -15, cap), None
     except zlib.error:
         return None, Difference("body", "truncated")
     return None, None  # br and others: compared by hash
 
 
-def compare(legacy: Response, candidate: Response, rules: Rules = Rules()) -> tuple[Difference, ...]:
-    """Every difference between two responses, sorted; empty when they match."""
+def compare(legacy: Response, candidate: Response, rules: Rules = Rules(), cap: int = 1 << 20) -> tuple[Difference, ...]:
+    """Every difference between two responses, sorted; empty when they match. A compressed
+    body is decoded to ``cap`` bytes at most (``TooLarge`` past that)."""
     if rules.normalize is not None:
         legacy, candidate = rules.normalize("legacy", legacy), rules.normalize("candidate", candidate)
     if candidate.error is not None or not candidate.complete:
@@ -96,7 +96,7 @@ def compare(legacy: Response, candidate: Response, rules: Rules = Rules()) -> tu
     if legacy.status != candidate.status:
         diffs.append(Difference("status", "status"))
     diffs += _headers(legacy, candidate, rules)
-    diffs += _body(legacy, candidate, rules)
+    diffs += _body(legacy, candidate, rules, cap)
     return tuple(sorted(set(diffs), key=lambda d: (d.path, d.kind)))
 
 
@@ -135,11 +135,11 @@ def _is_text(r: Response) -> bool:
     return ct.startswith("text/") or "xml" in ct or "javascript" in ct
 
 
-def _body(a: Response, b: Response, rules: Rules) -> list[Difference]:
+def _body(a: Response, b: Response, rules: Rules, cap: int) -> list[Difference]:
     if not a.complete:
         return []  # legacy's body was cut at the capture cap: only the head is compared
-    da, ea = _decode(a)
-    db, eb = _decode(b)
+    da, ea = _decode(a, cap)
+    db, eb = _decode(b, cap)
     if eb is not None:
         return [eb]
     if da is None or db is None:

@@ -10,11 +10,9 @@ new service beats its legacy-vs-legacy noise rate by a relative and an absolute 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from strangler_proxy.shadow.compare import Difference
 
@@ -22,16 +20,6 @@ __all__ = ["Thresholds", "module_report"]  # public (the CLI's and loadtests' im
 
 SKIP_REASONS = ("unsafe", "too_large", "timeout", "queue_full", "error")
 MAX_SIGNATURES = 1000  # distinct difference patterns kept per endpoint; more count as "other"
-_ID = re.compile(r"^(\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{24,}|[A-Za-z0-9_-]{20,})$")
-
-
-@lru_cache(maxsize=8192)
-def endpoint_template(method: str, path: str) -> str:
-    """``GET /cases/123/notes`` -> ``GET /cases/{id}/notes``: counts aggregate per endpoint."""
-    parts = ["{id}" if seg and _ID.match(seg) else seg for seg in path.split("/")]
-    return f"{method} {'/'.join(parts) or '/'}"
-
-
 @dataclass
 class EndpointStats:
     total: int = 0

@@ -31,7 +31,7 @@ from strangler_proxy.model import Module, Upstream
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.shadow.compare import Response
 from strangler_proxy.shadow.mirror import Job, Mirror
-from strangler_proxy.dataplane.upstream import Pool
+from strangler_proxy.upstream import Pool
 
 HEADER = struct.Struct("!I")
 BUFFER_CAP = 16 << 20  # bytes of jobs waiting for the helper; beyond it mirrors are dropped (queue_full)

@@ -16,11 +16,10 @@ from typing import Any
 
 from strangler_proxy.model import Module
 from strangler_proxy.errors import UpstreamError, UpstreamTimeout
-from strangler_proxy.shadow.compare import Difference, Response, compare
+from strangler_proxy.shadow.compare import Difference, Response, TooLarge, compare
 from strangler_proxy.shadow.evidence import EndpointStats, Thresholds, real_fields
-from strangler_proxy.dataplane.upstream import Pool
+from strangler_proxy.upstream import Pool
 
-SHADOW_HEADER = b"x-strangler-shadow: 1\r\n"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 SAMPLE_BODY = 4096
 
@@ -125,10 +124,14 @@ class Mirror:
         if candidate.error is not None and candidate.status == 0:
             self.skip(job.module.name, job.endpoint, "error")
             return
-        primary = compare(job.legacy, candidate, cfg.rules)
         noise: tuple[Difference, ...] | None = None
-        if len(results) > 1 and results[1].error is None:
-            noise = compare(job.legacy, results[1], cfg.rules)
+        try:
+            primary = compare(job.legacy, candidate, cfg.rules, cfg.max_response)
+            if len(results) > 1 and results[1].error is None:
+                noise = compare(job.legacy, results[1], cfg.rules, cfg.max_response)
+        except TooLarge:
+            self.skip(job.module.name, job.endpoint, "too_large")
+            return
         p, life = self._stats(job.module.name, job.endpoint)
         for s in (p, life):
             s.total += 1
@@ -158,6 +161,7 @@ class Mirror:
         timer = pool.loop.call_at(pool.loop.time() + max(0.001, deadline - time.monotonic()), conn.timed_out, timeout)
         try:
             conn.write(job.head + job.body)
+            conn.sent_all = True  # head and body in one write: the whole request
             await conn.response_head(timeout)
             chunks: list[bytes] = []
             size = 0
@@ -192,11 +196,6 @@ class Mirror:
         else:
             pool.discard(conn)
         return Response(conn.status, headers, b"".join(chunks), complete)
-
-
-def mirror_head(head: bytes) -> bytes:
-    """The legacy request's head with the shadow marker added."""
-    return head[:-2] + SHADOW_HEADER + b"\r\n"
 
 
 def _redact_json(value: Any, names: tuple[str, ...]) -> Any:
