@@ -147,9 +147,8 @@ class ProxyApp:
             self.metrics.client_closed.labels("bad_path").inc()
             await self._reply(send, 400, BAD_PATH)
             return
-        answering = False  # the response has started: no other reply can be sent
         try:
-            answering = await self._forward(f, receive, send)
+            await self._forward(f, receive, send)
         except UpstreamError as exc:
             f.watch.stop()
             f.status = 504 if isinstance(exc, UpstreamTimeout) else 502
@@ -162,7 +161,7 @@ class ProxyApp:
             # shutdown: answer 503 if nothing was sent yet, and record it like any request
             # (the connection closes with the process; no traceback in the log)
             f.error = "cancelled: the drain timeout ended at shutdown"
-            if not answering:
+            if not f.answering:
                 f.status = 503
                 try:
                     await self._reply(send, 503, SHUTTING_DOWN)
@@ -172,8 +171,8 @@ class ProxyApp:
             f.watch.stop()
         self.record(f)
 
-    async def _forward(self, f: Flight, receive: Receive, send: Send) -> bool:
-        """The attempts and the response; True once the response has started."""
+    async def _forward(self, f: Flight, receive: Receive, send: Send) -> None:
+        """The attempts, then the response."""
         snap = f.snap
         table = snap.table
         p = f.plan
@@ -224,12 +223,12 @@ class ProxyApp:
             body.rewind()
             p = f.plan = nxt.plan
         f.status = reply.status
+        f.answering = True  # the response starts: no other reply can be sent
         if not await self.respond(reply, snap.origins[p.upstream], (f.scheme, f.host, table.server_names), f.method, send,
                                   f.watch, capture, f.cohort_cookie()):
             self.metrics.errors.labels(f.label, p.side, "truncated").inc()
         elif capture is not None and p.side == "legacy" and self.mirror is not None:
             self._offer_mirror(self.mirror, f, forwarded, head, chunked, body, capture)
-        return True
 
     def _apply(self, f: Flight, nxt: Next, outcome: Outcome) -> Next:
         """Apply an attempt's decision where it touches the world: the breaker and the counts."""

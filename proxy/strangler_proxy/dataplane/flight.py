@@ -49,7 +49,7 @@ class Flight:
     """A request in flight: its head, plans, and what its record will say."""
 
     __slots__ = ("snap", "scope", "head", "method", "target", "headers", "host", "length", "chunked", "first", "plan",
-                 "module", "label", "fresh", "started", "status", "error", "watch", "peer")
+                 "module", "label", "fresh", "started", "status", "error", "watch", "peer", "answering")
 
     def __init__(self, snap: Snapshot, scope: Scope, head: RequestHead, headers: list[tuple[bytes, bytes]], host: bytes,
                  length: bytes | None, chunked: bool, first: Plan, fresh: bool, started: float, peer: str | None) -> None:
@@ -70,6 +70,7 @@ class Flight:
         self.started = started
         self.status = 502
         self.error: str | None = None
+        self.answering = False  # the response has started
         self.watch = Watch()
         self.peer = peer
 

@@ -1,0 +1,121 @@
+"""strangler's proxy against a minimal relay (``relay.py``), side by side, with callgrind.
+
+    python loadtests/bench_relay.py [--rounds 5] [--duration 4] [--old PATH/TO/strangler] [--callgrind]
+
+In one run, rounds interleaved (the order turning each round), medians reported (wrk and the upstreams on CPU 1, every
+proxy on CPU 0): direct, nginx proxy_pass, the relay (the floor of asyncio + httptools:
+parse, pick by prefix, pooled keep-alive, relay), strangler, and optionally another build
+of strangler (``--old``: a ``strangler`` executable of an older install), all on the same
+route table as ../shared/bench/peers.sh (one module in canary at 50 %). With ``--callgrind``
+each proxy also runs under valgrind: instructions per request over 10 s of wrk at 1 and 32
+connections after a warm-up, the figure that does not move with this VM's noise.
+
+Issue 20's target: strangler >= 0.85x the relay's throughput; no ratio may get worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_proxy import BIN, BODY, NGINX_PROXY, UPSTREAM, Stack, free_port, routes, wait_port, wrk  # noqa: E402
+
+RELAY = Path(__file__).parent / "relay.py"
+
+
+def proxy_command(name: str, exe: str, routes_path: Path, port: int, state: Path) -> list[str]:
+    if name == "relay":
+        return [sys.executable, str(RELAY), str(routes_path), str(port)]
+    return [exe, "proxy", "--routes", str(routes_path), "--listen", f"127.0.0.1:{port}", "--admin", "off", "--state", str(state)]
+
+
+def instructions_per_request(cmd: list[str], port: int, workdir: Path, conns: int) -> float:
+    """Instructions the proxy executes per request, counted by callgrind after a warm-up,
+    over 10 s of wrk with ``conns`` connections."""
+    out = workdir / f"callgrind-{port}.out"
+    exe = cmd[0]
+    if not exe.endswith("python") and not exe.startswith(sys.executable):
+        cmd = [sys.executable, *cmd]  # a console script: run its interpreter under valgrind
+    proc = subprocess.Popen(["taskset", "-c", "0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                             "--dump-instr=no", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout=180)
+        for _ in range(200):  # warm-up: pools, caches, the first requests' allocations
+            subprocess.run(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{port}/cases/1"], check=True)
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        load = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", "-d10s", f"http://127.0.0.1:{port}/cases/1"],
+                              check=True, capture_output=True, text=True).stdout
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        requests = int(re.search(r"(\d+) requests in", load).group(1))  # type: ignore[union-attr]
+        time.sleep(0.5)
+        dumps = sorted(glob.glob(f"{out}.*"), key=os.path.getmtime)
+        text = Path(dumps[-1]).read_text()
+        total = int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+        return total / requests
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=4)
+    ap.add_argument("--conns", default="1,32")
+    ap.add_argument("--old", help="another build's strangler executable, measured in the same run")
+    ap.add_argument("--callgrind", action="store_true")
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx", "curl", "taskset") + (("valgrind", "callgrind_control") if args.callgrind else ()):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} is not installed (apt-get install wrk nginx-light curl valgrind)")
+    s = Stack()
+    try:
+        up, up2 = free_port(), free_port()
+        s.nginx((UPSTREAM % (up, BODY, up2, BODY)).replace("@TLS1@", str(free_port())).replace("@TLS2@", str(free_port()))
+                .replace("ssl_certificate", "#").replace(" ssl;", ";").replace("@BODY@", BODY), 1, "upstream")
+        table = routes(s.dir / "r.yaml", up, up2, 1)
+        ports = {"direct": up, "nginx": free_port()}
+        s.nginx(NGINX_PROXY % (up, ports["nginx"]), 0, "nginx-proxy")
+        builds = {"relay": "", "strangler": str(BIN)} | ({"old": args.old} if args.old else {})
+        for name, exe in builds.items():
+            ports[name] = free_port()
+            s.spawn(proxy_command(name, exe, table, ports[name], s.dir / f"{name}.db"), 0, f"{name}.log")
+        for port in ports.values():
+            wait_port(port)
+        for conns in (int(c) for c in args.conns.split(",") if c):
+            results: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+            names = list(ports)
+            for r in range(args.rounds):  # the order turns each round: the place in a round is worth ~10 % here
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    results[name].append(wrk(ports[name], conns, args.duration))
+            med = {n: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v)) for n, v in results.items()}
+            print(f"connections={conns}: {args.rounds} rounds of {args.duration:g} s, medians")
+            base = med["strangler"][0]
+            for name, (rps, p99) in med.items():
+                ratio = f"strangler/{name} = {base / rps:.3f}" if name != "strangler" else ""
+                print(f"  {name:10s} rps {rps:10.0f}  p99 {p99:8.2f} ms  {ratio}")
+        if args.callgrind:
+            for conns in (1, 32):
+                print(f"callgrind, instructions per request (10 s of wrk, {conns} connections, after a warm-up):")
+                for name, exe in builds.items():
+                    port = free_port()
+                    ipr = instructions_per_request(proxy_command(name, exe, table, port, s.dir / f"cg-{name}.db"), port, s.dir,
+                                                   conns)
+                    print(f"  {name:10s} {ipr:12,.0f}")
+    finally:
+        s.close()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
