@@ -62,9 +62,9 @@ class Traffic(ReleaseTraffic):
                 headers = {"cookie": jars[user]} if user in jars else {}
                 try:
                     r = client.get(f"/cases/{i}", headers=headers)
-                except httpx.RemoteProtocolError:
-                    # a kept-alive connection the plane closed at a reload as the request went out:
-                    # browsers resend a GET then, and so does this user (counted, so it shows)
+                except (httpx.RemoteProtocolError, httpx.ReadError):
+                    # a kept-alive connection the plane closed (or reset) at a reload as the request went
+                    # out: browsers resend a GET then, and so does this user (counted, so it shows)
                     self.resent += 1
                     r = client.get(f"/cases/{i}", headers=headers)
                 cookie = r.headers.get("set-cookie")
