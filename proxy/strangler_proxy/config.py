@@ -34,6 +34,7 @@ from strangler_proxy.clientip import Network, parse_networks
 from strangler_proxy.errors import RouteConfigError
 from strangler_proxy.external import DataPlane, parse_data_plane
 from strangler_proxy.limits import Limits, parse_limits
+from strangler_proxy.grammar import TOKEN_TEXT, is_field_value, is_host, is_host_pattern, is_path, is_token
 from strangler_proxy.model import (
     HTTP_METHODS, SAFE_METHODS, STAGES, Breaker, Cohort, CohortCookie, CohortSource, Match, Module, Pin, ReleasePlan, ReleaseThresholds,
     RouteTable, Shadow, Upstream, UpstreamTLS, Webhook,
@@ -104,11 +105,30 @@ def parse_routes(doc: object, source: str) -> RouteTable:
         breaker=_breaker(top["breaker"]) if "breaker" in top else Breaker(),
         fallback_body_limit=fallback["body_limit"].integer(0) if "body_limit" in fallback else 1 << 20,
         limits=parse_limits(top["limits"]) if "limits" in top else Limits(),
-        server_names=tuple(h.string("a host name").lower() for h in top["server_names"].sequence_or_one())
-        if "server_names" in top else (),
+        server_names=tuple(_host_pattern(h) for h in top["server_names"].sequence_or_one()) if "server_names" in top else (),
         trusted_proxies=_networks(top["trusted_proxies"]) if "trusted_proxies" in top else (),
         data_plane=parse_data_plane(top["data_plane"]) if "data_plane" in top else DataPlane(),
     )
+
+
+# host[:port] as urlsplit leaves it: nothing between the host and the port (no ';server ...')
+_AUTHORITY = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:/?#\[\]@\s]+)(?::[0-9]{1,5})?")
+
+
+def _token(node: Node, what: str) -> str:
+    """A header or cookie name: an RFC 9110 token, refused at its line otherwise."""
+    text = node.string(what)
+    if not is_token(text):
+        node.fail(f"expected {what}, {TOKEN_TEXT}, found {text!r}")
+    return text
+
+
+def _host_pattern(node: Node) -> str:
+    """A host name or address, or ``*.suffix``, lower case."""
+    text = node.string("a host name")
+    if not is_host_pattern(text):
+        node.fail(f"expected a host name or address (or *.suffix), found {text!r}")
+    return text.lower()
 
 
 def _networks(node: Node) -> tuple[Network, ...]:
@@ -130,6 +150,9 @@ def _upstream(name: str, node: Node) -> Upstream:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         url_node.fail(f"expected an http://host:port or https://host:port URL, found {url!r}")
+    if not is_host(parts.hostname) or "@" in parts.netloc or not _AUTHORITY.fullmatch(parts.netloc):
+        url_node.fail(f"expected an http://host:port or https://host:port URL (a host name or address, no user), "
+                      f"found {url!r}")
     if parts.path not in ("", "/") or parts.query:
         url_node.fail(f"expected no path in the upstream URL, found {url!r}")
     try:
@@ -218,7 +241,7 @@ def _module(name: str, node: Node, upstreams: Mapping[str, Upstream]) -> Module:
         weight=weight,
         legacy=legacy,
         idempotent=frozenset(idempotent),
-        idempotency_key=f["idempotency_key"].string().lower() if "idempotency_key" in f else None,
+        idempotency_key=_token(f["idempotency_key"], "a header name").lower() if "idempotency_key" in f else None,
         timeout=f["timeout"].number(0.001) if "timeout" in f else None,
         shadow=_shadow(f, upstreams) if "shadow" in f or "shadow_percent" in f or stage == "shadow" or _plans_shadow(f) else None,
         release=_release(f["release"]) if "release" in f else None,
@@ -346,7 +369,7 @@ def _pointer(node: Node) -> str:
 def _rules(cmp: dict[str, Node]) -> Rules:
     ignore_headers = set(DEFAULT_IGNORED_HEADERS)
     for h in cmp["ignore_headers"].sequence_or_one() if "ignore_headers" in cmp else []:
-        ignore_headers.add(h.string().lower())
+        ignore_headers.add(_token(h, "a header name").lower())
     hook = None
     if "hook" in cmp:
         spec = cmp["hook"].string("module:function")
@@ -375,28 +398,36 @@ def _match(node: Node) -> Match:
         out = []
         for p in f[key].sequence_or_one() if key in f else []:
             text = p.string("a path starting with /")
-            if not text.startswith("/"):
-                p.fail(f"expected a path starting with /, found {text!r}")
+            if not is_path(text):
+                p.fail(f"expected a path starting with / without control characters, found {text!r}")
             out.append(text.rstrip("/") or "/" if key == "path_prefix" else text)
         return tuple(out)
 
     ci = f["case_insensitive"].boolean() if "case_insensitive" in f else False
     regexes = []
     for r in f["path_regex"].sequence_or_one() if "path_regex" in f else []:
+        text = r.string("a regular expression")
+        if not is_path("/" + text):
+            r.fail(f"expected a regular expression without control characters (write \\n, \\t), found {text!r}")
         try:
-            regexes.append(re.compile(r.string("a regular expression"), re.IGNORECASE if ci else 0))
+            regexes.append(re.compile(text, re.IGNORECASE if ci else 0))
         except re.error as exc:
             r.fail(f"invalid regular expression: {exc}")
     headers = []
     if "headers" in f:
         for hname, hvalue in f["headers"].items():
-            headers.append((hname.lower(), hvalue.scalar_text()))
+            if not is_token(hname):
+                hvalue.fail(f"expected a header name, {TOKEN_TEXT}, found {hname!r}")
+            text = hvalue.scalar_text()
+            if not is_field_value(text):
+                hvalue.fail(f"expected a header value (visible characters, inner spaces and tabs), found {text!r}")
+            headers.append((hname.lower(), text))
     return Match(
         path=paths("path"),
         path_prefix=paths("path_prefix"),
         path_regex=tuple(regexes),
         methods=frozenset(m.choice(HTTP_METHODS) for m in f["methods"].sequence_or_one()) if "methods" in f else frozenset(),
-        hosts=tuple(h.string().lower() for h in f["hosts"].sequence_or_one()) if "hosts" in f else (),
+        hosts=tuple(_host_pattern(h) for h in f["hosts"].sequence_or_one()) if "hosts" in f else (),
         headers=tuple(sorted(headers)),
         case_insensitive=ci,
         line=node.line,
@@ -429,6 +460,8 @@ def _cohort(node: Node) -> Cohort:
         if kind == "client_ip" and not name:
             sources.append(("client_ip", ""))
         elif kind in ("cookie", "header") and name:
+            if not is_token(name):
+                item.fail(f"expected a {kind} name after '{kind}:', {TOKEN_TEXT}, found {name!r}")
             sources.append((kind, name.lower() if kind == "header" else name))  # type: ignore[arg-type]
         else:
             item.fail(f"expected cookie:NAME, header:NAME or client_ip, found {text!r}")
@@ -443,8 +476,8 @@ def _cohort_cookie(node: Node) -> CohortCookie | None:
     f = node.mapping({"name", "max_age", "secure", "same_site", "path"}, what="true, false or a mapping")
     d = CohortCookie()
     name = f["name"].string("a cookie name") if "name" in f else d.name
-    if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
-        f["name"].fail(f"expected a cookie name (letters, digits, -_.), found {name!r}")
+    if not is_token(name):
+        f["name"].fail(f"expected a cookie name, {TOKEN_TEXT}, found {name!r}")
     secure: bool | None = None
     if "secure" in f:
         secure = None if f["secure"].value == "auto" else f["secure"].boolean()
@@ -452,7 +485,7 @@ def _cohort_cookie(node: Node) -> CohortCookie | None:
     if same_site == "None" and secure is False:
         f["same_site"].fail("SameSite=None needs secure (browsers refuse it otherwise)")
     path = f["path"].string("a path starting with /") if "path" in f else d.path
-    if not path.startswith("/") or any(c in path for c in ";\r\n"):
+    if not is_path(path) or any(c in path for c in ";\"' "):
         f["path"].fail(f"expected a path starting with /, found {path!r}")
     return CohortCookie(name, f["max_age"].integer(1) if "max_age" in f else d.max_age, secure,
                         same_site, path)  # type: ignore[arg-type]
@@ -472,8 +505,8 @@ def _pin(node: Node) -> Pin:
     if secret is not None and len(secret) < 16:
         node.fail("expected a pin secret of at least 16 characters")
     return Pin(
-        header=(f["header"].string().lower() if f["header"].value else None) if "header" in f else "x-strangler-side",
-        cookie=(f["cookie"].string() if f["cookie"].value else None) if "cookie" in f else "strangler_side",
+        header=(_token(f["header"], "a header name").lower() if f["header"].value else None) if "header" in f else "x-strangler-side",
+        cookie=(_token(f["cookie"], "a cookie name") if f["cookie"].value else None) if "cookie" in f else "strangler_side",
         secret=secret,
         unsigned=unsigned and secret is None,
     )

@@ -36,6 +36,8 @@ from typing import Literal
 
 from strangler_common.reader import Node
 
+from strangler_proxy.grammar import is_file_path, is_host
+
 __all__ = ["DataPlane", "parse_data_plane"]
 
 Kind = Literal["strangler", "nginx", "haproxy", "kubernetes"]
@@ -56,6 +58,23 @@ class DataPlane:
     gateway: str | None = None
     prometheus: str | None = None
     line: int | None = None
+
+
+def _file(node: Node, what: str) -> str:
+    """A path written into the plane's configuration: refused if it could be syntax there."""
+    text = node.string(what)
+    if not is_file_path(text):
+        node.fail(f"expected {what} without quotes, ;{{}}#$\\ or control characters, found {text!r}")
+    return text
+
+
+def _listen(node: Node) -> str:
+    """``PORT`` or ``HOST:PORT`` (``[IPv6]:PORT``), as the plane's listen directive takes it."""
+    text = node.scalar_text()
+    host, _, port = text.rpartition(":")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536 and (not host or is_host(host))):
+        node.fail(f"expected PORT or HOST:PORT, found {text!r}")
+    return text
 
 
 def _command(node: Node) -> tuple[str, ...]:
@@ -91,7 +110,7 @@ def parse_data_plane(node: Node) -> DataPlane:
     f = spec.mapping({"config", "test", "reload", "listen", extra})
     if "config" not in f:
         spec.fail("expected 'config': the file strangler writes the exported configuration to")
-    config = f["config"].string("a file path")
+    config = _file(f["config"], "a file path")
     if kind == "haproxy" and "reload" not in f:
         spec.fail("expected 'reload': the command that makes HAProxy read its configuration again "
                   "(e.g. 'systemctl reload haproxy')")
@@ -101,8 +120,8 @@ def parse_data_plane(node: Node) -> DataPlane:
         config=config,
         test=_command(f["test"]) if "test" in f else default_test,
         reload=_command(f["reload"]) if "reload" in f else ("nginx", "-s", "reload"),
-        listen=f["listen"].scalar_text() if "listen" in f else "8000",
-        access_log=f["access_log"].string("a file path") if "access_log" in f else None,
-        stats_socket=f["stats_socket"].string("a socket path") if "stats_socket" in f else None,
+        listen=_listen(f["listen"]) if "listen" in f else "8000",
+        access_log=_file(f["access_log"], "a file path") if "access_log" in f else None,
+        stats_socket=_file(f["stats_socket"], "a socket path") if "stats_socket" in f else None,
         line=spec.line,
     )

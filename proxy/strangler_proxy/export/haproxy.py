@@ -20,6 +20,8 @@ How strangler's behaviour is carried over:
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 
 from strangler_proxy.export.table import COHORT_COOKIE, cookie_attributes, host_regex, millis, ordered_routes, pin_regex, \
@@ -30,9 +32,12 @@ __all__ = ["render_haproxy"]
 
 
 def _sq(text: str) -> str:
-    """A single-quoted HAProxy word: nothing inside is expanded; a quote becomes ``\\x27``
-    (the word is a regex or a literal matched by ``-m str``/``reg``)."""
-    return "'" + text.replace("'", "\\x27") + "'"
+    """An ACL pattern: ``--`` ends the options (a pattern may start with '-'), then a
+    single-quoted word, nothing inside expanded; a quote becomes ``\\x27`` (the word is a
+    regex matched by ``-m reg``; literals are matched as escaped regexes)."""
+    if text in ("{", "}"):
+        text = "\\" + text  # a lone brace would end the anonymous ACL even quoted; escaped, the regex is the same
+    return "-- '" + text.replace("'", "\\x27") + "'"
 
 
 def _backend(w: Callable[[str], None], name: str, servers: list[tuple[str, Upstream]], connect: float, timeout: float,
@@ -70,7 +75,7 @@ def _acl(m: Match, kind: str, path_regex: str) -> str:
     if m.hosts:
         conds.append(f"{{ var(txn.host) -m reg {_sq(host_regex(m.hosts))} }}")
     for name, value in m.headers:
-        conds.append(f"{{ req.fhdr({name},1) -m str {_sq(value)} }}")
+        conds.append(f"{{ req.fhdr({name},1) -m reg {_sq('^' + re.escape(value) + '$')} }}")  # a literal, as a regex: no word is special
     return " ".join(conds)
 
 
@@ -91,7 +96,7 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
     w = out.append
     w("global")
     if stats_socket:  # what the release controller reads: per-backend (module x side) counters
-        w(f"    stats socket {stats_socket} mode 600 level operator")
+        w(f"    stats socket '{stats_socket}' mode 600 level operator")  # a checked path, quoted: a space stays in it
     w(f"    tune.bufsize {max(16384, min(lim.max_header_bytes + 1024, 1 << 20))}")
     w("    tune.http.maxhdr 256")
     w("    hard-stop-after 60s")  # a reload's old process lets in-flight requests finish, no longer

@@ -157,7 +157,7 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     w("server {")
     w(f"    listen {listen};")
     if access_log:
-        w(f"    access_log {access_log} strangler_json;")
+        w(f'    access_log "{access_log}" strangler_json;')  # a checked path (no quote, $, ; or control character)
     if table.server_names:
         w(f"    server_name {' '.join(table.server_names)};")
     lim = table.limits
