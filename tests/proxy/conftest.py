@@ -6,7 +6,16 @@ from pathlib import Path
 import pytest
 
 from tests.proxy.harness import ProxyProcess
+from tests.proxy.rawpeers import RecordingUpstream
 from tests.proxy.upstreams import Upstream
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingUpstream]:
+    """An upstream that keeps every byte it receives (the hostile-input tests' witness)."""
+    up = RecordingUpstream().start()
+    yield up
+    up.stop()
 
 
 @pytest.fixture

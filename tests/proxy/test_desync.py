@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,13 +20,6 @@ from tests.servers import free_port
 
 SMUGGLED = b"GET /retired/secret HTTP/1.1\r\nHost: a\r\n\r\n"
 H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
-
-
-@pytest.fixture
-def recorder() -> Iterator[RecordingUpstream]:
-    up = RecordingUpstream().start()
-    yield up
-    up.stop()
 
 
 @pytest.fixture
@@ -138,8 +131,8 @@ def test_spellings_that_are_not_a_module_still_reach_legacy(proxy: ProxyProcess,
     (b"HTTP/1.1 099 Odd\r\ncontent-length: 0\r\n\r\n", b"status"),
     (b"HTTP/1.1 200 OK\r\n" + b"x-big: " + b"a" * 70_000 + b"\r\ncontent-length: 0\r\n\r\n", b"head larger"),
 ])
-def test_an_upstream_answer_that_is_not_forwardable_is_a_502_with_a_reason(tmp_path: Path, start_proxy, reply: bytes,
-                                                                           reason: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_an_upstream_answer_that_is_not_forwardable_is_a_502_with_a_reason(tmp_path: Path, start_proxy: Any, reply: bytes,
+                                                                           reason: bytes) -> None:
     from tests.proxy.rawpeers import Reply
 
     up = RecordingUpstream(lambda req: Reply([(0.0, reply)], close=True)).start()
@@ -197,7 +190,7 @@ def test_the_probe_prefix_is_never_forwarded_in_any_spelling(proxy: ProxyProcess
 
 
 def test_the_admin_listener_has_the_data_ports_head_limits_and_timeouts(tmp_path: Path, recorder: RecordingUpstream,
-                                                                        start_proxy) -> None:  # type: ignore[no-untyped-def]
+                                                                        start_proxy: Any) -> None:
     routes = routes_file(tmp_path / "r.yaml", {"legacy": recorder.url}, extra="limits: {max_header_bytes: 4096, header_timeout: 1}\n")
     p: ProxyProcess = start_proxy(routes)
     big = raw_exchange(p.admin_port, b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n")

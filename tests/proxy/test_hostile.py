@@ -6,7 +6,6 @@ parses what reaches it with h11, so a desync shows up as a request the client ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import socket
 import time
 from pathlib import Path
@@ -15,13 +14,6 @@ import pytest
 
 from tests.proxy.harness import ProxyProcess, routes_file, rss_kib
 from tests.proxy.rawpeers import RecordingUpstream, raw_exchange, statuses
-
-
-@pytest.fixture
-def recorder() -> Iterator[RecordingUpstream]:
-    up = RecordingUpstream().start()
-    yield up
-    up.stop()
 
 
 @pytest.fixture
