@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from strangler_common import StranglerError
 
@@ -111,7 +111,10 @@ def run_explain(args: argparse.Namespace) -> int:
         headers.append((b"host", parts.netloc.encode()))
     host = next((v.decode("latin-1") for n, v in headers if n == b"host"), "")
     cookies = "; ".join(v.decode("latin-1") for n, v in headers if n == b"cookie") or None
-    head = RequestHead(args.method.upper(), parts.path or "/", host, headers, cookies, args.client_ip)
+    path = parts.path or "/"
+    if "%" in path:  # percent-decoded as the proxy's listener (uvicorn) gives it to the router
+        path = unquote(path)
+    head = RequestHead(args.method.upper(), path, host, headers, cookies, args.client_ip)
     cohort = cohort_id(table, head)  # the proxy's cohort cookie, as the proxy reads it
     if cohort is not None:
         head = head._replace(cohort=cohort[0])

@@ -82,3 +82,8 @@ def test_routes_check_and_explain(tmp_path: Path) -> None:
     assert r.returncode == 1 and "pins are off" in r.stderr
     r = strangler("routes", "explain", str(root), "GET", "http://portal.corp/kb")
     assert "legacy receives it" in r.stdout
+    # the path is read as the proxy reads it: percent-decoded before matching (issue 21, item 6)
+    r = strangler("routes", "explain", str(root), "GET", "/api/%63ases/7", "--format", "json")
+    assert json.loads(r.stdout)["module"] == "cases", r.stdout + r.stderr
+    r = strangler("routes", "explain", str(root), "GET", "/api/cases%2e/7")
+    assert r.returncode == 1 and "refused" in r.stderr and "Traceback" not in r.stderr

@@ -89,6 +89,8 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
         warnings.append("shadow: HAProxy mirrors nothing without an external SPOE mirror agent: shadow modules are "
                         "served by legacy only")
     warnings.append("dot segments ('/./', '/../', also after ';' parameters) are answered 400; strangler resolves them")
+    warnings.append("a malformed %-escape ('/kb/100%zz') is answered 400: HAProxy cannot decode the path, so no module "
+                    "could be matched; strangler matches it undecoded")
     warnings.append("an unreachable service with no legacy to fall back to (retired) is answered 503, where strangler "
                     "answers 502")
     lim = table.limits
@@ -116,8 +118,11 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
     w(f"    maxconn {lim.max_connections}")
     w("    http-request set-var(txn.path) path,url_dec,regsub(';[^/]*',,g),regsub('/+',/,g)")
     w("    http-request set-var(txn.host) req.hdr(host,1),regsub(':[0-9]+$',),lower")
-    w(r"    http-request deny deny_status 400 if { var(txn.path) -m reg '[\x00\x5c]' } || "
-      r"{ var(txn.path) -m reg '\.(/|$)' }")
+    # what strangler refuses (control characters, backslash, a segment ending in '.', ' ' or a tab, an
+    # NTFS stream), and a path url_dec cannot decode (a malformed %-escape: no canonical path, no module)
+    w("    http-request deny deny_status 400 unless { var(txn.path) -m found }")
+    w(r"    http-request deny deny_status 400 if { var(txn.path) -m reg '[\x00-\x1f\x7f\x5c]' } || "
+      r"{ var(txn.path) -m reg '[. ](/|$)' } || { var(txn.path) -m reg ':\$' }")
     w("    http-request set-header X-Forwarded-Proto http")
     w("    http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found }")
     w('    http-request set-var(txn.via) req.fhdr(via) if { req.fhdr(via) -m found }')

@@ -6,7 +6,8 @@ How strangler's behaviour is carried over:
   regexes are ``ordered_routes`` in order (nginx tries a map's regexes in order: first match
   wins, as in strangler's router). The path is nginx's ``$uri`` (percent-decoded, dot
   segments resolved, slashes merged) with ``;`` parameters dropped, as strangler reads it;
-  what strangler refuses (NUL, backslash, a segment ending in ``.``) and what nginx cannot
+  what strangler refuses (control characters, backslash, a segment ending in ``.`` or a space,
+  ``:$``) and what nginx cannot
   resolve (``..;``) is answered 400.
 - **Sides.** A second ``map`` over ``module LF pin LF cohort id`` picks the upstream group:
   pins (unsigned), the cohort's id range for canary modules, the stage otherwise.
@@ -61,6 +62,8 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     if pins and table.pin.secret is not None:
         warnings.append("pins: signed pins cannot be verified by nginx (no HMAC): the export ignores pins")
         pins = False
+    warnings.append("a dot segment behind ';' parameters ('/x/..;/cases') and a malformed %-escape ('/kb/100%zz') are "
+                    "answered 400 by nginx; strangler resolves the first and matches the second undecoded")
     out: list[str] = []
     w = out.append
     # upstream groups
@@ -88,8 +91,9 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     w("}")
     w("map $strangler_path $strangler_refuse {")
     w('    "" 1;')
-    w(r'    "~[\x00\x5c\r\n]" 1;')
-    w(r'    "~\.(?:/|$)" 1;')
+    w(r'    "~[\x00-\x1f\x7f\x5c]" 1;')  # as strangler: control characters, backslash,
+    w(r'    "~[. ](?:/|$)" 1;')  # a segment ending in '.' or ' ' (a tab is a control character),
+    w(r'    "~:[$]" 1;')  # an NTFS stream (::$DATA)
     w("    default 0;")
     w("}")
     for e in regexes:
