@@ -267,3 +267,27 @@ def test_exports_are_valid_against_the_published_crd_schemas(table: RouteTable) 
     broken[0]["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"
     broken[1]["spec"]["http"][0]["route"][0]["weight"] = "thirty"
     assert all(r["errors"] for r in validate(broken))
+
+
+def test_the_mirror_copies_only_the_shadows_methods_in_gateway_api_and_istio(tmp_path: Path) -> None:
+    """A write must never be copied to the new service unless the module says 'writes: true'
+    (strangler and the nginx export mirror safe methods only)."""
+    from strangler_proxy.config import load_routes
+    from strangler_proxy.export import export
+
+    path = tmp_path / "r.yaml"
+    path.write_text("upstreams:\n  legacy: http://legacy.shop:8080\n  svc: http://svc.shop:9000\n"
+                    "modules:\n  kb:\n    match: {path_prefix: /kb}\n    service: svc\n    stage: shadow\n")
+    table = load_routes(path)
+    docs = list(yaml.safe_load_all(export(table, "gateway-api").text))
+    rules = [r for d in docs if d and d["kind"] == "HTTPRoute" for r in d["spec"]["rules"]]
+    mirrored = [r for r in rules if any(f["type"] == "RequestMirror" for f in r.get("filters", []))]
+    assert mirrored and all(m.get("method") in ("GET", "HEAD", "OPTIONS") for r in mirrored for m in r["matches"])
+    assert any("filters" not in r for r in rules)  # the other methods: the same backend, no mirror
+    docs = list(yaml.safe_load_all(export(table, "istio").text))
+    routes = [h for d in docs if d and d["kind"] == "VirtualService" for h in d["spec"]["http"]]
+    with_mirror = [h for h in routes if "mirror" in h]
+    assert with_mirror and all(m["method"]["exact"] in ("GET", "HEAD", "OPTIONS") for h in with_mirror for m in h["match"])
+    first_for_post = next(h for h in routes if any(m.get("uri", {}).get("prefix", "").startswith("/kb")
+                                                   and m.get("method", {"exact": "POST"})["exact"] == "POST" for m in h["match"]))
+    assert "mirror" not in first_for_post  # Istio takes the first match: a POST is not copied

@@ -186,9 +186,16 @@ def _gw_rules(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[str, 
     new = [_backend(table, opts, m.service)]
     if m.stage in ("legacy", "shadow"):
         rule: dict[str, Any] = {"matches": _gw_matches(e, []), "backendRefs": legacy}
-        if m.stage == "shadow" and m.shadow is not None:
-            rule["filters"] = [_gw_mirror(table, opts, m)]
-        return [rule]
+        methods = _mirrored_methods(e)
+        if not methods:
+            return [rule]
+        # the mirror only for the shadow's methods (safe ones unless 'writes'), as strangler: a rule whose
+        # matches name a method, which the spec ranks before the same match without one
+        base = {k: v for k, v in _gw_matches(e, [])[0].items() if k != "method"}
+        mirrored = {"matches": [{**base, "method": meth} for meth in methods], "backendRefs": legacy,
+                    "filters": [_gw_mirror(table, opts, m)]}
+        covered = bool(e.match.methods) and set(e.match.methods) <= set(methods)  # every method it matches is mirrored
+        return [mirrored] if covered else [mirrored, rule]
     rules = [{"matches": _gw_matches(e, [{"type": "RegularExpression", "name": h, "value": rx}]),
               "backendRefs": new if side == "new" else legacy} for h, rx, side in _pins(table, m)]
     if m.stage in ("released", "retired"):
@@ -206,6 +213,15 @@ def _gw_rules(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[str, 
              for i, c in enumerate(legacy_seeds)] if wl else []
     rules.append({"matches": _gw_matches(e, []), "backendRefs": refs})
     return rules
+
+
+def _mirrored_methods(e: Entry) -> list[str]:
+    """The methods a shadow module mirrors on this entry (the match's own methods, if it names any, among them)."""
+    m = e.module
+    if m.stage != "shadow" or m.shadow is None:
+        return []
+    methods = set(m.shadow.methods)
+    return sorted(methods & set(e.match.methods) if e.match.methods else methods)
 
 
 def _gw_mirror(table: RouteTable, opts: KubeOptions, m: Module) -> dict[str, Any]:
@@ -334,10 +350,14 @@ def _istio_routes(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[s
     new = [{"destination": _dest(table, opts, m.service)}]
     if m.stage in ("legacy", "shadow"):
         r: dict[str, Any] = {"name": name, "match": _istio_matches(e, None), "route": legacy}
-        if m.stage == "shadow" and m.shadow is not None:
-            r["mirror"] = _dest(table, opts, m.service)
-            r["mirrorPercentage"] = {"value": float(m.shadow.percent)}
-        return [r]
+        methods = _mirrored_methods(e)
+        if not methods:
+            return [r]
+        # first match wins: the shadow's methods (safe ones unless 'writes') are mirrored, the rest is not
+        mirrored = [{**x, "method": {"exact": meth}} for x in _istio_matches(e, None) if "method" not in x for meth in methods]
+        mirrored += [x for x in _istio_matches(e, None) if "method" in x and x["method"]["exact"] in methods]
+        return [{"name": f"{name}-shadow", "match": mirrored, "route": legacy, "mirror": _dest(table, opts, m.service),
+                 "mirrorPercentage": {"value": float(m.shadow.percent)}}, r]  # type: ignore[union-attr]
     retries = {"attempts": 1, "retryOn": "connect-failure,refused-stream,reset"}
     out: list[dict[str, Any]] = []
     for i, (h, rx, side) in enumerate(_pins(table, m)):
