@@ -22,7 +22,7 @@ from strangler_proxy.dataplane.body import Body, ClientGone
 from strangler_proxy.dataplane.flight import Flight, Watch
 from strangler_proxy.dataplane.forwarding import CHUNKED, forwarded_headers, framing, request_head, response_headers
 from strangler_proxy.dataplane.health import Health
-from strangler_proxy.dataplane.listener import WATCH
+from strangler_proxy.dataplane.listener import CORK, WATCH, Cork
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.dataplane.websocket import proxy_websocket
 from strangler_proxy.dispatch import Next, Outcome, next_attempt
@@ -225,7 +225,7 @@ class ProxyApp:
         f.status = reply.status
         f.answering = True  # the response starts: no other reply can be sent
         if not await self.respond(reply, snap.origins[p.upstream], (f.scheme, f.host, table.server_names), f.method, send,
-                                  f.watch, capture, f.cohort_cookie()):
+                                  f.watch, capture, f.cohort_cookie(), f.scope.get(CORK)):
             self.metrics.errors.labels(f.label, p.side, "truncated").inc()
         elif capture is not None and p.side == "legacy" and self.mirror is not None:
             self._offer_mirror(self.mirror, f, forwarded, head, chunked, body, capture)
@@ -278,7 +278,7 @@ class ProxyApp:
 
     async def respond(self, reply: Reply, origins: tuple[bytes, ...], public: tuple[str, bytes, tuple[str, ...]],
                       method: str, send: Send, watch: Watch, capture: _Capture | None = None,
-                      cookie: bytes | None = None) -> bool:
+                      cookie: bytes | None = None, cork: Cork | None = None) -> bool:
         """Stream the response to the client; False if the upstream cut it short (or the
         client left), in which case the client's connection is closed mid-body too.
         ``cookie``: the proxy's own cohort cookie to set (after the upstream's headers)."""
@@ -287,6 +287,21 @@ class ProxyApp:
             headers = [h for h in headers if h[0] != b"content-length"]
         if cookie is not None:
             headers.append((b"set-cookie", cookie))
+        if reply.done and cork is not None and method != "HEAD":  # the whole answer is in hand: one write, head and body
+            cork.hold()
+            try:
+                await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+                if capture is not None:
+                    capture.headers = headers
+                data = reply.take_body()
+                if capture is not None:
+                    capture.add(data)
+                watch.stop()
+                await send({"type": "http.response.body", "body": data})
+            finally:
+                cork.flush()
+            reply.release()
+            return True
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         if capture is not None:
             capture.headers = headers
