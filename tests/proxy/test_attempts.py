@@ -15,6 +15,8 @@ from strangler_proxy.fake import Answer, FakeTransport, scripted
 from strangler_proxy.metrics import Metrics
 from strangler_proxy.model import SAFE_METHODS, Breaker, Match, Module, RouteTable, Stage, Upstream
 
+from tests.proxy.test_app_inprocess import call as asgi_call
+
 
 def table(stage: Stage = "released", failures: int = 5, body_limit: int = 1 << 20) -> RouteTable:
     ups = {"legacy": Upstream("legacy", "http", "127.0.0.1", 1), "svc": Upstream("svc", "http", "127.0.0.1", 2)}
@@ -30,21 +32,7 @@ def stale(name: str) -> UpstreamError:
 
 
 async def call(app: ProxyApp, method: str = "GET", body: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None) -> int:
-    scope: dict[str, Any] = {
-        "type": "http", "http_version": "1.1", "method": method, "scheme": "http", "path": "/cases/1",
-        "raw_path": b"/cases/1", "query_string": b"", "client": ("10.0.0.9", 40000),
-        "headers": [(b"host", b"portal")] + ([(b"content-length", b"%d" % len(body))] if body else []) + (headers or []),
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    status: int = sent[0]["status"]
+    status, _ = await asgi_call(app, method, "/cases/1", headers, body)
     return status
 
 
