@@ -192,6 +192,15 @@ def test_nginx_sends_every_request_where_strangler_would(estate: Any, tmp_path: 
         mirrored = [(r["method"], r["path"]) for r in ups["kb-svc"].requests]
         assert ("GET", "/docs/a.KB") in mirrored and ("GET", "/Knowledge/x") in mirrored
         assert all(m in ("GET", "HEAD", "OPTIONS") for m, _ in mirrored)
+        # a mirror carries strangler's marker (a service can run it dry) and its forwarding headers (issue 21, item 4)
+        for r in ups["kb-svc"].requests:
+            seen = dict((k.lower(), v) for k, v in r["headers"])
+            assert seen.get("x-strangler-shadow") == "1" and seen["via"].endswith("1.1 strangler"), seen
+        # a client's own marker never reaches an upstream (strangler drops every x-strangler-* header it sends)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            assert client.post("/other", headers={"X-Strangler-Shadow": "1"}).status_code == 200
+        seen = dict((k.lower(), v) for k, v in ups["legacy"].requests[-1]["headers"])
+        assert "x-strangler-shadow" not in seen
         # what legacy receives: strangler's forwarding headers
         seen = dict((k.lower(), v) for k, v in ups["legacy"].requests[-1]["headers"])
         assert seen["via"].endswith("1.1 strangler") and seen["x-forwarded-for"] == "127.0.0.1"

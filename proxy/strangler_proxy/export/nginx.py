@@ -174,13 +174,9 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     if mirror_rules:
         w("    set $strangler_mirror_to $strangler_mirror;")
     w("    proxy_http_version 1.1;")
-    w("    proxy_set_header Host $http_host;")
-    w("    proxy_set_header Connection $strangler_connection;")
-    w("    proxy_set_header Upgrade $http_upgrade;")
-    w("    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")
-    w("    proxy_set_header X-Forwarded-Proto $scheme;")
-    w("    proxy_set_header X-Forwarded-Host $http_host;")
-    w("    proxy_set_header Via $strangler_via;")
+    for line in _FORWARDING:
+        w(f"    {line}")
+    w('    proxy_set_header X-Strangler-Shadow "";')  # the proxy's own marker: never a client's (an empty value drops it)
     w("    proxy_next_upstream error timeout http_500 http_502 http_503 http_504;")
     w("    proxy_next_upstream_tries 2;")
     w("    proxy_buffering off;")
@@ -213,10 +209,20 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
         w(f"        proxy_connect_timeout {millis(timeout)};")
         w(f"        proxy_read_timeout {millis(timeout)};")
         w("        proxy_next_upstream off;")
+        for line in _FORWARDING:  # a location's proxy_set_header replaces the server's: all of them again
+            w(f"        {line}")
+        w("        proxy_set_header X-Strangler-Shadow 1;")  # as strangler marks a mirror: a service can run it dry
         w("        proxy_pass http://$strangler_mirror_to$request_uri;")
         w("    }")
     w("}")
     return "\n".join(out) + "\n"
+
+
+# what strangler's forwarding sets on every request it sends upstream
+_FORWARDING = ("proxy_set_header Host $http_host;", "proxy_set_header Connection $strangler_connection;",
+               "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+               "proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header X-Forwarded-Host $http_host;",
+               "proxy_set_header Via $strangler_via;")
 
 
 def _proxy(w: Callable[[str], None], connect: float, head: float) -> None:
