@@ -37,8 +37,6 @@ BAD_GATEWAY = "strangler: bad gateway: the upstream could not be reached or fail
 GATEWAY_TIMEOUT = "strangler: gateway timeout: the upstream did not answer in time\n"
 SHUTTING_DOWN = "strangler: the proxy is shutting down; retry\n"
 BAD_PATH = "strangler: this path is refused (a control character, a backslash, a segment ending in '.' or ' ', or '::$')\n"
-_ANSWERED = Outcome()  # legacy answered: nothing to decide
-_RESPOND = Next("respond", None)  # type: ignore[arg-type]  # legacy's answer stands (its plan is the flight's)
 
 
 class Mirror(Protocol):
@@ -202,7 +200,6 @@ class ProxyApp:
             reply: Reply | None = None
             try:
                 reply = await snap.pools[p.upstream].send(head, body, chunked, size, p.timeout, f.watch)
-                outcome = Outcome(reply.status) if p.side == "service" else _ANSWERED
             except UpstreamError as exc:
                 if f.watch.gone:
                     raise ClientGone() from None
@@ -213,10 +210,12 @@ class ProxyApp:
                 if nxt.action == "fail":
                     raise
             else:
-                if outcome.status >= 500:
+                if p.side != "service":
+                    break  # legacy's answer stands: nothing to decide
+                outcome = Outcome(reply.status)
+                if reply.status >= 500:
                     self.metrics.errors.labels(f.label, "service", "5xx").inc()
-                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome) \
-                    if p.side == "service" else _RESPOND
+                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome)
                 if nxt.action == "respond":
                     break
                 reply.discard()
