@@ -1,16 +1,21 @@
-"""``strangler routes check | explain | pin | export``: validate a route table, say how it
-routes a request, sign a pin, or compile it for nginx, HAProxy, Gateway API or Istio."""
+"""``strangler routes check | explain | pin | export | apply``: validate a route table, say how
+it routes a request, sign a pin, compile it for nginx, HAProxy, Gateway API or Istio, or
+apply it to the data plane its ``data_plane:`` block names (``--dry-run``: what would change)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from strangler_common import StranglerError
 
 from strangler_cli.proxy_cmd import DEFAULT_ADMIN, DEFAULT_LISTEN, hostport
+
+if TYPE_CHECKING:
+    from strangler_proxy.model import RouteTable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,8 +56,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     x.add_argument("--host", action="append", default=[], help="Istio: a VirtualService host (default: the legacy Service)")
     x.add_argument("--istio-gateway", action="append", default=[], metavar="NS/NAME",
                    help="Istio: a gateway the VirtualService binds to (default: the mesh)")
+    x.add_argument("--owner", default="strangler", help="Kubernetes: the objects' name prefix and strangler.io/owner label "
+                                                        "(default: strangler)")
     x.add_argument("--format", choices=("text", "json"), default="text")
     x.set_defaults(func=run_export)
+    a = rs.add_parser("apply", help="apply the current table to the file's data_plane (nginx, HAProxy, Kubernetes)",
+                      description="What the proxy does at start and on each change, once: write, check and reload "
+                                  "nginx or HAProxy (the previous configuration is put back if refused), or server-side "
+                                  "apply the Kubernetes objects and delete the ones this owner no longer renders.",
+                      epilog="examples:\n  strangler routes apply routes.yaml --dry-run\n  strangler routes apply routes.yaml",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("file", type=Path)
+    a.add_argument("--state", metavar="PATH|URL", help="as for export")
+    a.add_argument("--dry-run", action="store_true", help="print what would be created, changed and deleted; change nothing")
+    a.set_defaults(func=run_apply)
 
 
 def _address(flag: str, text: str) -> tuple[str, int]:
@@ -137,13 +154,11 @@ def run_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_export(args: argparse.Namespace) -> int:
+def _current_table(args: argparse.Namespace) -> RouteTable:
+    """The route file with the state store's stages and weights (``--state``)."""
     from strangler_proxy.config import load_routes
-    from strangler_proxy.export import KubeOptions, export
     from strangler_proxy.model import with_overrides
     from strangler_proxy.state import default_path, open_store
-
-    from strangler_cli.output import write_output
 
     table = load_routes(args.file)
     state = args.state if args.state is not None else default_path(args.file)
@@ -156,7 +171,16 @@ def run_export(args: argparse.Namespace) -> int:
             table = with_overrides(table, store.overrides())
         finally:
             store.close()
-    kube = KubeOptions(namespace=args.namespace, gateway=args.gateway, gateway_namespace=args.gateway_namespace,
+    return table
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from strangler_proxy.planes import KubeOptions, export
+
+    from strangler_cli.output import write_output
+
+    table = _current_table(args)
+    kube = KubeOptions(owner=args.owner, namespace=args.namespace, gateway=args.gateway, gateway_namespace=args.gateway_namespace,
                        hosts=tuple(args.host), istio_gateways=tuple(args.istio_gateway))
     result = export(table, args.to, listen=args.listen, kube=kube)
     text = result.text
@@ -165,4 +189,28 @@ def run_export(args: argparse.Namespace) -> int:
     write_output(text, None if args.output is None else str(args.output))
     if args.output is not None:
         print(f"{args.output}: {args.to} configuration written ({len(result.warnings)} differences listed at its top)")
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from strangler_proxy.planes import open_plane
+
+    table = _current_table(args)
+    spec = table.data_plane
+    if spec.kind == "strangler":
+        raise StranglerError(f"{args.file}: no data_plane: block (nginx, haproxy or kubernetes): strangler's own proxy "
+                             "takes the table as it is (strangler proxy --routes FILE)")
+    plane = open_plane(spec, print)
+    change = plane.plan(table)
+    where = spec.config or f"namespace {spec.namespace} (owner {spec.owner})"
+    if change.diff:
+        print(change.diff, end="" if change.diff.endswith("\n") else "\n")
+    for verb, items in (("create", change.create), ("update", change.update), ("delete", change.delete)):
+        for item in items:
+            print(f"{verb:7s} {item}")
+    if args.dry_run:
+        print(f"{spec.kind} {where}: " + ("nothing to change" if change.empty else "dry run: nothing was changed"))
+        return 0
+    applied = plane.apply(table)
+    print(f"{spec.kind} {where}: " + ("applied" if applied or not change.empty else "already carries this table: nothing applied"))
     return 0

@@ -23,9 +23,10 @@
         kubeconfig: ~/.kube/config     # default: in-cluster service account
         gateway: edge                  # Gateway API parent (default: the legacy Service, a mesh route)
         prometheus: http://prometheus.monitoring:9090   # where the mesh's request metrics are
+        owner: shop-portal             # objects are named OWNER-... and labelled strangler.io/owner: OWNER;
+                                       # those no longer rendered are deleted (default: strangler)
 
-Parsed once into ``DataPlane`` (pure, like the rest of the table); ``control/driver``
-applies it.
+Parsed once into ``DataPlane`` (pure, like the rest of the table); ``planes`` applies it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Literal
 
 from strangler_common.reader import Node
 
-from strangler_proxy.grammar import is_file_path, is_host
+from strangler_proxy.grammar import is_dns_label, is_dns_subdomain, is_file_path, is_host
 
 __all__ = ["DataPlane", "parse_data_plane"]
 
@@ -57,6 +58,7 @@ class DataPlane:
     kubeconfig: str | None = None
     gateway: str | None = None
     prometheus: str | None = None
+    owner: str = "strangler"
     line: int | None = None
 
 
@@ -65,6 +67,15 @@ def _file(node: Node, what: str) -> str:
     text = node.string(what)
     if not is_file_path(text):
         node.fail(f"expected {what} without quotes, ;{{}}#$\\ or control characters, found {text!r}")
+    return text
+
+
+def _dns(node: Node, what: str, label: bool) -> str:
+    """A Kubernetes name (it goes into API paths and object names): RFC 1123."""
+    text = node.string(what)
+    if not (is_dns_label(text) if label else is_dns_subdomain(text)):
+        node.fail(f"expected {what}: lowercase letters, digits and '-'{'' if label else ' and .'}, starting and ending "
+                  f"with a letter or digit, at most {63 if label else 253} characters; found {text!r}")
     return text
 
 
@@ -96,13 +107,14 @@ def parse_data_plane(node: Node) -> DataPlane:
         node.fail("expected exactly one of nginx, haproxy, kubernetes")
     ((kind, spec),) = top.items()
     if kind == "kubernetes":
-        f = spec.mapping({"target", "namespace", "kubeconfig", "gateway", "prometheus"})
+        f = spec.mapping({"target", "namespace", "kubeconfig", "gateway", "prometheus", "owner"})
         return DataPlane(
             "kubernetes",
             target=f["target"].choice(("gateway-api", "istio")) if "target" in f else "gateway-api",  # type: ignore[arg-type]
-            namespace=f["namespace"].string() if "namespace" in f else "default",
+            namespace=_dns(f["namespace"], "a namespace name", True) if "namespace" in f else "default",
             kubeconfig=f["kubeconfig"].string() if "kubeconfig" in f else None,
-            gateway=f["gateway"].string() if "gateway" in f else None,
+            gateway=_dns(f["gateway"], "a Gateway name", False) if "gateway" in f else None,
+            owner=_dns(f["owner"], "an owner name (a DNS label)", True) if "owner" in f else "strangler",
             prometheus=f["prometheus"].string("an http(s) URL") if "prometheus" in f else None,
             line=spec.line,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["TOKEN_TEXT", "is_field_value", "is_file_path", "is_host", "is_host_pattern", "is_path", "is_token"]
+__all__ = ["TOKEN_TEXT", "is_dns_label", "is_dns_subdomain", "is_field_value", "is_file_path", "is_host", "is_host_pattern", "is_path", "is_token"]
 
 # RFC 9110 5.6.2: token = 1*tchar; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
 # "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA (header and cookie names)
@@ -24,6 +24,8 @@ _FIELD_VALUE = re.compile(r"(?:[\x21-\x7e\x80-\xff](?:[\x20\x09\x21-\x7e\x80-\xf
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Kubernetes object and namespace names (RFC 1123): lowercase, no '_'
+_K8S_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 
 
 def is_token(text: str) -> bool:
@@ -60,3 +62,13 @@ def is_file_path(text: str) -> bool:
     """A file path written into another tool's configuration: no control characters, no
     quotes, no ``;``, ``{``, ``}``, ``#`` or ``$`` (they are syntax there)."""
     return bool(text) and re.search(r"[\x00-\x1f\x7f\"';{}#$\\]", text) is None
+
+
+def is_dns_label(text: str) -> bool:
+    """An RFC 1123 label, as Kubernetes names namespaces: ``[a-z0-9]([-a-z0-9]*[a-z0-9])?``, 63 at most."""
+    return re.fullmatch(_K8S_LABEL, text) is not None
+
+
+def is_dns_subdomain(text: str) -> bool:
+    """An RFC 1123 subdomain, as Kubernetes names most objects: labels joined by '.', 253 at most."""
+    return len(text) <= 253 and re.fullmatch(rf"{_K8S_LABEL}(?:\.{_K8S_LABEL})*", text) is not None

@@ -95,3 +95,31 @@ def test_the_bundled_example_exports_configurations_nginx_and_haproxy_accept(tmp
     for argv in checks:
         done = subprocess.run(argv, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_apply_dry_run_shows_the_diff_and_changes_nothing_then_apply_checks_and_reloads(tmp_path: Path) -> None:
+    """``routes apply`` with a file plane: the dry run prints a diff and leaves the file alone;
+    the apply writes it, runs the check and the reload; a refused check keeps the old file."""
+    conf = tmp_path / "strangler.conf"
+    marks = tmp_path / "marks"
+    routes = tmp_path / "routes.yaml"
+    plane = (f"data_plane:\n  nginx:\n    config: {conf}\n    test: sh -c 'echo test >> {marks}'\n"
+             f"    reload: sh -c 'echo reload >> {marks}'\n")
+    routes.write_text(plane + ROUTES)
+    r = strangler("routes", "apply", str(routes), "--dry-run", "--state", "none")
+    assert r.returncode == 0, r.stderr
+    assert f"create  {conf}" in r.stdout and "+    listen 8000;" in r.stdout and "dry run: nothing was changed" in r.stdout
+    assert not conf.exists() and not marks.exists()
+    r = strangler("routes", "apply", str(routes), "--state", "none")
+    assert r.returncode == 0 and "applied" in r.stdout, r.stderr
+    assert "listen 8000;" in conf.read_text() and marks.read_text().split() == ["test", "reload"]
+    r = strangler("routes", "apply", str(routes), "--dry-run", "--state", "none")
+    assert "nothing to change" in r.stdout
+    good = conf.read_text()
+    routes.write_text(plane.replace("echo test >>", "exit 1; echo test >>") + ROUTES.replace("weight: 10", "weight: 30"))
+    r = strangler("routes", "apply", str(routes), "--state", "none")
+    assert r.returncode == 1 and "the data plane's check" in r.stderr and "Traceback" not in r.stderr
+    assert conf.read_text() == good  # the last good configuration stays
+    routes.write_text(ROUTES)
+    r = strangler("routes", "apply", str(routes))
+    assert r.returncode == 1 and "no data_plane: block" in r.stderr

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strangler_proxy.decision import parse_pin
-from strangler_proxy.export.table import Entry, hex_ranges_regex, host_regex, ordered_routes, pin_regex
+from strangler_proxy.planes.table import Entry, hex_ranges_regex, host_regex, ordered_routes, pin_regex
 from strangler_proxy.model import Match, Module
 from strangler_proxy.routing import Router, host_matches
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from strangler_proxy.config import load_routes
 from strangler_proxy.errors import ProxyError, RouteConfigError
-from strangler_proxy.export import comment, export
+from strangler_proxy.planes.export import comment, export
 
 NGINX_BREAKOUT = 'a" $x {}\nserver { listen 127.0.0.1:31999; location / { root /etc; autoindex on; } }\nmap "$host'
 

@@ -18,8 +18,8 @@ import yaml
 
 from strangler_proxy.config import load_routes
 from strangler_proxy.dispatch import RequestHead, Routes, cohort_id, plan
-from strangler_proxy.export import KubeOptions, export
-from strangler_proxy.export.kube import service_ref
+from strangler_proxy.planes import KubeOptions, export
+from strangler_proxy.planes.kubernetes.render import service_ref
 from strangler_proxy.model import RouteTable
 
 CRDS = Path(__file__).parent.parent / "fixtures" / "crds"
@@ -273,7 +273,7 @@ def test_the_mirror_copies_only_the_shadows_methods_in_gateway_api_and_istio(tmp
     """A write must never be copied to the new service unless the module says 'writes: true'
     (strangler and the nginx export mirror safe methods only)."""
     from strangler_proxy.config import load_routes
-    from strangler_proxy.export import export
+    from strangler_proxy.planes import export
 
     path = tmp_path / "r.yaml"
     path.write_text("upstreams:\n  legacy: http://legacy.shop:8080\n  svc: http://svc.shop:9000\n"
@@ -291,3 +291,35 @@ def test_the_mirror_copies_only_the_shadows_methods_in_gateway_api_and_istio(tmp
     first_for_post = next(h for h in routes if any(m.get("uri", {}).get("prefix", "").startswith("/kb")
                                                    and m.get("method", {"exact": "POST"})["exact"] == "POST" for m in h["match"]))
     assert "mirror" not in first_for_post  # Istio takes the first match: a POST is not copied
+
+
+def test_names_are_stable_per_module_and_ties_between_modules_are_warned(tmp_path: Path) -> None:
+    """Adding a module renames no other module's objects (the Kubernetes plane prunes by
+    name); two modules on the same path with as many conditions are a tie that Gateway API
+    breaks by age, not file order: said."""
+    head = "upstreams:\n  legacy: http://legacy.shop:8080\n  svc: http://svc.shop:9000\nmodules:\n"
+    kb = "  kb:\n    match: {path_prefix: [/kb, /help]}\n    service: svc\n    stage: canary\n    weight: 10\n"
+    early = "  aa:\n    match: {path: /a/b/c/d/e}\n    service: svc\n    stage: released\n"
+    path = tmp_path / "r.yaml"
+
+    def names(text: str, target: str) -> set[str]:
+        path.write_text(head + text)
+        docs = [d for d in yaml.safe_load_all(export(load_routes(path), target).text) if d]  # type: ignore[arg-type]
+        if target == "istio":
+            return {h["name"] for d in docs if d["kind"] == "VirtualService" for h in d["spec"]["http"]}
+        assert all(d["metadata"]["labels"]["strangler.io/owner"] == "strangler" for d in docs)
+        return {d["metadata"]["name"] for d in docs}
+
+    for target in ("gateway-api", "istio"):
+        alone, more = names(kb, target), names(early + kb, target)
+        assert alone < more and not any(n.startswith(("strangler-aa", "aa-")) for n in alone)
+    assert names(kb, "gateway-api") == {"strangler-kb-1", "strangler-kb-2", "strangler-legacy"}
+    path.write_text(head + kb.replace("{path_prefix: [/kb, /help]}", "{path_prefix: /kb, headers: {X-A: '1'}}")
+                    + kb.replace("  kb:", "  kb2:").replace("{path_prefix: [/kb, /help]}", "{path_prefix: /kb, headers: {X-B: '1'}}"))
+    warnings = export(load_routes(path), "gateway-api").warnings
+    assert any("modules kb, kb2 match it with as many conditions" in w for w in warnings)
+    path.write_text(head + kb + kb.replace("  kb:", "  KB:").replace("/kb", "/x").replace("/help", "/y"))
+    from strangler_proxy.planes import ExportError
+
+    with pytest.raises(ExportError, match="modules.KB: its Kubernetes object name 'kb' is also the one of 'kb'"):
+        export(load_routes(path), "istio")

@@ -18,7 +18,7 @@ import pytest
 from strangler_proxy.config import load_routes
 from strangler_proxy.routing import canonical_path
 from strangler_proxy.dispatch import RequestHead, Routes, after_failure, cohort_id, plan
-from strangler_proxy.export import export
+from strangler_proxy.planes import export
 from strangler_proxy.model import RouteTable
 from tests.proxy.upstreams import Upstream
 from tests.servers import HAProxy, Nginx, free_port

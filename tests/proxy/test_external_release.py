@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from strangler_proxy.config import load_routes
-from strangler_proxy.export import export
+from strangler_proxy.planes import export
 from tests.proxy.test_release import Traffic as ReleaseTraffic
 from tests.proxy.upstreams import Upstream
 from tests.servers import Nginx, free_port, nginx_binary

@@ -18,11 +18,10 @@ from pathlib import Path
 from strangler_proxy.control.activity import Activity
 from strangler_proxy.control.background import Background
 from strangler_proxy.control.controller import Controller, Windows
-from strangler_proxy.control.driver import ExternalPlane
-from strangler_proxy.control.kubeclient import kubernetes_clients
 from strangler_proxy.control.webhooks import notify
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.model import RouteTable, Webhook
+from strangler_proxy.planes import Plane, open_plane
 from strangler_proxy.shadow.evidence import module_report
 from strangler_proxy.shadow.store import ShadowStore
 from strangler_proxy.state import Store
@@ -45,7 +44,7 @@ class ControlPlane:
         self.controller: Controller | None = None
         # traffic carried by nginx, HAProxy or a mesh (data_plane: in the route file): the
         # leader applies each change there and reads back what the plane carried
-        self.external: ExternalPlane | None = None
+        self.external: Plane | None = None
         self._applied: object = None  # the snapshot the external plane last took
         self._releases: tuple[int, bool] = (0, False)  # (id of the table, whether any module has a plan)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -58,7 +57,7 @@ class ControlPlane:
 
             spec = runtime.snapshot.table.data_plane
             if spec.kind != "strangler":
-                self.external = ExternalPlane(spec, log, *kubernetes_clients(spec))
+                self.external = open_plane(spec, log)
             self.controller = Controller(runtime, store, self.windows, shadow_bound, self.activity.quiet_for,
                                          external=self._apply_external if self.external else None, log=log)
 

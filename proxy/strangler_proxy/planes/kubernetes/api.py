@@ -1,11 +1,15 @@
-"""Kubernetes as the data plane: server-side apply of the exported objects, and the mesh's
-request counts from Prometheus.
+"""The Kubernetes API and Prometheus, as the Kubernetes plane uses them: server-side apply,
+listing and deleting the objects strangler owns, and the mesh's request counts.
 
 - **Apply**: each object is sent with ``PATCH ...?fieldManager=strangler&force=true`` and
   ``Content-Type: application/apply-patch+yaml`` (server-side apply: strangler owns the
   fields it writes, the API server merges, the same request creates or updates). The API
   server and credentials come from ``kubeconfig`` (its current context: server, CA, token or
   client certificate) or, without one, from the pod's service account.
+- **Prune**: the objects of the kinds strangler writes carrying its owner's labels
+  (``app.kubernetes.io/managed-by=strangler,strangler.io/owner=OWNER``), listed by label
+  selector in the namespace, and deleted by name (a kind whose CRD is not installed lists
+  as empty).
 - **Metrics**: ``istio_requests_total`` (Istio's standard metric, also reported for its
   Gateway API implementation), increased over the read interval and summed by destination
   service and response code. A mesh does not label requests by route, so a module's sides
@@ -17,26 +21,26 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from strangler_proxy.control.driver import Observation
 from strangler_proxy.errors import ProxyError
-from strangler_proxy.export.kube import service_ref
-from strangler_proxy.external import DataPlane
 from strangler_proxy.model import RouteTable
+from strangler_proxy.planes.base import ApplyFailed, Observation
+from strangler_proxy.planes.kubernetes.render import service_ref
 
-__all__ = ["KubeApply", "Prometheus", "kubernetes_clients"]
+__all__ = ["KINDS", "KubeApi", "KubeApplyFailed", "Prometheus"]
 
 PLURALS = {"HTTPRoute": "httproutes", "VirtualService": "virtualservices", "DestinationRule": "destinationrules"}
+KINDS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "VirtualService": "networking.istio.io/v1",
+         "DestinationRule": "networking.istio.io/v1"}
 SA = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
-class KubeApplyFailed(ProxyError):
+class KubeApplyFailed(ApplyFailed):
     """The API server refused an object: the data plane keeps what it had."""
 
 
@@ -84,32 +88,63 @@ def _data_file(b64: str) -> str:
     return name
 
 
-class KubeApply:
+class KubeApi:
+    """The few calls the plane makes, each on a fresh client (the control thread is not hot)."""
+
     def __init__(self, kubeconfig: str | None) -> None:
         self.kubeconfig = kubeconfig
 
-    def __call__(self, text: str) -> None:
+    def _url(self, server: str, kind: str, namespace: str, name: str | None = None) -> str:
+        group_version = KINDS[kind]
+        return f"{server}/apis/{group_version}/namespaces/{namespace}/{PLURALS[kind]}" + (f"/{name}" if name else "")
+
+    def apply(self, docs: list[dict[str, Any]]) -> None:
         server, settings = _cluster(self.kubeconfig)
         with httpx.Client(timeout=30, **settings) as client:
-            for doc in yaml.safe_load_all(text):
-                if not doc:
-                    continue
-                group, version = doc["apiVersion"].split("/")
+            for doc in docs:
                 meta = doc["metadata"]
-                url = (f"{server}/apis/{group}/{version}/namespaces/{meta['namespace']}/{PLURALS[doc['kind']]}/"
-                       f"{meta['name']}")
-                try:
-                    r = client.patch(url, params={"fieldManager": "strangler", "force": "true"},
-                                     content=yaml.safe_dump(doc).encode(),
-                                     headers={"Content-Type": "application/apply-patch+yaml"})
-                except httpx.HTTPError as exc:
-                    raise KubeApplyFailed(f"{doc['kind']} {meta['name']}: {type(exc).__name__}: {exc}") from None
-                if r.status_code >= 300:
-                    try:
-                        message = r.json().get("message", r.text)
-                    except ValueError:
-                        message = r.text[:300]
-                    raise KubeApplyFailed(f"{doc['kind']} {meta['name']}: the API server answered {r.status_code}: {message}")
+                url = self._url(server, doc["kind"], meta["namespace"], meta["name"])
+                r = self._call(client, "PATCH", url, f"{doc['kind']} {meta['name']}",
+                               params={"fieldManager": "strangler", "force": "true"}, content=yaml.safe_dump(doc).encode(),
+                               headers={"Content-Type": "application/apply-patch+yaml"})
+                _check(r, f"{doc['kind']} {meta['name']}")
+
+    def owned(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Every object of the kinds strangler writes that carries ``selector``'s labels."""
+        server, settings = _cluster(self.kubeconfig)
+        out: list[dict[str, Any]] = []
+        with httpx.Client(timeout=30, **settings) as client:
+            for kind in KINDS:
+                r = self._call(client, "GET", self._url(server, kind, namespace), f"listing {kind}s",
+                               params={"labelSelector": selector})
+                if r.status_code == 404:
+                    continue  # the kind's CRD is not installed: nothing of it to own
+                _check(r, f"listing {kind}s")
+                out += [{**item, "kind": kind} for item in r.json().get("items") or ()]
+        return out
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        server, settings = _cluster(self.kubeconfig)
+        with httpx.Client(timeout=30, **settings) as client:
+            r = self._call(client, "DELETE", self._url(server, kind, namespace, name), f"{kind} {name}")
+            if r.status_code != 404:  # already gone: what we wanted
+                _check(r, f"{kind} {name}")
+
+    @staticmethod
+    def _call(client: httpx.Client, method: str, url: str, what: str, **kw: Any) -> httpx.Response:
+        try:
+            return client.request(method, url, **kw)
+        except httpx.HTTPError as exc:
+            raise KubeApplyFailed(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def _check(r: httpx.Response, what: str) -> None:
+    if r.status_code >= 300:
+        try:
+            message = r.json().get("message", r.text)
+        except ValueError:
+            message = r.text[:300]
+        raise KubeApplyFailed(f"{what}: the API server answered {r.status_code}: {message}")
 
 
 class Prometheus:
@@ -156,10 +191,3 @@ class Prometheus:
             raise ProxyError(f"data_plane.kubernetes.prometheus {self.url}: {data.get('error', 'query failed')}")
         result: list[dict[str, Any]] = data["data"]["result"]
         return result
-
-
-def kubernetes_clients(spec: DataPlane) -> tuple[Callable[[str], None] | None, Callable[[RouteTable, float], list[Observation]] | None]:
-    """The apply and metrics functions for a Kubernetes data plane (none for the others)."""
-    if spec.kind != "kubernetes":
-        return None, None
-    return KubeApply(spec.kubeconfig), (Prometheus(spec.prometheus, spec.namespace) if spec.prometheus else None)

@@ -20,15 +20,20 @@ How strangler's behaviour is carried over:
 
 from __future__ import annotations
 
+import csv
+import io
 import re
-
+import socket
 from collections.abc import Callable
 
-from strangler_proxy.export.table import COHORT_COOKIE, cookie_attributes, host_regex, millis, ordered_routes, pin_regex, \
+from strangler_proxy.external import DataPlane
+from strangler_proxy.planes.base import Observation
+from strangler_proxy.planes.files import FilePlane
+from strangler_proxy.planes.table import COHORT_COOKIE, cookie_attributes, host_regex, millis, ordered_routes, pin_regex, \
     side_regex
 from strangler_proxy.model import Match, Module, RouteTable, Upstream
 
-__all__ = ["render_haproxy"]
+__all__ = ["HaproxyPlane", "render_haproxy"]
 
 
 def _sq(text: str) -> str:
@@ -175,3 +180,60 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
         servers = [("service", svc)] if m.stage == "retired" else [("service", svc), ("legacy", leg)]
         _backend(w, f"be_{m.name}_new", servers, svc.connect_timeout, m.timeout or svc.timeout, m, table)
     return "\n".join(out) + "\n"
+
+
+# -- the running plane: apply (``FilePlane``) and the stats socket the release controller reads --
+
+STAT_FIELDS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", "eresp", "econ", "rtime")
+
+
+class HaproxyPlane(FilePlane):
+    """HAProxy as the data plane: the export written, ``haproxy -c``, reloaded; evidence from
+    the stats socket's per-server counters (``show stat``) of each module's two backends,
+    as differences from the last read."""
+
+    def __init__(self, spec: DataPlane, log: Callable[[str], None], render: Callable[[RouteTable], str]) -> None:
+        super().__init__(spec, log, render)
+        self._stats: dict[tuple[str, str], dict[str, int]] = {}
+
+    def read(self, table: RouteTable) -> list[Observation]:
+        if not self.spec.stats_socket:
+            return []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(self.spec.stats_socket)
+            s.sendall(b"show stat\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return self.observations(b"".join(chunks).decode("utf-8", "replace"), {m.name for m in table.modules})
+
+    def observations(self, stat: str, modules: set[str]) -> list[Observation]:
+        out: list[Observation] = []
+        for row in csv.DictReader(io.StringIO(stat.lstrip("# "))):
+            backend, server = row.get("pxname", ""), row.get("svname", "")
+            if server in ("FRONTEND", "BACKEND") or not backend.startswith("be_"):
+                continue
+            name, _, side = backend[3:].rpartition("_")
+            if name not in modules or side not in ("new", "legacy"):
+                continue
+            now = {k: int(row.get(k) or 0) for k in STAT_FIELDS}
+            before = self._stats.get((backend, server))
+            self._stats[(backend, server)] = now
+            if before is None:
+                continue  # the first read sets the baseline
+            delta = {k: max(0, now[k] - before[k]) for k in now if k != "rtime"}
+            answered = sum(delta[k] for k in STAT_FIELDS[:6])
+            failed = delta["econ"] + delta["eresp"]
+            seconds = now["rtime"] / 1000
+            role = "service" if server == "service" else "legacy"
+            ok = answered - delta["hrsp_5xx"]
+            if side == "new" and role == "legacy":
+                # legacy answered inside the new side's backend: only after the service failed
+                # (a retry redispatched, or the service marked down): a new-side error each
+                out.append(Observation(name, "service", 0.0, True, answered + failed))
+            if ok > 0:
+                out.append(Observation(name, role, seconds, False, ok))
+            if delta["hrsp_5xx"] + failed > 0:
+                out.append(Observation(name, role, seconds, True, delta["hrsp_5xx"] + failed))
+        return out

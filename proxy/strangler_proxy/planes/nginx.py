@@ -23,13 +23,18 @@ How strangler's behaviour is carried over:
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Sequence
 
-from strangler_proxy.export.table import COHORT_COOKIE, Entry, cookie_attributes, hex_ranges_regex, host_regex, literal, \
+from strangler_proxy.external import DataPlane
+from strangler_proxy.planes.base import Observation
+from strangler_proxy.planes.files import FilePlane
+from strangler_proxy.planes.table import COHORT_COOKIE, Entry, cookie_attributes, hex_ranges_regex, host_regex, literal, \
     millis, ordered_routes, pin_regex, side_regex
 from strangler_proxy.model import Module, RouteTable, Upstream
 
-__all__ = ["render_nginx"]
+__all__ = ["NginxPlane", "log_observations", "render_nginx"]
 
 NGINX_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # all but POST, LOCK, PATCH
 
@@ -314,3 +319,56 @@ def idempotence_warnings(table: RouteTable) -> list[str]:
                        "(nginx cannot key retries on a header)")
     return out
 
+
+
+# -- the running plane: apply (``FilePlane``) and the access log the release controller reads --
+
+class NginxPlane(FilePlane):
+    """nginx as the data plane: the export written, ``nginx -t``, reloaded; evidence from the
+    JSON access log the export writes (``strangler_json`` above), read from where the last
+    read stopped (a rotated log is read from its start)."""
+
+    def __init__(self, spec: DataPlane, log: Callable[[str], None], render: Callable[[RouteTable], str]) -> None:
+        super().__init__(spec, log, render)
+        self._offset = 0
+        self._inode: int | None = None
+
+    def read(self, table: RouteTable) -> list[Observation]:
+        if not self.spec.access_log:
+            return []
+        try:
+            f = open(self.spec.access_log, "rb")
+        except FileNotFoundError:
+            return []
+        with f:
+            st = os.fstat(f.fileno())
+            if st.st_ino != self._inode or st.st_size < self._offset:
+                self._inode, self._offset = st.st_ino, 0  # a new or rotated log: from its start
+            f.seek(self._offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self._offset += end
+        legacy = {f"{table.upstreams[m.legacy].host}:{table.upstreams[m.legacy].port}" for m in table.modules}
+        return [o for line in data[:end].splitlines() for o in log_observations(line, legacy)]
+
+
+def log_observations(line: bytes, legacy_addrs: set[str]) -> list[Observation]:
+    """One ``strangler_json`` log line as what each side did: a request the service failed
+    and legacy (its backup) then served is a new-side error and a legacy answer."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return []
+    module = entry.get("module") or ""
+    if not module or not isinstance(entry, dict):
+        return []
+    seconds = float(entry.get("request_time") or 0.0)
+    failed = int(entry.get("status") or 0) >= 500
+    if not str(entry.get("target", "")).endswith("__new"):
+        return [Observation(module, "legacy", seconds, failed)]
+    attempts = [a.strip() for a in str(entry.get("upstream_addr", "")).replace(" : ", ", ").split(",") if a.strip()]
+    if len(attempts) > 1:  # the service failed, legacy (the backup) answered
+        return [Observation(module, "service", 0.0, True), Observation(module, "legacy", seconds, failed)]
+    if attempts and attempts[0] in legacy_addrs:  # the service is marked down (the breaker)
+        return [Observation(module, "service", 0.0, True)]
+    return [Observation(module, "service", seconds, failed)]

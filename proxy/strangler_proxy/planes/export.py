@@ -17,10 +17,11 @@ from typing import Literal
 
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.external import DataPlane
-from strangler_proxy.export.haproxy import render_haproxy
-from strangler_proxy.export.kube import KubeOptions, render_gateway, render_istio
-from strangler_proxy.export.nginx import identifier, idempotence_warnings, render_nginx
-from strangler_proxy.export.table import NAME
+from strangler_proxy.planes.haproxy import render_haproxy
+from strangler_proxy.grammar import is_dns_label, is_dns_subdomain
+from strangler_proxy.planes.kubernetes.render import KubeOptions, dns_name, render_gateway, render_istio
+from strangler_proxy.planes.nginx import identifier, idempotence_warnings, render_nginx
+from strangler_proxy.planes.table import NAME
 from strangler_proxy.model import RouteTable
 
 __all__ = ["ExportError", "Exported", "KubeOptions", "TARGETS", "Target", "export"]
@@ -65,6 +66,8 @@ def export(table: RouteTable, target: Target, listen: str | None = None, kube: K
             if not WIRE_NAME.fullmatch(name):
                 raise ExportError(f"{table.source}{f':{line}' if line else ''}: {what} {name!r}: this name cannot be carried "
                                   f"into {target} (its variables and fetches take letters, digits, '-' and '_')")
+    if target in ("gateway-api", "istio"):
+        _check_kube(table, kube or KubeOptions())
     warnings = common_warnings(table, target)
     if target == "nginx":
         warnings += idempotence_warnings(table)
@@ -84,6 +87,25 @@ def export(table: RouteTable, target: Target, listen: str | None = None, kube: K
 
 
 WIRE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _check_kube(table: RouteTable, kube: KubeOptions) -> None:
+    """Names that go into Kubernetes API paths and object names, and no two modules (or new
+    services) whose object names would be the same."""
+    for what, value, label in (("namespace", kube.namespace, True), ("owner", kube.owner, True),
+                               ("gateway", kube.gateway, False), ("gateway namespace", kube.gateway_namespace, True)):
+        if value is not None and not (is_dns_label(value) if label else is_dns_subdomain(value)):
+            raise ExportError(f"{what} {value!r}: not a Kubernetes name (lowercase letters, digits and '-'"
+                              f"{'' if label else ', and .'}; starting and ending with a letter or digit)")
+    for kind, names in (("modules", [(m.name, m.line) for m in table.modules]),
+                        ("upstreams", [(n, u.line) for n, u in table.upstreams.items()])):
+        seen: dict[str, str] = {}
+        for name, line in names:
+            dns = dns_name(name)
+            if dns in seen and seen[dns] != name:
+                raise ExportError(f"{table.source}{f':{line}' if line else ''}: {kind}.{name}: its Kubernetes object name "
+                                  f"{dns!r} is also the one of {seen[dns]!r} (lowercase, '_' and '.' as '-'): rename one")
+            seen[dns] = name
 
 
 def comment(text: str) -> str:

@@ -14,6 +14,11 @@ upstream's name in the route file. A module's canary is three rules on the same 
 
 Istio rules are tried in order (``ordered_routes`` as it is); Gateway API ranks rules by its
 own precedence, which agrees with strangler's except where the exporter warns.
+
+Objects are named per module and per path pattern within it (``OWNER-MODULE-N``, N counting
+the module's own patterns in its order), so adding, removing or reordering *other* modules
+renames nothing; each carries ``app.kubernetes.io/managed-by: strangler`` and
+``strangler.io/owner: OWNER``, the labels the Kubernetes plane prunes by.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from typing import Any
 import yaml
 
 from strangler_proxy.cohort import POSITIONS, new_side_ranges
-from strangler_proxy.export.table import COHORT_COOKIE, Entry, cookie_attributes, hex_ranges_regex, host_regex, literal, \
+from strangler_proxy.planes.table import COHORT_COOKIE, Entry, cookie_attributes, hex_ranges_regex, host_regex, literal, \
     ordered_routes
 from strangler_proxy.model import Match, Module, RouteTable, Upstream
 
-__all__ = ["COHORT_SEEDS", "KubeOptions", "render_gateway", "render_istio", "service_ref"]
+__all__ = ["COHORT_SEEDS", "MANAGED_BY", "OWNER", "KubeOptions", "dns_name", "entry_names", "render_gateway", "render_istio", "service_ref"]
 
 COHORT_SEEDS = 8  # ids set per side to cookie-less users (more is finer for other modules, longer YAML)
-MANAGED = {"app.kubernetes.io/managed-by": "strangler"}
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OWNER = "strangler.io/owner"
+MODULE = "strangler.io/module"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -53,6 +60,20 @@ class KubeOptions:
     gateway_namespace: str | None = None
     hosts: tuple[str, ...] = ()  # Istio VirtualService hosts; default: the legacy Service's name
     istio_gateways: tuple[str, ...] = ()  # Istio gateways the VirtualService binds to (none: the mesh)
+    owner: str = "strangler"  # the objects' name prefix and owner label: what the plane may prune
+
+    def labels(self, module: str | None = None) -> dict[str, str]:
+        return {MANAGED_BY: "strangler", OWNER: self.owner, **({MODULE: dns_name(module)} if module is not None else {})}
+
+
+def entry_names(entries: list[Entry], owner: str) -> dict[int, str]:
+    """A stable name per entry: ``OWNER-MODULE-N``, N counting the module's own entries."""
+    seen: dict[str, int] = {}
+    out: dict[int, str] = {}
+    for e in entries:
+        n = seen[e.module.name] = seen.get(e.module.name, 0) + 1
+        out[e.index] = f"{owner}-{dns_name(e.module.name)}-{n}"
+    return out
 
 
 def service_ref(name: str, up: Upstream, namespace: str) -> tuple[str, str, int]:
@@ -251,21 +272,20 @@ def render_gateway(table: RouteTable, opts: KubeOptions, warnings: list[str]) ->
         if ns != opts.namespace:
             parent["namespace"] = ns
     docs: list[dict[str, Any]] = []
-    # one HTTPRoute per entry, named in strangler's order: Gateway API breaks its ties by
-    # name, then by rule order, so ties fall as strangler's file order has them
+    # one HTTPRoute per entry, named per module (stable when other modules come and go);
+    # ties between modules' routes are warned about (Gateway API gives them to the oldest)
     entries = ordered_routes(table.modules)
-    width = len(str(len(entries)))
+    names = entry_names(entries, opts.owner)
     for e in entries:
         spec: dict[str, Any] = {"parentRefs": [parent]}
         if e.match.hosts:
             spec["hostnames"] = list(e.match.hosts)
         spec["rules"] = _gw_rules(table, opts, e)
         docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                     "metadata": {"name": f"strangler-{e.index:0{width}d}-{_dns(e.module.name)}", "namespace": opts.namespace,
-                                  "labels": {**MANAGED, "strangler.io/module": _dns(e.module.name)}},
+                     "metadata": {"name": names[e.index], "namespace": opts.namespace, "labels": opts.labels(e.module.name)},
                      "spec": spec})
     docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                 "metadata": {"name": "strangler-legacy", "namespace": opts.namespace, "labels": dict(MANAGED)},
+                 "metadata": {"name": f"{opts.owner}-legacy", "namespace": opts.namespace, "labels": opts.labels()},
                  "spec": {"parentRefs": [parent],
                           "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                                      "backendRefs": [_backend(table, opts, "legacy")]}]}})
@@ -286,6 +306,18 @@ def _gateway_precedence_warnings(table: RouteTable, warnings: list[str]) -> None
         if len(matches) > 1 and len({(bool(mt.methods), len(mt.headers), mt.conditions) for mt in matches}) > 1:
             warnings.append(f"{kind} path {pattern}: several blocks with different conditions; Gateway API ranks a "
                             "method before header counts, strangler counts all conditions alike")
+    ties: dict[tuple[str, str, bool, int, tuple[str, ...]], list[str]] = {}
+    for e in ordered_routes(table.modules):
+        if e.kind != "regex" and not e.case_insensitive:
+            key = (e.kind, e.pattern, bool(e.match.methods), len(e.match.headers), e.match.hosts)
+            ties.setdefault(key, [])
+            if e.module.name not in ties[key]:
+                ties[key].append(e.module.name)
+    for (kind, pattern, *_), modules in ties.items():
+        if len(modules) > 1:
+            warnings.append(f"{kind} path {pattern}: modules {', '.join(modules)} match it with as many conditions; "
+                            "Gateway API gives a request both could take to the oldest HTTPRoute (then the first name), "
+                            f"strangler to {modules[0]} (the first in the file): give them distinct conditions")
 
 
 def _pin_warnings(table: RouteTable, warnings: list[str]) -> None:
@@ -299,7 +331,7 @@ def _pin_warnings(table: RouteTable, warnings: list[str]) -> None:
                         "header for other modules is present (strangler then reads only the header)")
 
 
-def _dns(name: str) -> str:
+def dns_name(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
@@ -343,9 +375,8 @@ def _dest(table: RouteTable, opts: KubeOptions, upstream: str) -> dict[str, Any]
     return {"host": f"{name}.{ns}.svc.cluster.local", "port": {"number": port}}
 
 
-def _istio_routes(table: RouteTable, opts: KubeOptions, e: Entry) -> list[dict[str, Any]]:
+def _istio_routes(table: RouteTable, opts: KubeOptions, e: Entry, name: str) -> list[dict[str, Any]]:
     m = e.module
-    name = f"{_dns(m.name)}-{e.index}"
     legacy = [{"destination": _dest(table, opts, m.legacy)}]
     new = [{"destination": _dest(table, opts, m.service)}]
     if m.stage in ("legacy", "shadow"):
@@ -390,15 +421,17 @@ def render_istio(table: RouteTable, opts: KubeOptions, warnings: list[str]) -> s
     _pin_warnings(table, warnings)
     legacy_name, legacy_ns, _ = service_ref("legacy", table.upstreams["legacy"], opts.namespace)
     http: list[dict[str, Any]] = []
-    for e in ordered_routes(table.modules):
-        http += _istio_routes(table, opts, e)
+    entries = ordered_routes(table.modules)
+    names = entry_names(entries, opts.owner)
+    for e in entries:
+        http += _istio_routes(table, opts, e, names[e.index][len(opts.owner) + 1:])
     http.append({"name": "legacy", "route": [{"destination": _dest(table, opts, "legacy")}]})
     spec: dict[str, Any] = {"hosts": list(opts.hosts) or [f"{legacy_name}.{legacy_ns}.svc.cluster.local"]}
     if opts.istio_gateways:
         spec["gateways"] = list(opts.istio_gateways)
     spec["http"] = http
     docs: list[dict[str, Any]] = [{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                                   "metadata": {"name": "strangler", "namespace": opts.namespace, "labels": dict(MANAGED)},
+                                   "metadata": {"name": opts.owner, "namespace": opts.namespace, "labels": opts.labels()},
                                    "spec": spec}]
     b = table.breaker
     for up_name in sorted({m.service for m in table.modules}):
@@ -418,6 +451,6 @@ def render_istio(table: RouteTable, opts: KubeOptions, warnings: list[str]) -> s
                 tls["insecureSkipVerify"] = True
             policy["tls"] = tls
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-                     "metadata": {"name": f"strangler-{_dns(up_name)}", "namespace": opts.namespace, "labels": dict(MANAGED)},
+                     "metadata": {"name": f"{opts.owner}-{dns_name(up_name)}", "namespace": opts.namespace, "labels": opts.labels()},
                      "spec": {"host": f"{name}.{ns}.svc.cluster.local", "trafficPolicy": policy}})
     return dump(docs)
