@@ -156,7 +156,7 @@ def plan(routes: Routes, head: RequestHead, draw: Draw, breakers: Mapping[str, B
         cookies = head.cookies
         pins = table.pin
         pin_value = head.header(pins.header) if pins.header else None
-        if pin_value is None and pins.cookie and cookies:
+        if not pin_value and pins.cookie and cookies:  # an empty header is no header (as nginx reads it)
             pin_value = cookie_value(cookies, pins.cookie)
         if pin_value and pins.secret is not None:
             pin_value = verify_pin(pin_value, pins.secret, now())  # unsigned, forged or expired: no pin

@@ -47,7 +47,8 @@ def canonical_path(path: str) -> str | None:
 
     - ``;`` path parameters are dropped from every segment (``/cases;jsessionid=1/7`` is
       ``/cases/7``, and Tomcat's ``/x/..;/cases`` is ``/cases``);
-    - ``.`` and ``..`` segments are resolved and repeated slashes merged;
+    - ``.`` and ``..`` segments are resolved and repeated slashes merged (a ``..`` above
+      the root is refused, as nginx and Tomcat refuse it);
     - a control character (``%00``, ``%09``...), a backslash, a segment ending in ``.``, a
       space or a tab, or naming an NTFS stream (``::$DATA``) are refused: Windows strips
       trailing dots and spaces from a file name and reads ``name::$DATA`` as ``name``, so
@@ -73,8 +74,9 @@ def canonical_path(path: str) -> str | None:
         if seg in ("", "."):
             continue
         if seg == "..":
-            if out:
-                out.pop()
+            if not out:
+                return None  # above the root: refused, as nginx and Tomcat do (a traversal probe)
+            out.pop()
             continue
         if seg[-1] in ". ":
             return None

@@ -98,6 +98,15 @@ PATHS = [
     # malformed %-escapes and the Windows spellings of a retired module (issues 20 and 21)
     ("GET", "/gone/1%zz", {}), ("GET", "/gone/report-50%", {}), ("GET", "/%G1", {}), ("GET", "/gone%20/1", {}),
     ("GET", "/gone::$DATA", {}), ("GET", "/gone%09/1", {}),
+    # issue 21, item 4: each difference fixed, or documented by the export and expected here
+    ("GET", "/cases;a=1;b=2;c=3/7", {}), ("GET", "/../cases/7", {}), ("GET", "/cases/../../cases/7", {}),
+    ("GET", "/kb", {"Host": "kb.example.com."}), ("GET", "/kb", {"Host": "kb.example.com:"}),
+    ("GET", "/kb", {"Host": "KB.Example.COM"}), ("GET", "/gone/1#frag", {}),
+    ("GET", "/cases/7", {"Cookie": "strangler_side=kb=legacy,cases=new"}),
+    ("GET", "/cases/7", {"X-Strangler-Side": "", "Cookie": "strangler_side=cases=new"}),
+    ("GET", "/cases/7", {"Cookie": 'strangler_cohort="fb8c1111111111111111111111111111"'}),
+    ("GET", "/cases;a/x;b/y;c/7", {}), ("GET", "/a;1/b;2/c;3/d;4/e;5/f;6/g;7/h;8/i;9/old", {}),
+    ("GET", "http://other.example.com/cases/7", {}), ("GET", "/cases/7", {"X-Big": "b" * 40_000}),
 ]
 MALFORMED = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' not followed by two hex digits
 
@@ -128,6 +137,8 @@ def corpus() -> list[tuple[str, str, dict[str, str]]]:
 def predict(table: RouteTable, method: str, path: str, headers: dict[str, str], drawn: str | None) -> tuple[int, str | None]:
     """(status, upstream name answering) as strangler decides; ``drawn``: the id the data
     plane set for a request without a valid cookie (strangler would derive or draw one)."""
+    if not path.startswith("/"):
+        return 400, None  # strangler's listener: a target must be a path
     host = headers.get("Host", "127.0.0.1")
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     head = RequestHead(method, unquote(path), host, raw, headers.get("Cookie"), "127.0.0.1")
@@ -182,8 +193,9 @@ def test_nginx_sends_every_request_where_strangler_would(estate: Any, tmp_path: 
             # the export's own warnings: nginx retries PUT and DELETE on legacy after a 5xx
             if path.startswith("/orders") and method == "DELETE" and "X-Strangler-Side" not in headers:
                 return 200, "legacy"
-            if "..;" in path or MALFORMED.search(path):
-                return 400, None  # a dot segment behind ';' parameters, a malformed %-escape: refused (the export says so)
+            if "..;" in path or MALFORMED.search(path) or path.count(";") > 8:
+                return 400, None  # a dot segment behind ';' parameters, a malformed %-escape, ';' in more than 8
+                # segments: refused (the export says so)
             return None
 
         mismatches = run_corpus(table, f"http://127.0.0.1:{port}", documented)
@@ -217,8 +229,8 @@ def test_haproxy_sends_every_request_where_strangler_would(estate: Any, tmp_path
     haproxy = HAProxy(str(tmp_path), exported.text, port).start()
     try:
         def documented(method: str, path: str, headers: dict[str, str]) -> tuple[int, str | None] | None:
-            if "/./" in path or "/../" in path or "..;" in path or "%2e%2e" in path or MALFORMED.search(path):
-                return 400, None  # dot segments, a malformed %-escape: refused (the export says so)
+            if "/./" in path or "/../" in path or "..;" in path or "%2e%2e" in path or MALFORMED.search(path) or "#" in path:
+                return 400, None  # dot segments, a malformed %-escape, a fragment: refused (the export says so)
             if path.startswith("/gone") and canonical_path(unquote(path)) is not None:
                 return 503, None  # no server reachable: HAProxy's 503 where strangler says 502 (the export says so)
             return None
@@ -315,3 +327,29 @@ def test_ten_thousand_users_keep_their_side_when_traffic_moves_to_nginx_haproxy_
     finally:
         legacy.stop()
         cases.stop()
+
+
+def test_both_planes_refuse_what_strangler_s_listener_refuses_on_the_wire(estate: Any, tmp_path: Path) -> None:
+    """Raw requests (issue 21, item 4): HTTP/1.1 without Host, two Hosts, an absolute-form
+    target: 400 from nginx and HAProxy, as from strangler, and legacy never sees them."""
+    import socket
+
+    table, ups = estate
+    bad = [b"GET /other HTTP/1.1\r\n\r\n", b"GET /other HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+           b"GET http://evil.example/other HTTP/1.1\r\nHost: a\r\n\r\n"]
+    for plane, server in (("nginx", Nginx), ("haproxy", HAProxy)):
+        port = free_port()
+        (tmp_path / plane).mkdir()
+        running = server(str(tmp_path / plane), export(table, plane, listen=f"127.0.0.1:{port}").text, port).start()
+        try:
+            before = len(ups["legacy"].requests)
+            for raw in bad:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                    s.sendall(raw)
+                    assert s.recv(65536).startswith(b"HTTP/1.1 400"), (plane, raw)
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # HTTP/1.0 needs no Host
+                s.sendall(b"GET /other HTTP/1.0\r\n\r\n")
+                assert s.recv(65536).startswith(b"HTTP/1.1 200"), plane
+            assert len(ups["legacy"].requests) == before + 1
+        finally:
+            running.stop()

@@ -71,7 +71,8 @@ def test_no_spelling_of_a_path_reaches_the_other_side() -> None:
     for spelled in ("/admin", "/public/..;/admin", "/admin;jsessionid=AB12", "/admin;x=1/", "//admin",
                     "/public/%2e%2e/admin".replace("%2e", "."), "/./admin/./", "/a/b/../../admin"):
         assert canonical_path(spelled) in ("/admin", "/admin/"), spelled
-    for refused in ("/admin./x", "/admin.", "/ad\x00min", "/admin\\x", "/x/..../admin"):
+    for refused in ("/admin./x", "/admin.", "/ad\x00min", "/admin\\x", "/x/..../admin", "/../admin", "/a/../../admin",
+                    "/..;/admin"):  # a '..' above the root: refused, as nginx and Tomcat refuse it
         assert canonical_path(refused) is None, refused
     assert canonical_path("/files/v1.2/app.js") == "/files/v1.2/app.js"  # dots inside segments are fine
 

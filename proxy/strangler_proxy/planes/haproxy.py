@@ -36,6 +36,21 @@ from strangler_proxy.model import Match, Module, RouteTable, Upstream
 __all__ = ["HaproxyPlane", "render_haproxy"]
 
 
+def _bufsize(table: RouteTable) -> int:
+    """HAProxy's buffer: the head limit, and what a resend of a request body needs."""
+    return max(16384, min(table.limits.max_header_bytes + 1024, 1 << 20))
+
+
+def _first_cookie(w: Callable[[str], None], name: str, var: str) -> None:
+    """``var`` := the first cookie ``name``, whole: ``req.cook`` stops at a ',' (old cookie
+    syntax; a pin value has commas) and takes the last cookie of the name, so the value is
+    cut out of the first Cookie line itself (``name`` is a checked token: nothing to escape),
+    and ``req.cook`` is the fallback for a cookie on another line. Never overwrites ``var``."""
+    w(f"    http-request set-var({var}) \"req.fhdr(cookie,1),regsub('^(|.*?; *){name}=([^;]*).*\\$','\\\\2')\" "
+      f"if !{{ var({var}) -m found }} {{ req.fhdr(cookie,1) -m reg (^|;\\ *){name}= }}")
+    w(f"    http-request set-var({var}) req.cook({name}) if !{{ var({var}) -m found }} {{ req.cook({name}) -m found }}")
+
+
 def _sq(text: str) -> str:
     """An ACL pattern: ``--`` ends the options (a pattern may start with '-'), then a
     single-quoted word, nothing inside expanded; a quote becomes ``\\x27`` (the word is a
@@ -98,13 +113,22 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
                     "could be matched; strangler matches it undecoded")
     warnings.append("an unreachable service with no legacy to fall back to (retired) is answered 503, where strangler "
                     "answers 502")
+    warnings.append("a request target with a '#' fragment (which browsers never send) is answered 400 by HAProxy; "
+                    "strangler and nginx ignore the fragment")
+    warnings.append("after a 5xx from the service, HAProxy resends to legacy on 500, 501, 502, 503 and 504 only (its "
+                    "retry-on statuses): 505 to 599 reach the client, where strangler falls back on any 5xx")
+    buf = _bufsize(table)
+    if table.fallback_body_limit > buf:
+        warnings.append(f"a request body larger than HAProxy's buffer (tune.bufsize {buf} bytes) cannot be resent to "
+                        f"legacy after the service failed; strangler keeps up to fallback.body_limit "
+                        f"({table.fallback_body_limit} bytes) for that")
     lim = table.limits
     out: list[str] = []
     w = out.append
     w("global")
     if stats_socket:  # what the release controller reads: per-backend (module x side) counters
         w(f"    stats socket '{stats_socket}' mode 600 level operator")  # a checked path, quoted: a space stays in it
-    w(f"    tune.bufsize {max(16384, min(lim.max_header_bytes + 1024, 1 << 20))}")
+    w(f"    tune.bufsize {_bufsize(table)}")
     w("    tune.http.maxhdr 256")
     w("    hard-stop-after 60s")  # a reload's old process lets in-flight requests finish, no longer
     w("defaults")
@@ -126,6 +150,10 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
     # what strangler refuses (control characters, backslash, a segment ending in '.', ' ' or a tab, an
     # NTFS stream), and a path url_dec cannot decode (a malformed %-escape: no canonical path, no module)
     w("    http-request deny deny_status 400 unless { var(txn.path) -m found }")
+    # as strangler's listener: a target that is not a path (absolute-form would name the
+    # host), and not exactly one Host (none is fine for HTTP/1.0 only)
+    w("    http-request deny deny_status 400 unless { url_beg / } || { method OPTIONS } { url * }")
+    w("    http-request deny deny_status 400 if { req.hdr_cnt(host) gt 1 } || { req.ver 1.1 } { req.hdr_cnt(host) eq 0 }")
     w(r"    http-request deny deny_status 400 if { var(txn.path) -m reg '[\x00-\x1f\x7f\x5c]' } || "
       r"{ var(txn.path) -m reg '[. ](/|$)' } || { var(txn.path) -m reg ':\$' }")
     w("    http-request set-header X-Forwarded-Proto http")
@@ -138,14 +166,18 @@ def render_haproxy(table: RouteTable, listen: str, warnings: list[str], stats_so
         cond = _acl(e.match, e.kind, e.path_regex())
         w(f"    http-request set-var(txn.module) str({e.module.name}) if !{{ var(txn.module) -m found }} {cond}")
     # cohort id and pin
-    w(f"    http-request set-var(txn.cid) req.cook({cookie}) if {{ req.cook({cookie}) -m reg ^[0-9a-f]{{32}}$ }}")
+    # the first cookie of that name (strangler's reading; req.cook takes the last), and a
+    # quoted value ("id", RFC 6265's cookie-value) is the same id
+    _first_cookie(w, cookie, "txn.cidraw")
+    unquoted = "var(txn.cidraw),regsub(^\\\\x22+|\\\\x22+$,,g)"
+    w(f"    http-request set-var(txn.cid) {unquoted} if {{ {unquoted} -m reg ^[0-9a-f]{{32}}$ }}")
     w("    http-request set-var(txn.fresh) bool(1) unless { var(txn.cid) -m found }")
     w("    http-request set-var(txn.cid) uuid,regsub(-,,g) unless { var(txn.cid) -m found }")
     if pins:
-        if table.pin.header:
-            w(f"    http-request set-var(txn.pin) req.fhdr({table.pin.header},1) if {{ req.fhdr({table.pin.header},1) -m found }}")
+        if table.pin.header:  # an empty header is no header: the cookie then counts (as strangler reads it)
+            w(f"    http-request set-var(txn.pin) req.fhdr({table.pin.header},1) if {{ req.fhdr({table.pin.header},1) -m len gt 0 }}")
         if table.pin.cookie:
-            w(f"    http-request set-var(txn.pin) req.cook({table.pin.cookie}) unless {{ var(txn.pin) -m found }}")
+            _first_cookie(w, table.pin.cookie, "txn.pin")
     canary = [m.name for m in table.modules if m.stage == "canary"]
     if canary:
         attrs = cookie_attributes(table)

@@ -36,6 +36,7 @@ from strangler_proxy.model import Module, RouteTable, Upstream
 
 __all__ = ["NginxPlane", "log_observations", "render_nginx"]
 
+PARAM_SEGMENTS = 8  # segments with ';' parameters the canonical path handles; more are refused
 NGINX_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # all but POST, LOCK, PATCH
 
 
@@ -69,6 +70,8 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
         pins = False
     warnings.append("a dot segment behind ';' parameters ('/x/..;/cases') and a malformed %-escape ('/kb/100%zz') are "
                     "answered 400 by nginx; strangler resolves the first and matches the second undecoded")
+    warnings.append(f"a path with ';' parameters in more than {PARAM_SEGMENTS} segments is answered 400 by nginx; "
+                    "strangler drops them all")
     out: list[str] = []
     w = out.append
     # upstream groups
@@ -89,10 +92,19 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     # the canonical path, and what is refused
     w("map $uri $strangler_path {")
     w('    "~^[^;]*$" $uri;')
-    w('    "~^(?<strangler_p1>[^;]*);[^/]*(?<strangler_p2>/[^;]*)?$" $strangler_p1$strangler_p2;')
-    w('    "~^(?<strangler_p1>[^;]*);[^/]*(?<strangler_p2>/[^;]*);[^/]*(?<strangler_p3>/[^;]*)?$" '
-      '$strangler_p1$strangler_p2$strangler_p3;')
+    # ';' parameters in up to PARAM_SEGMENTS segments dropped (nginx has no global replace:
+    # one regex per count); a path with more is refused 400 (the export says so)
+    for n in range(1, PARAM_SEGMENTS + 1):
+        parts = "".join(f"(?<strangler_p{i}>{'' if i == 1 else '/'}[^;]*);[^/]*" for i in range(1, n + 1))
+        w(f'    "~^{parts}(?<strangler_p{n + 1}>/[^;]*)?$" {"".join(f"$strangler_p{i}" for i in range(1, n + 2))};')
     w('    default "";')
+    w("}")
+    # an absolute-form target (GET http://other/...) would name the host nginx matches on:
+    # refused, as strangler refuses every target that is not a path (or OPTIONS *)
+    w("map $request $strangler_not_path {")
+    w('    "~^[^ ]+ /" 0;')
+    w('    "~^OPTIONS \\* " 0;')
+    w("    default 1;")
     w("}")
     w("map $strangler_path $strangler_refuse {")
     w('    "" 1;')
@@ -114,8 +126,9 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     w('    default "";')
     w("}")
     # cohort id, pin, side
+    # a quoted value ("id", RFC 6265's cookie-value) is the same id, as strangler reads it
     w(f"map $cookie_{cookie} $strangler_cohort_id {{")
-    w(f'    "~^[0-9a-f]{{32}}$" $cookie_{cookie};')
+    w('    "~^\\"*(?<strangler_cid>[0-9a-f]{32})\\"*$" $strangler_cid;')
     w("    default $request_id;")
     w("}")
     if pins:
@@ -136,7 +149,7 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     attrs = cookie_attributes(table)
     w(f'map "$strangler_module\\n$cookie_{cookie}" $strangler_set_cohort {{')
     for name in canary:
-        w(f'    "~^{literal(name)}\\n(?![0-9a-f]{{32}}$)" "{cookie}=$request_id; {attrs}";')
+        w(f'    "~^{literal(name)}\\n(?!\\"*[0-9a-f]{{32}}\\"*$)" "{cookie}=$request_id; {attrs}";')
     w('    default "";')
     w("}")
     mirror_rules = [r for m in table.modules for r in _mirror_rules(m, table)]
@@ -170,7 +183,9 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     if table.server_names:
         w(f"    server_name {' '.join(table.server_names)};")
     lim = table.limits
-    w(f"    large_client_header_buffers 4 {max(lim.max_request_line, lim.max_header_bytes // 4) // 1024 + 1}k;")
+    # one buffer the size of the limit: any one header up to it, and the whole head within
+    # it (nginx moves a head that outgrows its first 1k buffer into the large one)
+    w(f"    large_client_header_buffers 1 {max(lim.max_request_line, lim.max_header_bytes) // 1024 + 1}k;")
     w(f"    client_header_timeout {millis(lim.header_timeout)};")
     w(f"    client_body_timeout {millis(lim.body_timeout)};")
     w(f"    keepalive_timeout {millis(lim.keepalive_timeout)};")
@@ -190,6 +205,7 @@ def render_nginx(table: RouteTable, listen: str, warnings: list[str], access_log
     w("    add_header Set-Cookie $strangler_set_cohort always;")
     w("    location / {")
     w("        if ($strangler_refuse) { return 400; }")
+    w("        if ($strangler_not_path) { return 400; }")
     for i in range(1, len(ordered)):
         w(f"        error_page {470 + i} = @strangler_class{i};")
         w(f'        if ($strangler_class = "{i}") {{ return {470 + i}; }}')

@@ -119,8 +119,9 @@ def _legacy_ranges(new: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _cookie_regex(cookie: str, id_regex: str) -> str:
-    """A whole-header (RE2) regex for a ``Cookie`` header carrying ``cookie`` with an id."""
-    return f"^(?:.*;\\s*)?{literal(cookie)}=(?:{id_regex})(?:;.*)?$"
+    """A whole-header (RE2) regex for a ``Cookie`` header carrying ``cookie`` with an id
+    (quoted or not, as strangler reads it)."""
+    return f"^(?:.*;\\s*)?{literal(cookie)}=\"*(?:{id_regex})\"*(?:;.*)?$"
 
 
 def _cohort(table: RouteTable, m: Module) -> tuple[str, str | None, list[str], list[str]]:
@@ -260,6 +261,10 @@ def render_gateway(table: RouteTable, opts: KubeOptions, warnings: list[str]) ->
     warnings.append("fallback: Gateway API cannot resend a failed request to another backend: a refused or failing "
                     "service is not replaced by legacy (use the implementation's retries and outlier detection)")
     warnings.append("paths: ';' parameters are part of the path for Gateway API; strangler drops them before matching")
+    if any(mt.hosts for m in table.modules for mt in m.matches):
+        warnings.append("hosts: Gateway API ranks a route whose hostname matches more precisely (an exact name before a "
+                        "wildcard, a hostname before none) before any path precedence; strangler ranks the path first "
+                        "and takes hosts as one more condition")
     _gateway_precedence_warnings(table, warnings)
     _pin_warnings(table, warnings)
     if opts.gateway:
@@ -321,6 +326,9 @@ def _gateway_precedence_warnings(table: RouteTable, warnings: list[str]) -> None
 
 
 def _pin_warnings(table: RouteTable, warnings: list[str]) -> None:
+    if any(m.stage == "canary" for m in table.modules):
+        warnings.append("cohorts: a request carrying two cohort cookies may match on either (no lookahead in RE2); "
+                        "strangler reads the first")
     if not (table.pin.header or table.pin.cookie):
         return
     if table.pin.secret is not None:
@@ -360,7 +368,8 @@ def _istio_matches(e: Entry, cookie_regex: str | None, pin: tuple[str, str] | No
     if headers:
         extra["headers"] = headers
     if m.hosts:
-        extra["authority"] = {"regex": host_regex(m.hosts)[1:-1] + "(?::[0-9]+)?"}
+        # host names are case-insensitive (strangler lowers them); Istio's regex is not: (?i)
+        extra["authority"] = {"regex": "(?i)" + host_regex(m.hosts)[1:-1] + "\\.?(?::[0-9]*)?"}
     out = []
     for uri in _istio_uri(e):
         if m.methods:
