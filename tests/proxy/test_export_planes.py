@@ -241,6 +241,13 @@ def test_haproxy_sends_every_request_where_strangler_would(estate: Any, tmp_path
     finally:
         haproxy.stop()
     assert any(w.startswith("shadow: HAProxy mirrors nothing") for w in exported.warnings)
+    # the differences that cannot agree are said (issue 21, item 4)
+    for said in ("'#' fragment", "on 500, 501, 502, 503 and 504 only", "cannot be resent to legacy after the service failed"):
+        assert any(said in w for w in exported.warnings), said
+    kube = export(table, "gateway-api").warnings
+    assert any("a more precise" in w or "matches more precisely" in w for w in kube)
+    istio = export(table, "istio").text
+    assert "regex: (?i)" in istio  # hosts any case, as strangler matches them
 
 
 SWITCH = """
