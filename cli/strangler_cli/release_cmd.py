@@ -83,13 +83,23 @@ def render(status: list[dict[str, object]]) -> str:
         steps = s["steps"]
         assert isinstance(steps, list)
         step = s["step"]
+        weight = float(s["weight"])  # type: ignore[arg-type]
+        setting = f"canary {weight:g} %" if s["stage"] == "canary" else str(s["stage"])
+        where = (f"step {step + 1} of {len(steps)}" if isinstance(step, int) and step < len(steps)
+                 else "all steps done" if isinstance(step, int) else "not started")
+        plan = ", ".join(f"{x:g} %" if isinstance(x, (int, float)) else str(x) for x in steps)
         lines.append(f"{s['module']:<12} {_bar(step if isinstance(step, int) else None, steps)} {s['status']:<12} "
-                     f"{s['stage']} {s['weight']:g} %  step {step if step is not None else '-'} of {len(steps)} {steps}")
+                     f"{setting}, {where} (plan: {plan})")
         check = s.get("last_check")
+        said = ""
         if isinstance(check, dict):
-            lines.append(f"{'':<12} last check: {check['verdict']}: {check['reason']}")
-        if s.get("reason"):
+            said = str(check["reason"])
+            lines.append(f"{'':<12} last check: {check['verdict']}: {said}")
+        if s.get("reason") and str(s["reason"]) != said:
             lines.append(f"{'':<12} {s['reason']}")
+        breaker, fallbacks = s.get("breaker"), s.get("fallbacks")
+        if breaker not in (None, "closed") or fallbacks:
+            lines.append(f"{'':<12} breaker {breaker}, {fallbacks or 0} fallbacks to legacy since the proxy started")
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.format == "json":
                     print(json.dumps(status, indent=2))
                 else:
-                    if args.watch:
+                    if args.watch and sys.stdout.isatty():  # a pipe gets no screen control codes
                         sys.stdout.write("\x1b[2J\x1b[H")
                     print(render(status), end="", flush=True)
                 if not args.watch:
@@ -126,7 +136,14 @@ def run(args: argparse.Namespace) -> int:
                            {"action": args.action, "skip_analysis": args.skip_analysis})
     except httpx.ConnectError:
         return _offline(args)
-    print(json.dumps(result) if args.format == "json" else f"{args.module}: {args.action}: ok")
+    if args.format == "json":
+        print(json.dumps(result))
+    elif isinstance(result, dict) and "summary" in result:
+        print(f"{args.module}: {result['summary']}")
+    else:
+        weight = float(result.get("weight", 0)) if isinstance(result, dict) else 0.0
+        stage = result.get("stage") if isinstance(result, dict) else None
+        print(f"{args.module}: {args.action}: now " + (f"canary {weight:g} %" if stage == "canary" else str(stage)))
     return 0
 
 
@@ -189,6 +206,7 @@ def _offline(args: argparse.Namespace) -> int:
                 print(json.dumps(status, indent=2) if args.format == "json" else render(status), end="" if args.format != "json" else "\n")
                 return 0
             controller.act(args.module, args.action, actor, args.skip_analysis)
+            print(f"{args.module}: {controller.describe(args.module)}")
     finally:
         store.close()
     print(f"{args.module}: {args.action}: recorded in {state}; the proxy applies it when it starts")

@@ -81,6 +81,7 @@ def test_a_healthy_service_is_promoted_to_released(tmp_path: Path, legacy: Upstr
     p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
     r = strangler("release", "start", "cases", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("cases: running at canary 10 %, step 1 of ")  # what the action left, steps from 1
     with Traffic(p) as t:
         wait_for(lambda: status(p)["status"] == "released")
     assert t.failed == 0
@@ -89,7 +90,9 @@ def test_a_healthy_service_is_promoted_to_released(tmp_path: Path, legacy: Upstr
     assert [e["detail"]["weight"] for e in reversed(steps)] == [25, 50, 100]
     assert all(e["actor"] == "analysis" for e in steps)
     out = strangler("release", "status", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN).stdout
-    assert "released" in out and "[####################]" in out
+    assert "released" in out and "[####################]" in out and "all steps done" in out and "\x1b" not in out
+    r = strangler("release", "promote", "cases", "--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN)
+    assert r.returncode == 1 and "released: nothing to promote" in r.stderr  # refused, not 'step 4 of 3'
 
 
 def test_a_service_failing_at_25_percent_is_rolled_back(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
@@ -130,7 +133,7 @@ def test_manual_promote_pause_undo_and_bad_commands(tmp_path: Path, legacy: Upst
     p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, PLAN))
     admin = ["--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN]
     r = strangler("release", "promote", "cases", *admin)
-    assert r.returncode == 1 and "has no release yet" in r.stderr
+    assert r.returncode == 1 and "no release yet: 'release start' begins one" in r.stderr
     assert strangler("release", "start", "cases", *admin).returncode == 0
     assert strangler("release", "pause", "cases", *admin).returncode == 0
     assert strangler("release", "promote", "cases", *admin).returncode == 0
@@ -237,7 +240,8 @@ def test_every_command_works_on_the_store_while_the_proxy_is_down(tmp_path: Path
     p.stop()
     down = ["--admin", f"127.0.0.1:{p.admin_port}", "--token", TOKEN, "--routes", str(routes), "--state", str(tmp_path / "state.sqlite3")]
     assert strangler("release", "start", "cases", *down).returncode == 0
-    assert strangler("release", "promote", "cases", *down).returncode == 0
+    r = strangler("release", "promote", "cases", *down)
+    assert r.returncode == 0 and "cases: running at canary 25 %, step 2 of" in r.stdout, r.stdout
     out = strangler("release", "status", *down, "--format", "json").stdout
     (s,) = json.loads(out)
     assert (s["status"], s["step"], s["weight"]) == ("running", 1, 25.0)

@@ -210,7 +210,8 @@ def build_admin(
                               bool(body.get("skip_analysis")))
         except ProxyError as exc:
             return JSONResponse({"error": str(exc)}, 409)
-        return JSONResponse(asdict(r))
+        m = runtime.snapshot.modules[name]
+        return JSONResponse({**asdict(r), "stage": m.stage, "weight": m.weight, "summary": controller.describe(name)})
 
     app = Starlette(routes=[
         Route("/releases", releases),

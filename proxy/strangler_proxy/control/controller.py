@@ -22,6 +22,7 @@ from strangler_proxy.control.webhooks import confirm as confirm_gates
 from strangler_proxy.model import Module, RELEASE_ACTIONS, Webhook
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.control.release import Judgement, Window, judge_canary, judge_shadow, rollback_target, step_setting
+from strangler_proxy.control.transition import Event, Refusal, Transition, describe, transition
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import ReleaseState, Store
 
@@ -196,8 +197,7 @@ class Controller:
         if j.verdict == "wait":
             return
         if j.verdict == "pass":
-            nxt = r.step + 1
-            stage, weight = step_setting(plan, nxt)
+            stage, weight = step_setting(plan, r.step + 1)
             if any(h.gate for h in plan.webhooks):
                 if now - self.gate_asked.get(m.name, 0.0) < GATE_RETRY:
                     return
@@ -208,60 +208,41 @@ class Controller:
                 if refused is not None:
                     self.last[m.name] = Judgement("wait", f"{j.reason}; waiting for approval: {refused}")
                     return
-            status = "released" if nxt >= len(plan.steps) else "running"
             self.gate_asked.pop(m.name, None)  # the next step's gates are asked as soon as it passes
-            self._apply(ReleaseState(m.name, status, nxt, now, 0, j.reason), stage, weight, "analysis", "release.step")
-            return
-        failures = r.failures + 1
-        if failures >= plan.failure_limit:
-            stage, weight, index = rollback_target(plan, r.step)
-            self._apply(ReleaseState(m.name, "rolled_back", max(index, 0), now, failures, f"rolled back: {j.reason}"),
-                        stage, weight, "analysis", "release.rollback")
-        else:
-            self._apply(replace(r, step_started=now, failures=failures, reason=f"failed check {failures} of {plan.failure_limit}: {j.reason}"),
-                        None, None, "analysis", "release.check_failed")
+        t = transition(plan, m.name, r, (m.stage, m.weight), j.verdict, now=now, actor="analysis", reason=j.reason)
+        if isinstance(t, Transition):
+            self._take(t, "analysis")
+
+    def _take(self, t: Transition, actor: str) -> ReleaseState:
+        return self._apply(t.state, t.stage, t.weight, actor, t.action)
 
     # -- manual actions ------------------------------------------------------------------
     def act(self, name: str, action: str, actor: str, skip_analysis: bool = False) -> ReleaseState:
+        """An operator's action through the state machine; ``ProxyError`` with the reason
+        (and the command that does make sense) when it is refused."""
         if action not in RELEASE_ACTIONS:
             raise ProxyError(f"unknown action {action!r}; expected one of {', '.join(RELEASE_ACTIONS)}")
         m = self._plan(name)
-        plan = m.release
-        assert plan is not None
-        now = self.clock()
+        assert m.release is not None
+        event: Event = "skip" if action == "promote" and skip_analysis else action  # type: ignore[assignment]
+        t = transition(m.release, name, self.store.release(name), (m.stage, m.weight), event, now=self.clock(), actor=actor,
+                       retire_refusal=self.retire_refusal(m) if action == "retire" else None)
+        if isinstance(t, Refusal):
+            raise ProxyError(f"release {action} {name}: refused: {t.reason}")
+        return self._take(t, actor)
+
+    def describe(self, name: str) -> str:
+        """What the module's release is now, as every action reports it."""
+        m = self.runtime.snapshot.modules.get(name)
         r = self.store.release(name)
-        if action == "retire":
-            refusal = self.retire_refusal(m)
-            if refusal:
-                raise ProxyError(refusal)
-            old = self.store.release(name)
-            return self._apply(ReleaseState(name, "released", old.step if old else len(plan.steps), now, 0, f"retired by {actor}"),
-                               "retired", 100.0, actor, "release.retire")
-        if action == "start":
-            stage, weight = step_setting(plan, 0)
-            return self._apply(ReleaseState(name, "running", 0, now, 0, "started"), stage, weight, actor, "release.start")
-        if r is None:
-            raise ProxyError(f"module {name!r} has no release yet: start one first")
-        if action == "abort":  # instant: all of the module's traffic back to legacy
-            return self._apply(replace(r, status="aborted", reason=f"aborted by {actor}"), "legacy", 0.0, actor, "release.abort")
-        if action == "pause":
-            return self._apply(replace(r, status="paused", reason=f"paused by {actor}"), None, None, actor, "release.pause")
-        if action == "resume":
-            if r.status not in ("paused", "rolled_back", "aborted"):
-                raise ProxyError(f"module {name!r} is {r.status}: nothing to resume")
-            stage, weight = step_setting(plan, r.step)
-            return self._apply(replace(r, status="running", step_started=now, failures=0, reason=f"resumed by {actor}"),
-                               stage, weight, actor, "release.resume")
-        if action == "promote":
-            nxt = len(plan.steps) if skip_analysis else r.step + 1
-            stage, weight = step_setting(plan, nxt)
-            status = "released" if nxt >= len(plan.steps) else r.status
-            return self._apply(ReleaseState(name, status, nxt, now, 0, f"promoted by {actor}" + (" (analysis skipped)" if skip_analysis else "")),
-                               stage, weight, actor, "release.promote")
-        # undo: back one step
-        prev = max(0, r.step - 1)
-        stage, weight = step_setting(plan, prev)
-        return self._apply(ReleaseState(name, "paused", prev, now, 0, f"undone by {actor}"), stage, weight, actor, "release.undo")
+        if m is None or m.release is None or r is None:
+            return "no release"
+        return describe(m.release, r, m.stage, m.weight)
+
+    def _fallbacks(self, module: str) -> int:
+        """Requests of ``module`` legacy answered after the service failed, since the start."""
+        return int(sum(sample.value for metric in self.runtime.metrics.fallbacks.collect() for sample in metric.samples
+                       if sample.name.endswith("_total") and sample.labels.get("module") == module))
 
     def status(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
@@ -277,6 +258,8 @@ class Controller:
                 "steps": list(m.release.steps), "failures": r.failures if r else 0, "reason": r.reason if r else "",
                 "step_age": round(self.clock() - r.step_started, 1) if r else None, "interval": m.release.interval,
                 "last_check": None if j is None else {"verdict": j.verdict, "reason": j.reason},
+                "breaker": self.runtime.snapshot.breakers[m.name].state if m.name in self.runtime.snapshot.breakers else None,
+                "fallbacks": self._fallbacks(m.name),
                 "window": {"new": {"requests": new.requests, "errors": new.errors},
                            "legacy": {"requests": legacy.requests, "errors": legacy.errors}},
             })
