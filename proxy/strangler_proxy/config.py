@@ -28,7 +28,7 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
-from strangler_common import ConfigError, Location, Node, load_yaml_file
+from strangler_common import ConfigError, Location, Node, load_yaml_documents
 
 from strangler_proxy.clientip import Network, parse_networks
 from strangler_proxy.errors import RouteConfigError
@@ -41,7 +41,7 @@ from strangler_proxy.model import (
 )
 from strangler_proxy.shadow.compare import DEFAULT_IGNORED_HEADERS, Rules
 
-__all__ = ["load_routes"]  # public (the CLI's and loadtests' imports are checked against it)
+__all__ = ["load_routes", "routes_from_text"]  # public (the CLI's and loadtests' imports are checked against it)
 
 TOP_KEYS = {"upstreams", "modules", "cohort", "pin", "breaker", "fallback", "limits", "server_names", "trusted_proxies",
             "data_plane"}
@@ -70,7 +70,18 @@ def load_routes(path: str | Path) -> RouteTable:
         raise RouteConfigError(Location(str(path)), f"the route file is {size / (1 << 20):.1f} MiB; the limit is "
                                                     f"{MAX_ROUTE_FILE_BYTES >> 20} MiB")
     try:
-        docs = load_yaml_file(path)
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RouteConfigError(Location(str(path)), f"cannot read file: {exc}") from None
+    return routes_from_text(text, str(path))
+
+
+def routes_from_text(text: str, source: str) -> RouteTable:
+    """A route file's text, read as ``load_routes`` reads the file ``source`` (relative
+    paths in it are the file's): how workers take the table their leader accepted."""
+    path = source
+    try:
+        docs = load_yaml_documents(text, source)
     except ConfigError as exc:
         raise RouteConfigError(exc.location, exc.message) from None
     if len(docs) != 1:

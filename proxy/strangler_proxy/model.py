@@ -234,6 +234,10 @@ def effective_modules(table: RouteTable, overrides: Mapping[str, Override]) -> t
         o = overrides.get(m.name)
         if o is not None:
             m = replace(m, stage=o.stage or m.stage, weight=m.weight if o.weight is None else o.weight)
+            if m.stage == "shadow" and m.shadow is None:
+                # shadow set at runtime on a module whose file says nothing about it: the
+                # documented defaults, as the file's 'stage: shadow' alone would give
+                m = replace(m, shadow=Shadow())
         out.append(m)
     return tuple(out)
 

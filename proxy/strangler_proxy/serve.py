@@ -17,8 +17,6 @@ import signal
 import socket
 import ssl
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +25,14 @@ from typing import Any
 import uvicorn
 
 from strangler_common import ConfigError
-from strangler_proxy.config import load_routes
+from strangler_proxy.config import routes_from_text
 from strangler_proxy.model import RouteTable
 from strangler_proxy.control.background import Background
 from strangler_proxy.control.identity import Operators
 from strangler_proxy.errors import ProxyError, RouteConfigError
 from strangler_proxy.dataplane.health import DEFAULT_PREFIX, Health
 from strangler_proxy.dataplane.listener import Guard, protocol_classes
+from strangler_proxy.dataplane.outages import Outages
 from strangler_proxy.selfref import check_not_self
 from strangler_proxy.shadow.helper import spawn
 
@@ -141,13 +140,20 @@ def _log(message: str) -> None:
     print(f"strangler proxy [{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
-class Reloader:
-    """Re-reads the route file on change or SIGHUP; a bad file keeps the old table."""
+class Leader:
+    """The one place a new route table is validated and taken: on a change of the file, on
+    SIGHUP, on the admin API's reload. A bad file, a table naming the proxy itself, or one
+    retiring a module legacy still serves is refused and the previous table stays;
+    ``on_accept`` hands an accepted table to the workers (the single process has none)."""
 
-    def __init__(self, path: Path, install: Callable[[RouteTable], None], on_result: Callable[[str], None]) -> None:
-        self.path = path
-        self.install = install
+    def __init__(self, opts: ServeOptions, runtime: Any, controller: Any, on_result: Callable[[str], None],
+                 on_accept: Callable[[RouteTable, str], None] = lambda table, text: None) -> None:
+        self.opts = opts
+        self.path = opts.routes
+        self.runtime = runtime
+        self.controller = controller
         self.on_result = on_result
+        self.on_accept = on_accept
         self.stamp = self._stamp()
 
     def _stamp(self) -> tuple[int, int] | None:
@@ -157,16 +163,32 @@ class Reloader:
             return None
         return (st.st_mtime_ns, st.st_size)
 
+    def validate(self, new: RouteTable) -> None:
+        check_not_self(new, _own_listeners(self.opts))
+        if self.controller is not None:  # a reload cannot retire a module legacy still serves
+            for m in new.modules:
+                old = self.runtime.snapshot.modules.get(m.name)
+                if m.stage == "retired" and old is not None and old.stage != "retired":
+                    refusal = self.controller.retire_refusal(m)
+                    if refusal:
+                        raise ProxyError(f"{new.source}: module {m.name}: {refusal}")
+
     def reload(self) -> str | None:
         self.stamp = self._stamp()
         try:
-            table = load_routes(self.path)
-            self.install(table)
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ProxyError(f"{self.path}: cannot read file: {exc}") from None
+            table = routes_from_text(text, str(self.path))
+            self.validate(table)
+            self.runtime.swap_table(table)
+            self.on_accept(table, text)
         except Exception as exc:  # anything at all: the previous table stays, the watcher lives
-            text = str(exc) if isinstance(exc, (RouteConfigError, ProxyError)) else f"{self.path}: {type(exc).__name__}: {exc}"
-            _log(f"reload rejected, keeping the previous table: {text}")
+            why = str(exc) if isinstance(exc, (RouteConfigError, ProxyError)) else f"{self.path}: {type(exc).__name__}: {exc}"
+            _log(f"reload rejected, keeping the previous table: {why}")
             self.on_result("error")
-            return text
+            return why
         self.on_result("ok")
         _log(f"reloaded {self.path}: {len(table.modules)} modules")
         return None
@@ -180,22 +202,52 @@ def _own_listeners(opts: ServeOptions) -> list[tuple[str, tuple[str, int]]]:
 
 
 def run(opts: ServeOptions) -> int:
-    table = load_routes(opts.routes)  # refuse to start on a bad table
+    """Serve until a signal asks to stop (exit status 0); any other end is 1."""
+    try:
+        text = opts.routes.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProxyError(f"{opts.routes}: cannot read file: {exc}") from None
+    table = routes_from_text(text, str(opts.routes))  # refuse to start on a bad table
     check_tls_files(opts.tls_cert, opts.tls_key)
     if opts.admin is not None:
         operators(opts)  # a bad tokens file stops the start, with its line
     check_not_self(table, _own_listeners(opts))
-    if opts.workers > 1:
-        return _run_workers(opts, table)
     import uvloop
 
+    if opts.workers > 1:
+        from strangler_proxy.supervisor import Workers
+
+        workers = Workers(opts, text, _log)
+        workers.start_all()
+        try:
+            asked = uvloop.run(_parent(opts, table, workers))
+        finally:
+            workers.stop(opts.drain_timeout + 5)  # each worker drains, then is killed
+        return 0 if asked and workers.gave_up is None else 1
+    helper = spawn(str(opts.state))  # before the bind: the helper must not hold the listener
     listener = bind(*opts.listen, reuse_port=False)
-    uvloop.run(_serve_one(opts, table, listener, with_admin=True, helper_proc=spawn(str(opts.state))))
-    return 0
+    return 0 if uvloop.run(_serve_one(opts, table, listener, role="single", helper_proc=helper)) else 1
 
 
-async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, with_admin: bool,
-                     helper_proc: tuple[socket.socket, int]) -> None:
+def serve_worker(opts: ServeOptions, text: str, rundir: str) -> int:
+    """A worker of ``--workers N`` (``python -m strangler_proxy.worker``): the table its
+    parent accepted, its own SO_REUSEPORT listener, no admin API, no file watching."""
+    import uvloop
+
+    table = routes_from_text(text, str(opts.routes))
+    # the mirror helper first: forked after the bind, it would hold the listener open after
+    # this worker died, and the connections the kernel queued on it would wait, then reset
+    helper = spawn(str(opts.state))
+    listener = bind(*opts.listen, reuse_port=True)
+    asked = uvloop.run(_serve_one(opts, table, listener, role="worker", helper_proc=helper, rundir=rundir))
+    return 0 if asked else 1
+
+
+async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, role: str,
+                     helper_proc: tuple[socket.socket, int], rundir: str | None = None) -> bool:
+    """One serving process (``role``: ``single`` leads, ``worker`` follows its parent).
+    True when a signal asked it to stop."""
+    with_admin = role == "single"
     from strangler_proxy.control.admin import build_admin
     from strangler_proxy.dataplane.app import ProxyApp
     from strangler_proxy.metrics import Metrics
@@ -206,26 +258,28 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
 
     store = open_store(opts.shared_state or opts.state)
     loop = asyncio.get_running_loop()
-    runtime = Runtime(table, Metrics(), store.overrides(), loop)
+    runtime = Runtime(table, Metrics(), store.overrides(), loop, outages=Outages(_log))
     background = Background(_log)
     # every process publishes its release windows and legacy activity; the one that may
     # lead (here, unless a workers' parent does) runs the controller
     plane = ControlPlane(runtime, store, background, opts.state, _log, lead=with_admin)
     controller = plane.controller
 
-    def install(new: RouteTable) -> None:
-        check_not_self(new, _own_listeners(opts))
-        if controller is not None:  # a reload cannot retire a module legacy still serves
-            for m in new.modules:
-                old = runtime.snapshot.modules.get(m.name)
-                if m.stage == "retired" and old is not None and old.stage != "retired":
-                    refusal = controller.retire_refusal(m)
-                    if refusal:
-                        raise ProxyError(f"{new.source}: module {m.name}: {refusal}")
-        runtime.swap_table(new)
-
-    reloader = Reloader(opts.routes, install, lambda r: runtime.metrics.reloads.labels(r).inc())
     metrics = runtime.metrics
+    leader = Leader(opts, runtime, controller, lambda r: metrics.reloads.labels(r).inc()) if with_admin else None
+
+    def follow() -> str | None:
+        """A worker takes the table its parent accepted (validated there, so not again)."""
+        assert rundir is not None
+        try:
+            runtime.swap_table(routes_from_text(Path(rundir, "accepted.yaml").read_text(encoding="utf-8"), str(opts.routes)))
+        except Exception as exc:  # noqa: BLE001  # the parent accepted it: only a broken run folder gets here
+            _log(f"could not take the table the parent accepted: {exc}; keeping the previous one")
+            return str(exc)
+        metrics.reloads.labels("ok").inc()
+        return None
+
+    reload = leader.reload if leader is not None else follow
 
     def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
         for (counter, module, reason), n in counts.items():
@@ -248,11 +302,15 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
     sockets = [[sock]]
     if with_admin and opts.admin is not None:
         admin_guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
-        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reloader.reload, background.call,
+        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call,
                                                    controller=controller), admin_guard)))
         sockets.append([bind(*opts.admin, reuse_port=False)])
 
+    asked = False
+
     def stop() -> None:
+        nonlocal asked
+        asked = True
         if health is not None:
             health.draining = True
         if not servers[0].should_exit:
@@ -262,7 +320,7 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
 
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reloader.reload)))
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reload)))
 
     async def watch() -> None:
         """The control plane's heartbeat: every step off the loop, none able to end it."""
@@ -270,8 +328,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
             await asyncio.sleep(opts.poll)
             try:
                 await plane.tick()
-                if reloader.changed():
-                    await background.step("route reload", reloader.reload)
+                if leader is not None and leader.changed():  # only the leader watches the file
+                    await background.step("route reload", leader.reload)
             except Exception as exc:  # never reached by design; if it is, say so and go on
                 _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
 
@@ -287,7 +345,8 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         background.close()
         runtime.close()
         store.close()
-        _log("stopped")
+        _log("stopped" if asked else "stopped without being asked to")
+    return asked
 
 
 def _access_logger() -> Callable[[dict[str, Any]], None]:
@@ -299,57 +358,9 @@ def _access_logger() -> Callable[[dict[str, Any]], None]:
     return log
 
 
-def _run_workers(opts: ServeOptions, table: RouteTable) -> int:
-    metrics_dir = tempfile.mkdtemp(prefix="strangler-metrics-")
-    children: list[int] = []
-    for _ in range(opts.workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                _multiprocess_metrics(metrics_dir)
-                import uvloop
-
-                listener = bind(*opts.listen, reuse_port=True)
-                uvloop.run(_serve_one(opts, table, listener, with_admin=False, helper_proc=spawn(str(opts.state))))
-            except BaseException as exc:  # a worker must never return into the parent's code
-                _log(f"worker failed: {exc}")
-                code = 1
-            os._exit(code)
-        children.append(pid)
-    import uvloop
-
-    try:
-        uvloop.run(_parent(opts, table, children, metrics_dir))
-    finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + opts.drain_timeout + 5  # each worker drains, then is killed
-        for pid in children:
-            while time.monotonic() < deadline:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
-                time.sleep(0.05)
-            else:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-    return 0
-
-
-def _multiprocess_metrics(directory: str) -> None:
-    """Workers write their metrics to files the parent aggregates (prometheus_client's
-    multiprocess mode), chosen here because the value class is fixed at import."""
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    from prometheus_client import values
-
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-
-
-async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], metrics_dir: str) -> None:
+async def _parent(opts: ServeOptions, table: RouteTable, workers: Any) -> bool:
+    """The workers' parent: leads (file, admin API, release controller), supervises the
+    workers (``supervisor.Workers``); True when a signal asked it to stop."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -365,60 +376,47 @@ async def _parent(opts: ServeOptions, table: RouteTable, children: list[int], me
     # the workers serve traffic and publish their windows; the parent leads the releases,
     # judging each step on the sum of the workers' windows
     plane = ControlPlane(runtime, store, background, opts.state, _log, lead=True)
-
-    def forward_hup() -> None:
-        for pid in children:
-            os.kill(pid, signal.SIGHUP)
-
-    def reload() -> str | None:
-        try:
-            new = load_routes(opts.routes)
-            check_not_self(new, _own_listeners(opts))
-            runtime.swap_table(new)
-        except RouteConfigError as exc:
-            return str(exc)
-        forward_hup()
-        return None
-
+    leader = Leader(opts, runtime, plane.controller, lambda result: None, on_accept=workers.accepted)
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(registry, path=workers.metrics_dir)  # type: ignore[no-untyped-call]
     servers: list[_Server] = []
     if opts.admin is not None:
         guard = Guard(lambda: runtime.snapshot.table.limits)
-        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call, registry,
+        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), leader.reload, background.call, registry,
                                                    controller=plane.controller), guard)))
     loop = asyncio.get_running_loop()
-    stopped = asyncio.Event()
+    stopping = asyncio.Event()
+    asked = False
 
     def stop() -> None:
-        for s in servers:
-            s.should_exit = True
-        stopped.set()
+        nonlocal asked
+        asked = True
+        stopping.set()
 
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGHUP, forward_hup)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", leader.reload)))
 
-    async def reap() -> None:
-        while not stopped.is_set():
-            await asyncio.sleep(opts.poll)
+    async def supervise() -> None:
+        while not stopping.is_set():
+            await asyncio.sleep(min(opts.poll, 0.2))
             try:
+                await workers.reap(stopping)
                 await plane.tick()
+                if leader.changed():  # only the leader watches the file; workers follow
+                    await background.step("route reload", leader.reload)
             except Exception as exc:  # never reached by design; if it is, say so and go on
                 _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
-            for pid in list(children):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    _log(f"worker {pid} exited with status {status}; stopping")
-                    children.remove(pid)
-                    stop()
 
     _log(f"{opts.workers} workers on http://{opts.listen[0]}:{opts.listen[1]}")
-    reaper = loop.create_task(reap())
-    if servers:
-        await asyncio.gather(*(s.serve(sockets=[bind(*opts.admin, reuse_port=False)]) for s in servers))  # type: ignore[misc]
-    await stopped.wait()
-    reaper.cancel()
+    supervisor = loop.create_task(supervise())
+    admin = [loop.create_task(s.serve(sockets=[bind(*opts.admin, reuse_port=False)])) for s in servers]  # type: ignore[misc]
+    await stopping.wait()
+    for s in servers:
+        s.should_exit = True
+    await asyncio.gather(*admin, return_exceptions=True)
+    supervisor.cancel()
     await plane.close()
     background.close()
     store.close()
+    return asked

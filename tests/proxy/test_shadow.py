@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.cli.helpers import strangler
-from tests.proxy.harness import ProxyProcess, routes_file
+from tests.proxy.harness import ProxyProcess, routes_file, wait_until
 from tests.proxy.upstreams import Upstream
 
 
@@ -131,3 +131,17 @@ def test_a_service_closing_mid_body_is_a_truncated_mismatch(tmp_path: Path, lega
     assert (m["compared"], m["mismatched"]) == (4, 4)
     assert m["fields"] == [{"path": "response", "mismatches": 4}]
     assert m["samples"][0]["differences"] == [{"path": "response", "kind": "truncated"}]
+
+
+def test_shadow_set_at_runtime_on_a_module_without_shadow_settings_mirrors_with_the_defaults(
+        tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Issue 26, item 3: PATCH stage shadow on a module whose file has no shadow block mirrors
+    (the documented defaults: 100 %, safe methods), as 'stage: shadow' in the file would."""
+    module = "  cases:\n    match: {path_prefix: [/shadow]}\n    service: service\n    stage: legacy\n"
+    p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, module))
+    assert p.admin_call("PATCH", "/modules/cases", json={"stage": "shadow"}).status_code == 200
+    hit(p, "/shadow/same", 30)
+    with httpx.Client() as c:
+        assert c.post(f"{p.url}/shadow/same").status_code == 200  # a write: not mirrored
+    assert wait_until(lambda: p.metric("strangler_shadow_matched_total", module="cases") == 30, 5)
+    assert [r["method"] for r in service.requests] == ["GET"] * 30

@@ -103,6 +103,7 @@ class ProxyApp:
                  draw: Callable[[], float] = random.random, clock: Callable[[], float] = time.time,
                  health: Health | None = None) -> None:
         self.runtime = runtime
+        self.outages = runtime.outages  # an upstream's outage and each breaker, logged at start and end
         self.health = health
         self.metrics = runtime.metrics
         self.mirror = mirror
@@ -204,18 +205,27 @@ class ProxyApp:
                 if f.watch.gone:
                     raise ClientGone() from None
                 outcome = Outcome(0, exc.failure, exc.may_have_seen, exc.stale)
+                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome)
                 if not exc.stale:
                     self.metrics.errors.labels(f.label, p.side, exc.failure).inc()
-                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome)
+                    if self.outages is not None:
+                        self.outages.failure(p.upstream, f.label, exc.failure, nxt.action == "fallback")
                 if nxt.action == "fail":
                     raise
             else:
+                outages = self.outages
                 if p.side != "service":
+                    if outages is not None and outages.failing:
+                        outages.success(p.upstream)
                     break  # legacy's answer stands: nothing to decide
                 outcome = Outcome(reply.status)
+                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome)
                 if reply.status >= 500:
                     self.metrics.errors.labels(f.label, "service", "5xx").inc()
-                nxt = self._apply(f, next_attempt(snap.routes, p, f.head, outcome, body.replayable), outcome)
+                    if outages is not None:
+                        outages.failure(p.upstream, f.label, "5xx", nxt.action == "fallback")
+                elif outages is not None and outages.failing:
+                    outages.success(p.upstream)
                 if nxt.action == "respond":
                     break
                 reply.discard()

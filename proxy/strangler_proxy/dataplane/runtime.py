@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from strangler_proxy.dataplane.outages import Outages
 from strangler_proxy.dataplane.breaker import CircuitBreaker
 from strangler_proxy.model import Module, Override, RouteTable, Upstream, effective_modules
 from strangler_proxy.dispatch import Routes
@@ -46,8 +47,10 @@ class Runtime:
 
     def __init__(self, table: RouteTable, metrics: Metrics, overrides: Mapping[str, Override] | None = None,
                  loop: asyncio.AbstractEventLoop | None = None,
-                 transport: Callable[[Upstream, asyncio.AbstractEventLoop | None], Transport] = Pool) -> None:
+                 transport: Callable[[Upstream, asyncio.AbstractEventLoop | None], Transport] = Pool,
+                 outages: Outages | None = None) -> None:
         self.metrics = metrics
+        self.outages = outages  # where outages and breaker changes are told (the process's log)
         self.loop = loop or _loop()
         self.overrides: dict[str, Override] = dict(overrides or {})
         self.transport = transport  # how an upstream is reached: the pool, or a fake in tests
@@ -70,9 +73,14 @@ class Runtime:
         cfg = table.breaker
         if b is None or (b.failures, b.cooldown) != (cfg.failures, cfg.cooldown):
             name = module.name
-            b = self._breakers[name] = CircuitBreaker(
-                cfg.failures, cfg.cooldown, on_change=lambda old, new: self.metrics.breaker_changed(name, new)
-            )
+            cooldown = cfg.cooldown
+
+            def changed(old: str, new: str) -> None:
+                self.metrics.breaker_changed(name, new)
+                if self.outages is not None:
+                    self.outages.breaker(name, old, new, cooldown)
+
+            b = self._breakers[name] = CircuitBreaker(cfg.failures, cfg.cooldown, on_change=changed)
         return b
 
     def _build(self, table: RouteTable) -> Snapshot:
