@@ -46,10 +46,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _token(args: argparse.Namespace) -> str:
-    if args.token:
-        return str(args.token)
-    if args.routes is not None:
-        path = token_path(default_path(args.routes))
+    return token_for(args.token, args.routes)
+
+
+def token_for(token: str | None, routes: Path | None) -> str:
+    """The admin token: given, or the proxy's token file beside the route file."""
+    if token:
+        return str(token)
+    if routes is not None:
+        path = token_path(default_path(routes))
         if path.exists():
             return path.read_text().strip()
     raise StranglerError("no admin token: pass --token, set STRANGLER_ADMIN_TOKEN, or name --routes")

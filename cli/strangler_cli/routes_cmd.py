@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from strangler_common import StranglerError
@@ -38,6 +41,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     e.add_argument("--client-ip", default="127.0.0.1")
     e.add_argument("--format", choices=("text", "json"), default="text")
+    live = e.add_mutually_exclusive_group()
+    live.add_argument("--state", metavar="PATH|URL", help="the state store whose stages and weights apply (default: the "
+                                                          "proxy's state file beside the route file, when there is one)")
+    live.add_argument("--admin", metavar="HOST:PORT", help="ask a running proxy for its stages, weights and breakers")
+    live.add_argument("--offline", action="store_true", help="the route file's values alone")
+    e.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"), help="with --admin (default: "
+                   "$STRANGLER_ADMIN_TOKEN, or the token file beside the route file)")
+    e.epilog = ("examples:\n  strangler routes explain routes.yaml GET /cases/42\n"
+                "  strangler routes explain routes.yaml POST https://portal.example.com/api/orders -H 'X-Tenant: acme'\n"
+                "  strangler routes explain routes.yaml GET /cases/42 --offline")
+    e.formatter_class = argparse.RawDescriptionHelpFormatter
     e.set_defaults(func=run_explain)
     x = rs.add_parser("export", help="the route table as nginx, HAProxy, Gateway API or Istio configuration",
                       description="Compile the current table (the file's modules with the state store's stages and "
@@ -110,14 +124,91 @@ def run_pin(args: argparse.Namespace) -> int:
     return 0
 
 
+# the methods llhttp (the proxy's parser) reads; anything else, lower case included, is 400 there
+PARSED_METHODS = frozenset("DELETE GET HEAD POST PUT OPTIONS PATCH PURGE COPY LOCK MKCOL MOVE PROPFIND PROPPATCH SEARCH "
+                           "UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE MSEARCH NOTIFY SUBSCRIBE "
+                           "UNSUBSCRIBE MKCALENDAR LINK UNLINK QUERY".split())
+
+
+def _live(args: argparse.Namespace, table: RouteTable) -> tuple[RouteTable, dict[str, str], Callable[[str], str | None]]:
+    """The table as the proxy runs it: (table with overrides, breakers by module, what
+    decided a module's setting). ``--offline``: the file alone."""
+    from strangler_proxy.model import Override, with_overrides
+
+    none: Callable[[str], str | None] = lambda module: None  # noqa: E731
+    if args.offline:
+        return table, {}, none
+    if args.admin:
+        import httpx
+
+        from strangler_cli.release_cmd import token_for
+
+        try:
+            r = httpx.get(f"http://{args.admin}/modules", headers={"authorization": f"Bearer {token_for(args.token, args.file)}"},
+                          timeout=10)
+        except httpx.HTTPError as exc:
+            raise StranglerError(f"--admin {args.admin}: no proxy answers: {exc} (--offline for the file alone)") from None
+        if r.status_code != 200:
+            raise StranglerError(f"--admin {args.admin}: {r.status_code}: {r.text[:200]}")
+        mods = r.json()
+        overrides = {m["name"]: Override(m["stage"], m["weight"]) for m in mods if m.get("override")}
+        breakers = {m["name"]: m["breaker"] for m in mods if m.get("breaker")}
+
+        def said(module: str) -> str | None:
+            o = overrides.get(module)
+            return None if o is None else "a runtime change in the running proxy"
+
+        return with_overrides(table, overrides), breakers, said
+    from strangler_proxy.state import default_path, open_store
+
+    state = args.state if args.state is not None else default_path(args.file)
+    is_url = str(state).startswith(("postgresql://", "postgres://"))
+    if not is_url and not Path(state).is_file():
+        if args.state is not None:
+            raise StranglerError(f"--state {state}: no state store there (--offline for the file alone)")
+        return table, {}, none  # the proxy never ran beside this file: the file is the state
+    store = open_store(state)
+    try:
+        overrides = store.overrides()
+        deciders: dict[str, str] = {}
+        for name, o in overrides.items():
+            entries = store.ledger(name, 1)
+            release = store.release(name)
+            if release is not None and release.status in ("running", "paused"):
+                deciders[name] = f"its release ({release.status} at step {release.step + 1})"
+            elif entries:
+                e = entries[0]
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+                deciders[name] = f"'{e.action}' by {e.actor} at {when} (the state store's ledger)"
+            else:
+                deciders[name] = "a runtime change in the state store"
+    finally:
+        store.close()
+    return with_overrides(table, overrides), {}, deciders.get
+
+
+def _setting(stage: str, weight: float) -> str:
+    return f"canary {weight:g} %" if stage == "canary" else stage
+
+
 def run_explain(args: argparse.Namespace) -> int:
     import random
 
     from strangler_proxy.config import load_routes
     from strangler_proxy.dispatch import RequestHead, Routes, cohort_id, plan
 
-    table = load_routes(args.file)
+    method = args.method
+    if method not in PARSED_METHODS:
+        hint = f"; methods are case-sensitive: did you mean {method.upper()}?" if method.upper() in PARSED_METHODS else ""
+        if method in ("CONNECT", "TRACE"):
+            raise StranglerError(f"{method}: the proxy answers 405 (no tunnels, no TRACE)")
+        raise StranglerError(f"{method!r}: not a method the proxy reads (it answers 400){hint}")
     parts = urlsplit(args.url)
+    if parts.scheme not in ("", "http", "https") or not (parts.path or "/").startswith("/") or (
+            not parts.scheme and not args.url.startswith("/")):
+        raise StranglerError(f"{args.url!r}: expected a path (/cases/42) or an http(s) URL: the proxy answers 400 to "
+                             "any other request target")
+    table, breakers, decided = _live(args, load_routes(args.file))
     headers: list[tuple[bytes, bytes]] = []
     for h in args.header:
         name, sep, value = h.partition(":")
@@ -131,27 +222,51 @@ def run_explain(args: argparse.Namespace) -> int:
     path = parts.path or "/"
     if "%" in path:  # percent-decoded as the proxy's listener (uvicorn) gives it to the router
         path = unquote(path)
-    head = RequestHead(args.method.upper(), path, host, headers, cookies, args.client_ip)
+    head = RequestHead(method, path, host, headers, cookies, args.client_ip)
     cohort = cohort_id(table, head)  # the proxy's cohort cookie, as the proxy reads it
     if cohort is not None:
         head = head._replace(cohort=cohort[0])
-    p = plan(Routes.of(table), head, random.random)
+    routes = Routes.of(table)
+    p = plan(routes, head, random.random, _Breakers(breakers))
     if p.refused:
         raise StranglerError(f"{args.url}: {p.why}")
     module = p.module
     origin = table.upstreams[p.upstream].origin
+    side = "new" if p.side == "service" else p.side  # as the rest of the tool names them
+    decider = decided(module.name) if module is not None else None
     if args.format == "json":
         extra = {} if cohort is None else {"cohort": cohort[0], "sets_cohort_cookie": cohort[1]}
-        print(json.dumps({"module": module.name if module else None, "side": p.side,
-                          "upstream": p.upstream, "url": origin, "why": p.explain(), **extra}))
+        print(json.dumps({"module": module.name if module else None, "side": side, "upstream": p.upstream, "url": origin,
+                          "why": p.explain(), "stage": module.stage if module else None,
+                          "weight": module.weight if module else None, "decided_by": decider or "the route file",
+                          **({"breaker": breakers[module.name]} if module and module.name in breakers else {}), **extra}))
     else:
         print(f"module:   {module.name if module else '(none: legacy receives it)'}")
-        print(f"side:     {p.side}")
+        if module is not None:
+            print(f"setting:  {_setting(module.stage, module.weight)}, from {decider or 'the route file'}")
+        print(f"side:     {side}")
         print(f"upstream: {p.upstream} ({origin})")
         print(f"why:      {p.explain()}")
         if cohort is not None:
             print(f"cohort:   {cohort[0]}" + (" (new: a canary response sets the cohort cookie)" if cohort[1] else ""))
+        if module is not None and module.name in breakers:
+            print(f"breaker:  {breakers[module.name]}")
     return 0
+
+
+class _Breakers(dict[str, Any]):
+    """The running proxy's breaker states, as ``plan`` reads breakers (``allow()``)."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        super().__init__({name: _State(state) for name, state in states.items()})
+
+
+class _State:
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def allow(self) -> bool:
+        return self.state != "open"
 
 
 def _current_table(args: argparse.Namespace) -> RouteTable:

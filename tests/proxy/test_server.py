@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+
+import httpx
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -74,7 +76,7 @@ def test_routes_check_and_explain(tmp_path: Path) -> None:
     value = r.stdout.strip()
     r = strangler("routes", "explain", str(signed), "GET", "/api/cases/7", "-H", f"X-Strangler-Side: {value}", "--format", "json", env=env)
     doc = json.loads(r.stdout)
-    assert doc["module"] == "cases" and doc["side"] == "service" and doc["url"] == "http://127.0.0.1:9001"
+    assert doc["module"] == "cases" and doc["side"] == "new" and doc["url"] == "http://127.0.0.1:9001"
     assert "pinned" in doc["why"]
     r = strangler("routes", "explain", str(root), "GET", "/api/cases/7", "-H", "X-Strangler-Side: new", "--format", "json")
     assert "pinned" not in json.loads(r.stdout)["why"]  # no pin section: pins are off
@@ -87,3 +89,29 @@ def test_routes_check_and_explain(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["module"] == "cases", r.stdout + r.stderr
     r = strangler("routes", "explain", str(root), "GET", "/api/cases%2e/7")
     assert r.returncode == 1 and "refused" in r.stderr and "Traceback" not in r.stderr
+    # what the proxy would refuse, explain refuses too (issue 26, item 8)
+    r = strangler("routes", "explain", str(root), "get", "/api/cases/7")
+    assert r.returncode == 1 and "did you mean GET?" in r.stderr
+    r = strangler("routes", "explain", str(root), "BREW", "/api/cases/7")
+    assert r.returncode == 1 and "not a method the proxy reads" in r.stderr
+    r = strangler("routes", "explain", str(root), "GET", "api/cases/7")
+    assert r.returncode == 1 and "expected a path" in r.stderr
+
+
+def test_routes_explain_reads_the_live_state(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """After a PATCH to canary 100, explain says what the proxy does, and what decided it;
+    --offline says what the file alone would do (issue 26, item 8)."""
+    module = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: legacy\n"
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, module)
+    p = start_proxy(routes)
+    assert p.admin_call("PATCH", "/modules/cases", json={"stage": "canary", "weight": 100}).status_code == 200
+    assert httpx.get(f"{p.url}/echo/cases/1").json()["name"] == "service"
+    r = strangler("routes", "explain", str(routes), "GET", "/echo/cases/1", "--admin", f"127.0.0.1:{p.admin_port}",
+                  "--token", "test-token", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["side"] == "new" and doc["weight"] == 100 and doc["breaker"] == "closed", r.stdout + r.stderr
+    p.stop()
+    r = strangler("routes", "explain", str(routes), "GET", "/echo/cases/1", "--state", p.state)
+    assert "side:     new" in r.stdout and "setting:  canary 100 %, from 'set' by admin at " in r.stdout, r.stdout
+    r = strangler("routes", "explain", str(routes), "GET", "/echo/cases/1", "--offline")
+    assert "side:     legacy" in r.stdout and "from the route file" in r.stdout
