@@ -1,10 +1,11 @@
-"""Serving: uvicorn with per-worker SO_REUSEPORT listeners, the admin listener, hot reload.
+"""Serving: the proxy's processes, one function for every role (``_process``).
 
-One worker serves the proxy and the admin API in one process. With ``workers > 1`` the
-parent forks the workers, each with its own listening socket bound with SO_REUSEPORT so
-the kernel spreads connections evenly (uvicorn's shared socket leaves most on one worker);
-the parent serves the admin API, forwards SIGHUP, and aggregates the workers' metrics.
-Runtime changes reach workers through the state store, polled every ``poll`` seconds.
+``single``: one process serves the data port and the admin API and leads (watches and
+validates the route file, runs the release controller). With ``--workers N``, the
+``parent`` leads and supervises (``supervisor``) N ``worker`` processes, each serving on
+its own SO_REUSEPORT listener (the kernel spreads connections evenly; uvicorn's shared
+socket leaves most on one worker) and following the tables the parent accepted. Runtime
+changes reach every process through the state store, polled every ``poll`` seconds.
 """
 
 from __future__ import annotations
@@ -220,13 +221,13 @@ def run(opts: ServeOptions) -> int:
         workers = Workers(opts, text, _log)
         workers.start_all()
         try:
-            asked = uvloop.run(_parent(opts, table, workers))
+            asked = uvloop.run(_process(opts, table, "parent", workers=workers))
         finally:
             workers.stop(opts.drain_timeout + 5)  # each worker drains, then is killed
         return 0 if asked and workers.gave_up is None else 1
     helper = spawn(str(opts.state))  # before the bind: the helper must not hold the listener
     listener = bind(*opts.listen, reuse_port=False)
-    return 0 if uvloop.run(_serve_one(opts, table, listener, role="single", helper_proc=helper)) else 1
+    return 0 if uvloop.run(_process(opts, table, "single", listener, helper)) else 1
 
 
 def serve_worker(opts: ServeOptions, text: str, rundir: str) -> int:
@@ -239,34 +240,39 @@ def serve_worker(opts: ServeOptions, text: str, rundir: str) -> int:
     # this worker died, and the connections the kernel queued on it would wait, then reset
     helper = spawn(str(opts.state))
     listener = bind(*opts.listen, reuse_port=True)
-    asked = uvloop.run(_serve_one(opts, table, listener, role="worker", helper_proc=helper, rundir=rundir))
+    asked = uvloop.run(_process(opts, table, "worker", listener, helper, rundir=rundir))
     return 0 if asked else 1
 
 
-async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket, role: str,
-                     helper_proc: tuple[socket.socket, int], rundir: str | None = None) -> bool:
-    """One serving process (``role``: ``single`` leads, ``worker`` follows its parent).
-    True when a signal asked it to stop."""
-    with_admin = role == "single"
+async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socket.socket | None = None,
+                   helper_proc: tuple[socket.socket, int] | None = None, rundir: str | None = None,
+                   workers: Any = None) -> bool:
+    """One process of the proxy, whatever its role: ``single`` (serves and leads), ``worker``
+    (serves, follows its parent's tables), ``parent`` (leads and supervises ``workers``: the
+    admin API, the release controller, the route file). True when a signal asked it to stop.
+
+    The leader is the one that watches and validates the route file (``Leader``); every
+    process polls the state store and publishes its traffic (``ControlPlane``)."""
     from strangler_proxy.control.admin import build_admin
-    from strangler_proxy.dataplane.app import ProxyApp
-    from strangler_proxy.metrics import Metrics
     from strangler_proxy.control.plane import ControlPlane
+    from strangler_proxy.dataplane.app import ProxyApp
     from strangler_proxy.dataplane.runtime import Runtime
+    from strangler_proxy.metrics import Metrics
     from strangler_proxy.shadow.helper import HelperClient
     from strangler_proxy.state import open_store
 
+    serves, leads = role in ("single", "worker"), role in ("single", "parent")
     store = open_store(opts.shared_state or opts.state)
     loop = asyncio.get_running_loop()
-    runtime = Runtime(table, Metrics(), store.overrides(), loop, outages=Outages(_log))
-    background = Background(_log)
-    # every process publishes its release windows and legacy activity; the one that may
-    # lead (here, unless a workers' parent does) runs the controller
-    plane = ControlPlane(runtime, store, background, opts.state, _log, lead=with_admin)
-    controller = plane.controller
-
+    runtime = Runtime(table, Metrics(), store.overrides(), loop, outages=Outages(_log) if serves else None)
     metrics = runtime.metrics
-    leader = Leader(opts, runtime, controller, lambda r: metrics.reloads.labels(r).inc()) if with_admin else None
+    background = Background(_log)
+    # every process publishes its release windows and legacy activity; the one that leads
+    # runs the release controller, judging each step on every process's windows
+    plane = ControlPlane(runtime, store, background, opts.state, _log, lead=leads)
+    controller = plane.controller
+    leader = Leader(opts, runtime, controller, lambda r: metrics.reloads.labels(r).inc(),
+                    on_accept=workers.accepted if workers is not None else lambda t, x: None) if leads else None
 
     def follow() -> str | None:
         """A worker takes the table its parent accepted (validated there, so not again)."""
@@ -280,43 +286,57 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
         return None
 
     reload = leader.reload if leader is not None else follow
+    servers: list[tuple[_Server, socket.socket]] = []
+    helper = health = None
+    if serves:
+        assert sock is not None and helper_proc is not None
 
-    def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
-        for (counter, module, reason), n in counts.items():
-            if counter == "skipped":
-                metrics.shadow_skipped.labels(module, reason).inc(n)
-            elif counter == "error":
-                metrics.errors.labels(module, "shadow", reason).inc(n)
-            else:
-                getattr(metrics, f"shadow_{counter}").labels(module).inc(n)
+        def on_counts(counts: dict[tuple[str, str, str], int]) -> None:
+            for (counter, module, reason), n in counts.items():
+                if counter == "skipped":
+                    metrics.shadow_skipped.labels(module, reason).inc(n)
+                elif counter == "error":
+                    metrics.errors.labels(module, "shadow", reason).inc(n)
+                else:
+                    getattr(metrics, f"shadow_{counter}").labels(module).inc(n)
 
-    helper = HelperClient(*helper_proc, on_counts, lambda m, r: metrics.shadow_skipped.labels(m, r).inc())
-    helper.start(loop)
-    # ready: the table is loaded (we would not be serving otherwise) and the state store
-    # answered its last poll; not ready while draining for shutdown
-    health = Health(opts.health_prefix, plane.not_ready) if opts.health_prefix else None
-    app = ProxyApp(runtime, mirror=helper, windows=plane.windows, activity=plane.activity,
-                   access_log=_access_logger() if opts.access_log else None, health=health)
-    guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
-    servers = [_Server(_config(app, guard, opts))]
-    sockets = [[sock]]
-    if with_admin and opts.admin is not None:
+        helper = HelperClient(*helper_proc, on_counts, lambda m, r: metrics.shadow_skipped.labels(m, r).inc())
+        helper.start(loop)
+        # ready: the table is loaded (we would not be serving otherwise) and the state store
+        # answered its last poll; not ready while draining for shutdown
+        health = Health(opts.health_prefix, plane.not_ready) if opts.health_prefix else None
+        app = ProxyApp(runtime, mirror=helper, windows=plane.windows, activity=plane.activity,
+                       access_log=_access_logger() if opts.access_log else None, health=health)
+        guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
+        servers.append((_Server(_config(app, guard, opts)), sock))
+    if leads and opts.admin is not None:
+        registry = None
+        if workers is not None:  # the workers' metrics, from the files they write
+            from prometheus_client import CollectorRegistry
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=workers.metrics_dir)  # type: ignore[no-untyped-call]
         admin_guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
-        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), reload, background.call,
-                                                   controller=controller), admin_guard)))
-        sockets.append([bind(*opts.admin, reuse_port=False)])
+        admin = build_admin(runtime, store, operators(opts), reload, background.call, registry, controller=controller)
+        servers.append((_Server(_config(admin, admin_guard)), bind(*opts.admin, reuse_port=False)))
 
+    stopping = asyncio.Event()
     asked = False
 
     def stop() -> None:
         nonlocal asked
         asked = True
+        stopping.set()
+
+    async def drain() -> None:
+        await stopping.wait()
         if health is not None:
             health.draining = True
-        if not servers[0].should_exit:
+        if serves:
             _log(f"stopping: no new connections; in-flight requests have {opts.drain_timeout:g} s to finish")
-        for s in servers:
-            s.should_exit = True
+        for server, _ in servers:
+            server.should_exit = True
 
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGTERM, stop)
@@ -324,28 +344,40 @@ async def _serve_one(opts: ServeOptions, table: RouteTable, sock: socket.socket,
 
     async def watch() -> None:
         """The control plane's heartbeat: every step off the loop, none able to end it."""
-        while True:
-            await asyncio.sleep(opts.poll)
+        while not stopping.is_set():
+            await asyncio.sleep(opts.poll if workers is None else min(opts.poll, 0.2))
             try:
+                if workers is not None:
+                    await workers.reap(stopping)  # a crash loop sets stopping
                 await plane.tick()
                 if leader is not None and leader.changed():  # only the leader watches the file
                     await background.step("route reload", leader.reload)
             except Exception as exc:  # never reached by design; if it is, say so and go on
                 _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
 
-    watcher = loop.create_task(watch())
-    _log(f"listening on {'https' if opts.tls_cert else 'http'}://{opts.listen[0]}:{opts.listen[1]}" + (
-        f", admin on http://{opts.admin[0]}:{opts.admin[1]}" if with_admin and opts.admin else ""))
+    tasks = [loop.create_task(watch()), loop.create_task(drain())]
+    if workers is not None:
+        _log(f"{opts.workers} workers on http://{opts.listen[0]}:{opts.listen[1]}"
+             + (f", admin on http://{opts.admin[0]}:{opts.admin[1]}" if opts.admin else ""))
+    else:
+        _log(f"listening on {'https' if opts.tls_cert else 'http'}://{opts.listen[0]}:{opts.listen[1]}" + (
+            f", admin on http://{opts.admin[0]}:{opts.admin[1]}" if leads and opts.admin else ""))
     try:
-        await asyncio.gather(*(s.serve(sockets=socks) for s, socks in zip(servers, sockets)))
+        if servers:
+            await asyncio.gather(*(server.serve(sockets=[s]) for server, s in servers))
+        else:
+            await stopping.wait()
     finally:
-        watcher.cancel()
-        helper.close()
+        for task in tasks:
+            task.cancel()
+        if helper is not None:
+            helper.close()
         await plane.close()
         background.close()
         runtime.close()
         store.close()
-        _log("stopped" if asked else "stopped without being asked to")
+        if workers is None:
+            _log("stopped" if asked else "stopped without being asked to")
     return asked
 
 
@@ -356,67 +388,3 @@ def _access_logger() -> Callable[[dict[str, Any]], None]:
         out.write(json.dumps(entry, separators=(",", ":")) + "\n")
 
     return log
-
-
-async def _parent(opts: ServeOptions, table: RouteTable, workers: Any) -> bool:
-    """The workers' parent: leads (file, admin API, release controller), supervises the
-    workers (``supervisor.Workers``); True when a signal asked it to stop."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    from strangler_proxy.control.admin import build_admin
-    from strangler_proxy.control.plane import ControlPlane
-    from strangler_proxy.metrics import Metrics
-    from strangler_proxy.dataplane.runtime import Runtime
-    from strangler_proxy.state import open_store
-
-    store = open_store(opts.shared_state or opts.state)
-    runtime = Runtime(table, Metrics(), store.overrides(), asyncio.get_running_loop())
-    background = Background(_log)
-    # the workers serve traffic and publish their windows; the parent leads the releases,
-    # judging each step on the sum of the workers' windows
-    plane = ControlPlane(runtime, store, background, opts.state, _log, lead=True)
-    leader = Leader(opts, runtime, plane.controller, lambda result: None, on_accept=workers.accepted)
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=workers.metrics_dir)  # type: ignore[no-untyped-call]
-    servers: list[_Server] = []
-    if opts.admin is not None:
-        guard = Guard(lambda: runtime.snapshot.table.limits)
-        servers.append(_Server(_config(build_admin(runtime, store, operators(opts), leader.reload, background.call, registry,
-                                                   controller=plane.controller), guard)))
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    asked = False
-
-    def stop() -> None:
-        nonlocal asked
-        asked = True
-        stopping.set()
-
-    loop.add_signal_handler(signal.SIGINT, stop)
-    loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", leader.reload)))
-
-    async def supervise() -> None:
-        while not stopping.is_set():
-            await asyncio.sleep(min(opts.poll, 0.2))
-            try:
-                await workers.reap(stopping)
-                await plane.tick()
-                if leader.changed():  # only the leader watches the file; workers follow
-                    await background.step("route reload", leader.reload)
-            except Exception as exc:  # never reached by design; if it is, say so and go on
-                _log(f"control loop: {type(exc).__name__}: {exc}; it goes on")
-
-    _log(f"{opts.workers} workers on http://{opts.listen[0]}:{opts.listen[1]}")
-    supervisor = loop.create_task(supervise())
-    admin = [loop.create_task(s.serve(sockets=[bind(*opts.admin, reuse_port=False)])) for s in servers]  # type: ignore[misc]
-    await stopping.wait()
-    for s in servers:
-        s.should_exit = True
-    await asyncio.gather(*admin, return_exceptions=True)
-    supervisor.cancel()
-    await plane.close()
-    background.close()
-    store.close()
-    return asked
