@@ -69,6 +69,8 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, obje
             message = r.json().get("error", r.text)
         except ValueError:
             message = r.text
+        if r.status_code == 409:  # a refusal: its reason says it all
+            raise StranglerError(str(message))
         raise StranglerError(f"{method} {url}: {r.status_code}: {message}")
     return r.json()
 
@@ -101,7 +103,7 @@ def render(status: list[dict[str, object]]) -> str:
             said = str(check["reason"])
             lines.append(f"{'':<12} last check: {check['verdict']}: {said}")
         if s.get("reason") and str(s["reason"]) != said:
-            lines.append(f"{'':<12} {s['reason']}")
+            lines.append(f"{'':<12} last change: {s['reason']}")
         breaker, fallbacks = s.get("breaker"), s.get("fallbacks")
         if breaker not in (None, "closed") or fallbacks:
             lines.append(f"{'':<12} breaker {breaker}, {fallbacks or 0} fallbacks to legacy since the proxy started")
@@ -172,12 +174,14 @@ def _leftovers(args: argparse.Namespace) -> int:
 
 
 def _offline(args: argparse.Namespace) -> int:
-    """The proxy is down: act on the state store directly; the proxy applies it when it starts.
-
-    With ``--routes`` the same controller a proxy runs takes any action (it needs the plan);
-    without it only ``abort`` and ``set`` can be recorded.
-    """
-    from strangler_proxy.control.controller import Controller, Windows
+    """The proxy is down: act on the state store directly, through the same release state
+    machine the proxy's controller applies (``transition``); the proxy takes it when it
+    starts. With ``--routes`` any action (it needs the plan); without it only ``abort`` and
+    ``set`` can be recorded."""
+    from strangler_proxy.config import load_routes
+    from strangler_proxy.control.controller import release_status
+    from strangler_proxy.control.transition import Refusal, describe, transition
+    from strangler_proxy.model import with_overrides
     from strangler_proxy.state import ReleaseState, open_store
 
     state = args.state or (default_path(args.routes) if args.routes else None)
@@ -200,18 +204,27 @@ def _offline(args: argparse.Namespace) -> int:
             r = ReleaseState(args.module, "aborted", old.step if old else 0, time.time(), 0, f"aborted by {actor}")
             store.put_release(r, "legacy", 0.0, actor, "release.abort")
         else:
-            from strangler_proxy.config import load_routes
-            from strangler_proxy.metrics import Metrics
-            from strangler_proxy.dataplane.runtime import Runtime
-
-            controller = Controller(Runtime(load_routes(args.routes), Metrics(), store.overrides()), store, Windows(),
-                                    shadow_bound=lambda module, minimum: (None, 0))
+            table = with_overrides(load_routes(args.routes), store.overrides())
             if args.action == "status":
-                status = controller.status()
+                status = release_status(table.modules, store, time.time())
                 print(json.dumps(status, indent=2) if args.format == "json" else render(status), end="" if args.format != "json" else "\n")
                 return 0
-            controller.act(args.module, args.action, actor, args.skip_analysis)
-            print(f"{args.module}: {controller.describe(args.module)}")
+            m = table.module(args.module)
+            if m is None or m.release is None:
+                raise StranglerError(f"{args.routes}: module {args.module!r} " + ("does not exist" if m is None else
+                                     "has no release plan"))
+            event = "skip" if args.action == "promote" and args.skip_analysis else args.action
+            refusal = ("the proxy is down: retiring needs its record of legacy's traffic; retire with the proxy running"
+                       if args.action == "retire" and m.retire_window > 0 else None)
+            t = transition(m.release, m.name, store.release(m.name), (m.stage, m.weight), event,  # type: ignore[arg-type]
+                           now=time.time(),
+                           actor=actor, retire_refusal=refusal)
+            if isinstance(t, Refusal):
+                raise StranglerError(f"release {args.action} {args.module}: refused: {t.reason}")
+            store.put_release(t.state, t.stage, t.weight, actor, t.action)
+            after = with_overrides(load_routes(args.routes), store.overrides()).module(args.module)
+            assert after is not None
+            print(f"{args.module}: {describe(m.release, t.state, after.stage, after.weight)}")
     finally:
         store.close()
     print(f"{args.module}: {args.action}: recorded in {state}; the proxy applies it when it starts")

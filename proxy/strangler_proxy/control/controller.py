@@ -26,7 +26,7 @@ from strangler_proxy.control.transition import Event, Refusal, Transition, descr
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import ReleaseState, Store
 
-__all__ = ["Controller", "Windows"]  # public (the CLI's and loadtests' imports are checked against it)
+__all__ = ["Controller", "Windows", "release_status"]  # public (the CLI's and loadtests' imports are checked against it)
 
 GATE_RETRY = 10.0  # seconds between two askings of a plan's gate hooks while they say no
 FORWARD = frozenset({"release.start", "release.step", "release.promote", "release.resume", "release.released"})
@@ -113,6 +113,8 @@ class Controller:
 
     def _apply(self, r: ReleaseState, stage: str | None, weight: float | None, actor: str, action: str) -> ReleaseState:
         self.store.put_release(r, stage, weight, actor, action)  # type: ignore[arg-type]
+        if action != "release.check_failed":
+            self.last.pop(r.module, None)  # a new step (or none): the last check was of the one before
         self.runtime.set_overrides(self.store.overrides())
         if self.external is not None and stage is not None:
             try:
@@ -245,22 +247,43 @@ class Controller:
                        if sample.name.endswith("_total") and sample.labels.get("module") == module))
 
     def status(self) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
-        for m in self.runtime.snapshot.modules.values():
-            if m.release is None:
-                continue
-            r = self.store.release(m.name)
-            j = self.last.get(m.name)
-            new, legacy = self.aggregate(m.name, r.step_started) if r else (Window(), Window())
-            out.append({
-                "module": m.name, "stage": m.stage, "weight": m.weight,
-                "status": r.status if r else "not started", "step": r.step if r else None,
-                "steps": list(m.release.steps), "failures": r.failures if r else 0, "reason": r.reason if r else "",
-                "step_age": round(self.clock() - r.step_started, 1) if r else None, "interval": m.release.interval,
-                "last_check": None if j is None else {"verdict": j.verdict, "reason": j.reason},
-                "breaker": self.runtime.snapshot.breakers[m.name].state if m.name in self.runtime.snapshot.breakers else None,
-                "fallbacks": self._fallbacks(m.name),
-                "window": {"new": {"requests": new.requests, "errors": new.errors},
-                           "legacy": {"requests": legacy.requests, "errors": legacy.errors}},
-            })
-        return out
+        snap = self.runtime.snapshot
+        return release_status(tuple(snap.modules.values()), self.store, self.clock(), self.last,
+                              {name: b.state for name, b in snap.breakers.items()}, self._fallbacks)
+
+
+def release_status(modules: Sequence[Module], store: Store, now: float, last: dict[str, Judgement] | None = None,
+                   breakers: dict[str, str] | None = None, fallbacks: Callable[[str], int] | None = None
+                   ) -> list[dict[str, object]]:
+    """Each module with a release plan: its setting, its release, the step's evidence (the
+    windows every process published), and, from a running proxy, its last check, breaker
+    and fallbacks. ``modules``: effective (overrides applied). The offline CLI calls it with
+    the store alone."""
+    out: list[dict[str, object]] = []
+    for m in modules:
+        if m.release is None:
+            continue
+        r = store.release(m.name)
+        j = (last or {}).get(m.name)
+        new, legacy = _summed(store, m.name, r.step_started) if r else (Window(), Window())
+        out.append({
+            "module": m.name, "stage": m.stage, "weight": m.weight,
+            "status": r.status if r else "not started", "step": r.step if r else None,
+            "steps": list(m.release.steps), "failures": r.failures if r else 0, "reason": r.reason if r else "",
+            "step_age": round(now - r.step_started, 1) if r else None, "interval": m.release.interval,
+            "last_check": None if j is None else {"verdict": j.verdict, "reason": j.reason},
+            "breaker": (breakers or {}).get(m.name),
+            "fallbacks": fallbacks(m.name) if fallbacks is not None else None,
+            "summary": describe(m.release, r, m.stage, m.weight) if r else "not started",
+            "window": {"new": {"requests": new.requests, "errors": new.errors},
+                       "legacy": {"requests": legacy.requests, "errors": legacy.errors}},
+        })
+    return out
+
+
+def _summed(store: Store, module: str, key: float) -> tuple[Window, Window]:
+    new, legacy = Window(), Window()
+    for text in store.windows(module, key):
+        data = json.loads(text)
+        new, legacy = new.merge(Window.from_json(data["service"])), legacy.merge(Window.from_json(data["legacy"]))
+    return new, legacy

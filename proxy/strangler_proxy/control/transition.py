@@ -56,8 +56,14 @@ def describe(plan: ReleasePlan, state: ReleaseState, stage: str, weight: float) 
     """``running at canary 50 %, step 2 of 3``: what an action left, steps counted from 1."""
     n = len(plan.steps)
     setting = f"canary {_pct(weight)}" if stage == "canary" else stage
+    if stage == "retired":
+        return "retired: legacy no longer serves it"
     if state.status == "released" or state.step >= n:
-        return f"{state.status} at {setting}"
+        return f"released: all {n} steps done" if stage == "released" else f"{state.status} at {setting}"
+    if state.status == "aborted":
+        return f"aborted: everyone on {setting} ('release resume' starts again at step 1 of {n})"
+    if state.status == "rolled_back":
+        return f"rolled back to {setting}, step {state.step + 1} of {n} ('release resume' analyses it again)"
     return f"{state.status} at {setting}, step {state.step + 1} of {n}"
 
 
