@@ -25,9 +25,9 @@ import time
 import networkx as nx
 
 from strangler_analyzer import analyze
-from strangler_analyzer.analysis.graph import build_graph, ordering_graph
-from strangler_analyzer.model import Component, Edge, Estate, Evidence
-from strangler_analyzer.report.jsonout import analysis_json
+from strangler_analyzer import build_graph, ordering_graph
+from strangler_analyzer import Component, Edge, Estate, Evidence
+from strangler_analyzer import analysis_json
 from strangler_cli.analyze_cmd import paused_gc
 
 TIERS = ["web", "app", "app", "app", "integration", "database", "cache", "broker"]

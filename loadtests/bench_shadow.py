@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_proxy import UPSTREAM, Stack, free_port, rss, wait_port, wrk  # noqa: E402
 
-from strangler_proxy.shadow.compare import Response, compare  # noqa: E402
+from strangler_proxy import Response, compare  # noqa: E402
 
 
 def compare_cost() -> float:

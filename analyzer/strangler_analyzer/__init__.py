@@ -9,7 +9,9 @@ path, cycles, blast radius and an extraction plan.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from strangler_analyzer.analysis import Analysis, analyze, blast_radius, build_graph
 from strangler_analyzer.errors import AnalyzerError, InputError, UnknownComponentError, UnknownInputError
@@ -44,3 +46,54 @@ __all__ = [
     "InputError", "UnknownComponentError", "UnknownInputError", "analyze", "blast_radius",
     "build_graph", "example_path", "load_estate", "load_inputs",
 ]
+
+# -- the facade the CLI and the load tests use: one import point, loaded on first use (a
+# command pays only for what it touches); the type checker sees the real names
+if TYPE_CHECKING:
+    from strangler_analyzer.analysis import what_ifs
+    from strangler_analyzer.analysis.graph import ordering_graph
+    from strangler_analyzer.report import FORMATS, render
+    from strangler_analyzer.report.jsonout import analysis_json, impact_json
+    from strangler_analyzer.report.startup import render_start_plan, render_timeline
+    from strangler_analyzer.report.text import render_impact, render_plan, render_what_ifs
+    from strangler_analyzer.startup.checks import validate
+    from strangler_analyzer.startup.export import EXPORTERS
+    from strangler_analyzer.startup.plan import StartPlan, start_plan
+    from strangler_analyzer.startup.runner import Limits, Run, StartFailed, Status, stop_recorded, timeline
+    from strangler_analyzer.startup.wait import parse_target, wait_for
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "what_ifs": ("strangler_analyzer.analysis", "what_ifs"),
+    "ordering_graph": ("strangler_analyzer.analysis.graph", "ordering_graph"),
+    "FORMATS": ("strangler_analyzer.report", "FORMATS"),
+    "render": ("strangler_analyzer.report", "render"),
+    "analysis_json": ("strangler_analyzer.report.jsonout", "analysis_json"),
+    "impact_json": ("strangler_analyzer.report.jsonout", "impact_json"),
+    "render_start_plan": ("strangler_analyzer.report.startup", "render_start_plan"),
+    "render_timeline": ("strangler_analyzer.report.startup", "render_timeline"),
+    "render_impact": ("strangler_analyzer.report.text", "render_impact"),
+    "render_plan": ("strangler_analyzer.report.text", "render_plan"),
+    "render_what_ifs": ("strangler_analyzer.report.text", "render_what_ifs"),
+    "validate": ("strangler_analyzer.startup.checks", "validate"),
+    "EXPORTERS": ("strangler_analyzer.startup.export", "EXPORTERS"),
+    "StartPlan": ("strangler_analyzer.startup.plan", "StartPlan"),
+    "start_plan": ("strangler_analyzer.startup.plan", "start_plan"),
+    "Limits": ("strangler_analyzer.startup.runner", "Limits"),
+    "Run": ("strangler_analyzer.startup.runner", "Run"),
+    "StartFailed": ("strangler_analyzer.startup.runner", "StartFailed"),
+    "Status": ("strangler_analyzer.startup.runner", "Status"),
+    "stop_recorded": ("strangler_analyzer.startup.runner", "stop_recorded"),
+    "timeline": ("strangler_analyzer.startup.runner", "timeline"),
+    "parse_target": ("strangler_analyzer.startup.wait", "parse_target"),
+    "wait_for": ("strangler_analyzer.startup.wait", "wait_for"),
+}
+__all__ += ["EXPORTERS", "FORMATS", "Limits", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "impact_json", "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline", "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs"]
+
+
+def __getattr__(name: str) -> Any:
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where[0]), where[1])
+    globals()[name] = value
+    return value

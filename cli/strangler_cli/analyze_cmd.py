@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from strangler_analyzer import analyze, blast_radius, build_graph
-from strangler_analyzer.analysis import what_ifs
-from strangler_analyzer.report import FORMATS, render
-from strangler_analyzer.report.jsonout import impact_json
-from strangler_analyzer.report.text import render_impact, render_plan, render_what_ifs
+from strangler_analyzer import what_ifs
+from strangler_analyzer import FORMATS, render
+from strangler_analyzer import impact_json
+from strangler_analyzer import render_impact, render_plan, render_what_ifs
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output

@@ -116,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _shadow_report(estate: DemoEstate, step: float) -> None:
-    from strangler_proxy.shadow.evidence import module_report
-    from strangler_proxy.shadow.report import report_text
-    from strangler_proxy.shadow.store import ShadowStore
+    from strangler_proxy import module_report
+    from strangler_proxy import report_text
+    from strangler_proxy import ShadowStore
 
     workdir = estate.workdir
     deadline = time.monotonic() + 4 * step

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_down(args: argparse.Namespace) -> int:
-    from strangler_analyzer.startup.runner import stop_recorded
+    from strangler_analyzer import stop_recorded
     n = stop_recorded(args.state_dir, args.timeout, lambda name: print(f"stopped {name}", file=sys.stderr))
     print(f"stopped {n} component(s)")
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from strangler_analyzer.startup.export import EXPORTERS
-from strangler_analyzer.startup.plan import start_plan
+from strangler_analyzer import EXPORTERS
+from strangler_analyzer import start_plan
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output

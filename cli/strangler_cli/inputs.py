@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from strangler_analyzer import load_inputs
-from strangler_analyzer.model import Estate
+from strangler_analyzer import Estate
 
 
 def add_inputs(p: argparse.ArgumentParser, paths_required: bool = False) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from strangler_common import StranglerError
-from strangler_proxy.state import default_path, token_path
+from strangler_proxy import default_path, token_path
 
 
 DEFAULT_LISTEN = "127.0.0.1:8000"
@@ -72,8 +72,8 @@ def _token(given: str | None, state: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strangler_proxy.serve import ServeOptions
-    from strangler_proxy.serve import run as serve
+    from strangler_proxy import ServeOptions
+    from strangler_proxy import serve
 
     if args.workers < 1:
         raise StranglerError(f"--workers: expected at least 1, found {args.workers}")
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         admin = None if args.admin == "off" else hostport(args.admin)
     except argparse.ArgumentTypeError as exc:
         raise StranglerError(f"--admin: {exc}") from None
-    from strangler_proxy.selfref import is_loopback
+    from strangler_proxy import is_loopback
 
     if admin is not None and not is_loopback(admin[0]):
         if not args.admin_allow_remote:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 
 from strangler_common import StranglerError
-from strangler_proxy.model import RELEASE_ACTIONS
-from strangler_proxy.state import default_path, token_path
+from strangler_proxy import RELEASE_ACTIONS
+from strangler_proxy import default_path, token_path
 
 
 
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _leftovers(args: argparse.Namespace) -> int:
-    from strangler_proxy.control.activity import leftovers
+    from strangler_proxy import leftovers
 
     state = args.state or (default_path(args.routes) if args.routes else None)
     if state is None or not Path(state).exists():
@@ -178,11 +178,11 @@ def _offline(args: argparse.Namespace) -> int:
     machine the proxy's controller applies (``transition``); the proxy takes it when it
     starts. With ``--routes`` any action (it needs the plan); without it only ``abort`` and
     ``set`` can be recorded."""
-    from strangler_proxy.config import load_routes
-    from strangler_proxy.control.controller import release_status
-    from strangler_proxy.control.transition import Refusal, describe, transition
-    from strangler_proxy.model import with_overrides
-    from strangler_proxy.state import ReleaseState, open_store
+    from strangler_proxy import load_routes
+    from strangler_proxy import release_status
+    from strangler_proxy import Refusal, describe, transition
+    from strangler_proxy import with_overrides
+    from strangler_proxy import ReleaseState, open_store
 
     state = args.state or (default_path(args.routes) if args.routes else None)
     if state is None or (args.routes is None and args.action not in ("abort", "set")):

@@ -18,7 +18,7 @@ from strangler_common import StranglerError
 from strangler_cli.proxy_cmd import DEFAULT_ADMIN, DEFAULT_LISTEN, hostport
 
 if TYPE_CHECKING:
-    from strangler_proxy.model import RouteTable
+    from strangler_proxy import RouteTable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -94,8 +94,8 @@ def _address(flag: str, text: str) -> tuple[str, int]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from strangler_proxy.config import load_routes
-    from strangler_proxy.selfref import check_not_self
+    from strangler_proxy import load_routes
+    from strangler_proxy import check_not_self
 
     table = load_routes(args.file)
     own = [("listener", _address("--listen", args.listen))]
@@ -113,8 +113,8 @@ def run_check(args: argparse.Namespace) -> int:
 def run_pin(args: argparse.Namespace) -> int:
     import time
 
-    from strangler_proxy.config import load_routes
-    from strangler_proxy.pins import sign_pin
+    from strangler_proxy import load_routes
+    from strangler_proxy import sign_pin
 
     table = load_routes(args.file)
     if table.pin.secret is None:
@@ -133,7 +133,7 @@ PARSED_METHODS = frozenset("DELETE GET HEAD POST PUT OPTIONS PATCH PURGE COPY LO
 def _live(args: argparse.Namespace, table: RouteTable) -> tuple[RouteTable, dict[str, str], Callable[[str], str | None]]:
     """The table as the proxy runs it: (table with overrides, breakers by module, what
     decided a module's setting). ``--offline``: the file alone."""
-    from strangler_proxy.model import Override, with_overrides
+    from strangler_proxy import Override, with_overrides
 
     none: Callable[[str], str | None] = lambda module: None  # noqa: E731
     if args.offline:
@@ -159,7 +159,7 @@ def _live(args: argparse.Namespace, table: RouteTable) -> tuple[RouteTable, dict
             return None if o is None else "a runtime change in the running proxy"
 
         return with_overrides(table, overrides), breakers, said
-    from strangler_proxy.state import default_path, open_store
+    from strangler_proxy import default_path, open_store
 
     state = args.state if args.state is not None else default_path(args.file)
     is_url = str(state).startswith(("postgresql://", "postgres://"))
@@ -194,8 +194,8 @@ def _setting(stage: str, weight: float) -> str:
 def run_explain(args: argparse.Namespace) -> int:
     import random
 
-    from strangler_proxy.config import load_routes
-    from strangler_proxy.dispatch import RequestHead, Routes, cohort_id, plan
+    from strangler_proxy import load_routes
+    from strangler_proxy import RequestHead, Routes, cohort_id, plan
 
     method = args.method
     if method not in PARSED_METHODS:
@@ -271,9 +271,9 @@ class _State:
 
 def _current_table(args: argparse.Namespace) -> RouteTable:
     """The route file with the state store's stages and weights (``--state``)."""
-    from strangler_proxy.config import load_routes
-    from strangler_proxy.model import with_overrides
-    from strangler_proxy.state import default_path, open_store
+    from strangler_proxy import load_routes
+    from strangler_proxy import with_overrides
+    from strangler_proxy import default_path, open_store
 
     table = load_routes(args.file)
     state = args.state if args.state is not None else default_path(args.file)
@@ -290,7 +290,7 @@ def _current_table(args: argparse.Namespace) -> RouteTable:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from strangler_proxy.planes import KubeOptions, export
+    from strangler_proxy import KubeOptions, export
 
     from strangler_cli.output import write_output
 
@@ -308,7 +308,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from strangler_proxy.planes import open_plane
+    from strangler_proxy import open_plane
 
     table = _current_table(args)
     spec = table.data_plane

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from importlib.resources import files
 
-import strangler_analyzer
-import strangler_proxy
-
+# package data, found as an installed package finds it (a wheel, a zip, a source tree)
 SCHEMAS = {
-    "inventory": Path(strangler_analyzer.__file__).parent / "schemas" / "inventory.schema.json",
-    "analysis": Path(strangler_analyzer.__file__).parent / "schemas" / "analysis.schema.json",
-    "routes": Path(strangler_proxy.__file__).parent / "schemas" / "routes.schema.json",
+    "inventory": ("strangler_analyzer", "inventory.schema.json"),
+    "analysis": ("strangler_analyzer", "analysis.schema.json"),
+    "routes": ("strangler_proxy", "routes.schema.json"),
 }
 
 
@@ -21,6 +19,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+def schema_text(name: str) -> str:
+    package, file = SCHEMAS[name]
+    return files(package).joinpath("schemas", file).read_text(encoding="utf-8")
+
+
 def run(args: argparse.Namespace) -> int:
-    print(SCHEMAS[args.name].read_text(), end="")
+    print(schema_text(args.name), end="")
     return 0

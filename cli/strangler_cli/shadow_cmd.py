@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from strangler_common import StranglerError
-from strangler_proxy.state import default_path
+from strangler_proxy import default_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,10 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from strangler_proxy.config import load_routes
-    from strangler_proxy.shadow.evidence import Thresholds, module_report
-    from strangler_proxy.shadow.report import report_html, report_json, report_text
-    from strangler_proxy.shadow.store import ShadowStore
+    from strangler_proxy import load_routes
+    from strangler_proxy import Thresholds, module_report
+    from strangler_proxy import report_html, report_json, report_text
+    from strangler_proxy import ShadowStore
 
     if args.state is None and args.routes is None:
         raise StranglerError("name the state store with --state, or the route table with --routes")

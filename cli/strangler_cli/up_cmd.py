@@ -11,11 +11,11 @@ import signal
 import sys
 from pathlib import Path
 
-from strangler_analyzer.errors import AnalyzerError
-from strangler_analyzer.report.startup import render_start_plan, render_timeline
-from strangler_analyzer.startup.checks import validate
-from strangler_analyzer.startup.plan import StartPlan, start_plan
-from strangler_analyzer.startup.runner import Limits, Run, StartFailed, Status, timeline
+from strangler_analyzer import AnalyzerError
+from strangler_analyzer import render_start_plan, render_timeline
+from strangler_analyzer import validate
+from strangler_analyzer import StartPlan, start_plan
+from strangler_analyzer import Limits, Run, StartFailed, Status, timeline
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output

@@ -8,8 +8,8 @@ import os
 import shutil
 import sys
 
-from strangler_analyzer.startup.checks import validate
-from strangler_analyzer.startup.wait import parse_target, wait_for
+from strangler_analyzer import validate
+from strangler_analyzer import parse_target, wait_for
 from strangler_common import StranglerError
 
 WAIT_TIMEOUT_EXIT = 124  # as wait-for-it

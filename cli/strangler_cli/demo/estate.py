@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from strangler_proxy.errors import ProxyError
+from strangler_proxy import ProxyError
 
 ROLES = ("legacy", "cases-service", "kb-service")
 
