@@ -9,9 +9,10 @@ path, cycles, blast radius and an extraction plan.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from strangler_common.lazy import lazy_attributes
 
 from strangler_analyzer.analysis import Analysis, analyze, blast_radius, build_graph
 from strangler_analyzer.errors import AnalyzerError, InputError, UnknownComponentError, UnknownInputError
@@ -90,10 +91,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ += ["EXPORTERS", "FORMATS", "Limits", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "impact_json", "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline", "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs"]
 
 
-def __getattr__(name: str) -> Any:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where[0]), where[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -13,8 +13,9 @@ True
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from strangler_common.lazy import lazy_attributes
 
 from strangler_proxy.cohort import bucket, on_new_side
 from strangler_proxy.config import load_routes
@@ -84,10 +85,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ += ["KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "release_status", "report_html", "report_json", "report_text", "serve", "sign_pin", "token_path", "transition", "with_overrides"]
 
 
-def __getattr__(name: str) -> Any:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where[0]), where[1])
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
