@@ -69,11 +69,23 @@ def test_public_api_is_pinned() -> None:
         "KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore",
         "Thresholds", "check_not_self", "cohort_id", "compare", "default_path", "describe", "export", "is_loopback",
         "leftovers", "module_report", "open_plane", "open_store", "release_status", "report_html", "report_json",
-        "report_text", "serve", "sign_pin", "token_path", "transition", "with_overrides",
+        "report_text", "run_proxy", "sign_pin", "token_path", "transition", "with_overrides",
     ])
     for mod in (strangler_analyzer, strangler_common, strangler_proxy):
         for name in mod.__all__:
             assert hasattr(mod, name)
+
+
+def test_no_facade_name_is_also_a_module_of_its_package() -> None:
+    """``import strangler_proxy.serve`` sets the package's ``serve`` attribute to the module:
+    a facade name equal to a submodule's would then be the module, not the function."""
+    import pkgutil
+
+    import strangler_analyzer
+    import strangler_proxy
+
+    for pkg in (strangler_proxy, strangler_analyzer):
+        assert not {m.name for m in pkgutil.iter_modules(pkg.__path__)} & set(pkg.__all__), pkg.__name__
 
 
 def test_the_cli_and_loadtests_use_one_facade_per_package() -> None:

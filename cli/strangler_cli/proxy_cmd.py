@@ -73,7 +73,7 @@ def _token(given: str | None, state: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from strangler_proxy import ServeOptions
-    from strangler_proxy import serve
+    from strangler_proxy import run_proxy
 
     if args.workers < 1:
         raise StranglerError(f"--workers: expected at least 1, found {args.workers}")
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     local = args.local_state or default_path(args.routes)
     state = Path(args.state) if args.state and not shared else local
     token = _token(args.admin_token, state) if admin is not None else ""
-    return serve(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
+    return run_proxy(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
                               state=state, token=token, access_log=args.access_log, shared_state=shared,
                               health_prefix=health, drain_timeout=args.drain_timeout, tls_cert=args.tls_cert,
                               tls_key=args.tls_key, tokens_file=args.admin_tokens))

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from strangler_proxy.pins import sign_pin
     from strangler_proxy.planes import KubeOptions, export, open_plane
     from strangler_proxy.selfref import check_not_self, is_loopback
-    from strangler_proxy.serve import ServeOptions, run as serve
+    from strangler_proxy.serve import ServeOptions, run as run_proxy
     from strangler_proxy.shadow.compare import Response, compare
     from strangler_proxy.shadow.evidence import Thresholds, module_report
     from strangler_proxy.shadow.report import report_html, report_json, report_text
@@ -68,7 +68,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "check_not_self": ("strangler_proxy.selfref", "check_not_self"),
     "is_loopback": ("strangler_proxy.selfref", "is_loopback"),
     "ServeOptions": ("strangler_proxy.serve", "ServeOptions"),
-    "serve": ("strangler_proxy.serve", "run"),
+    "run_proxy": ("strangler_proxy.serve", "run"),
     "Response": ("strangler_proxy.shadow.compare", "Response"),
     "compare": ("strangler_proxy.shadow.compare", "compare"),
     "Thresholds": ("strangler_proxy.shadow.evidence", "Thresholds"),
@@ -82,7 +82,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "open_store": ("strangler_proxy.state", "open_store"),
     "token_path": ("strangler_proxy.state", "token_path"),
 }
-__all__ += ["KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "release_status", "report_html", "report_json", "report_text", "serve", "sign_pin", "token_path", "transition", "with_overrides"]
+__all__ += ["KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "release_status", "report_html", "report_json", "report_text", "run_proxy", "sign_pin", "token_path", "transition", "with_overrides"]
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
