@@ -22,14 +22,14 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from strangler_analyzer.importers.base import ConfigValue, Partial, tier_from_image
 from strangler_analyzer.importers.envfiles import read_env
-from strangler_analyzer.model import Check, Component, Edge, Evidence
+from strangler_analyzer.importers.interpolate import Interpolation, interpolate
+from strangler_analyzer.model import INFRASTRUCTURE_TIERS, Check, Component, Edge, Evidence
 from strangler_common import MarkedList, MarkedMap, Node, load_yaml_file
 
 TOP_KEYS = {"version", "name", "services", "networks", "volumes", "configs", "secrets", "include", "models"}
@@ -53,12 +53,16 @@ INTERPRETED_KEYS = {
     "depends_on", "links", "volumes_from", "network_mode", "pid", "ipc", "uts", "cgroup", "healthcheck",
     "environment", "profiles", "ports", "env_file", "extends",
 }
-_VAR = re.compile(r"\$(?:(?P<esc>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """The interpolation variables of a project's ``.env`` (python-dotenv's rules)."""
-    return read_env(path)[0]
+def read_env_file(path: Path, partial: Partial | None = None) -> dict[str, str]:
+    """The interpolation variables of a project's ``.env``, as Compose reads them: comments
+    and blank lines skipped, values expanded from earlier keys and the shell."""
+    values, _, problems = read_env(path, os.environ, strict=True)
+    for line, message in problems:
+        if partial is not None:
+            partial.warn(str(path), line, message)
+    return values
 
 
 class _Interpolator:
@@ -68,35 +72,14 @@ class _Interpolator:
         self._done: dict[int, object] = {}
 
     def text(self, value: str, node: Node) -> str:
-        def sub(m: re.Match[str]) -> str:
-            if m["esc"]:
-                return "$"
-            expr = m["braced"] if m["braced"] is not None else m["named"]
-            for op in (":-", ":?", ":+", "-", "?", "+"):
-                name, sep, arg = expr.partition(op)
-                if sep and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    break
-            else:
-                name, op, arg = expr, "", ""
-                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                    node.fail(f"invalid interpolation ${{{expr}}}")
-            present = name in self.env
-            val = self.env.get(name, "")
-            if op == ":-":
-                return val if val else self.text(arg, node)
-            if op == "-":
-                return val if present else self.text(arg, node)
-            if op == ":+":
-                return self.text(arg, node) if val else ""
-            if op == "+":
-                return self.text(arg, node) if present else ""
-            if op in (":?", "?") and (not present or (op == ":?" and not val)):
-                node.fail(f"required variable {name} is missing a value: {arg or 'unset'}")
-            if not present:
-                self.partial.warn(node.file, node.line, f"{node.path}: variable {name} is not set; using an empty string")
-            return val
+        def warn(message: str) -> None:
+            self.partial.warn(node.file, node.line, f"{node.path}: {message}")
 
-        return _VAR.sub(sub, value)
+        try:
+            return interpolate(value, self.env.get, warn)
+        except Interpolation as exc:
+            node.fail(str(exc))
+            raise  # not reached: fail raises
 
     def walk(self, value: Any, node: Node) -> Any:
         """``value`` with every string interpolated, containers marked with their file.
@@ -191,12 +174,12 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _project_env(directory: Path, env_file: Path | None) -> dict[str, str]:
+def _project_env(directory: Path, env_file: Path | None, partial: Partial) -> dict[str, str]:
     env: dict[str, str] = {}
     if env_file is not None:
-        env.update(read_env_file(env_file))
+        env.update(read_env_file(env_file, partial))
     elif (directory / ".env").is_file():
-        env.update(read_env_file(directory / ".env"))
+        env.update(read_env_file(directory / ".env", partial))
     env.update(os.environ)
     return env
 
@@ -223,9 +206,9 @@ def _services_of(source: str, doc: object, interp: _Interpolator, out: Partial, 
                 included = base / rel
                 if not included.is_file():
                     item.fail(f"included file {included} not found")
-                env = _project_env(project or included.parent, env_files[0] if env_files else None)
+                env = _project_env(project or included.parent, env_files[0] if env_files else None, out)
                 for extra in env_files[1:]:
-                    env.update(read_env_file(extra))
+                    env.update(read_env_file(extra, out))
                 docs = load_yaml_file(included)
                 for name, value in _services_of(str(included), docs[0], _Interpolator(env, out), out, depth + 1).items():
                     if name in result:
@@ -311,7 +294,7 @@ def read_compose(
 ) -> Partial:
     """Read one Compose project from its files, in ``-f`` order."""
     out = Partial()
-    env = _project_env(Path(docs[0][0]).parent, env_file)
+    env = _project_env(Path(docs[0][0]).parent, env_file, out)
     interp = _Interpolator(env, out)
     if not profiles and env.get("COMPOSE_PROFILES"):  # as Compose: the variable when no --profile is given
         profiles = [p.strip() for p in env["COMPOSE_PROFILES"].split(",") if p.strip()]
@@ -338,11 +321,27 @@ def read_compose(
         if name not in enabled:
             out.warn(source, snode.line, f"service {name} left out: its profiles {list(services[name]['profiles'])} are not active")
             continue
-        _service(name, snode, enabled, defined, out)
+        _service(name, snode, enabled, defined, out, env)
     return out
 
 
-def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: Partial) -> None:
+def _aliases(name: str, svc: dict[str, Node]) -> tuple[str, ...]:
+    """Other names the service answers to on the project's networks: its container name,
+    its hostname, and its network aliases."""
+    out: list[str] = []
+    for key in ("container_name", "hostname"):
+        if key in svc and isinstance(svc[key].value, str):
+            out.append(svc[key].value.lower())
+    nets = svc["networks"].value if "networks" in svc else None
+    if isinstance(nets, dict):
+        for spec in nets.values():
+            if isinstance(spec, dict) and isinstance(spec.get("aliases"), list):
+                out += [str(a).lower() for a in spec["aliases"]]
+    return tuple(a for a in dict.fromkeys(out) if a != name.lower())
+
+
+def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: Partial,
+             env: Mapping[str, str] | None = None) -> None:
     svc = snode.mapping(what="a service definition")
     source = snode.file
     for key, node in svc.items():
@@ -353,7 +352,7 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
     port = _published_port(svc["ports"]) if "ports" in svc else None
     check = _healthcheck(svc["healthcheck"]) if "healthcheck" in svc else None
     out.components.append(
-        Component(name=name, tier=tier, host=name, port=port, check=check,
+        Component(name=name, tier=tier, host=name, port=port, check=check, aliases=_aliases(name, svc),
                   evidence=(Evidence(source, snode.line, "compose.service"),))
     )
 
@@ -388,14 +387,24 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
         if key in svc and isinstance(svc[key].value, str) and svc[key].value.startswith("service:"):
             edge(svc[key].value[8:], svc[key], f"compose.{key}")
     environment = dict(svc["environment"].items()) if "environment" in svc else {}
+    shell = env or {}
     for key, value in environment.items():
         if value.value is not None:
             out.config.append(ConfigValue(name, value.scalar_text(), value.file, value.line, value.path, "compose.environment"))
+        elif key in shell:  # a bare key: the value comes from the shell and .env, as Compose does
+            out.config.append(ConfigValue(name, shell[key], value.file, value.line, value.path, "compose.environment"))
     if "env_file" in svc:
-        _env_files(name, svc["env_file"], set(environment), out)
+        if tier in INFRASTRUCTURE_TIERS:
+            # a database or cache handed the application's env file does not act on its
+            # connection strings: no start-up edge from it (its own 'environment:' counts)
+            node = svc["env_file"]
+            out.warn(node.file, node.line, f"{node.path}: {name} is a {tier}: the connection strings of its env_file "
+                                           "give it no start-up dependency")
+        else:
+            _env_files(name, svc["env_file"], set(environment), out, shell)
 
 
-def _env_files(name: str, node: Node, overridden: set[str], out: Partial) -> None:
+def _env_files(name: str, node: Node, overridden: set[str], out: Partial, env: Mapping[str, str]) -> None:
     """``env_file:`` entries (a path, a list of paths or of ``{path, required}``), read as
     Compose reads them; ``environment:`` wins for a key set in both."""
     seen: dict[str, ConfigValue] = {}
@@ -409,7 +418,7 @@ def _env_files(name: str, node: Node, overridden: set[str], out: Partial) -> Non
             if required:
                 spec["path"].fail(f"env file {path} not found")
             continue
-        values, lines, problems = read_env(path, strict=False)
+        values, lines, problems = read_env(path, env, strict=False)
         for line, message in problems:
             out.warn(str(path), line, message)
         for key, value in values.items():
