@@ -64,6 +64,13 @@ def run_up(args: argparse.Namespace) -> int:
     if args.dry_run:
         sys.stdout.write(render_start_plan(plan))
         return 0
+    waited = [st.name for st in plan.steps if st.start is None]
+    if waited:  # Compose and Kubernetes components: another tool starts them
+        checked = [st.name for st in plan.steps if st.start is None and st.check is not None]
+        print(f"strangler up: {len(waited)} component(s) have no start command here ({', '.join(waited[:6])}"
+              f"{', ...' if len(waited) > 6 else ''}): they are waited for, not started (start Compose services with "
+              "'docker compose up')" + (f"; the healthchecks of {', '.join(checked[:6])} run on this host, not in "
+                                        "their containers" if checked else ""), file=sys.stderr, flush=True)
     run = Run(plan, Limits(args.check_timeout, args.component_timeout, args.deadline), args.state_dir, _event)
     result = asyncio.run(_up(run, args.foreground))
     doc = timeline(run)

@@ -204,3 +204,24 @@ def test_up_waits_for_a_one_shot_job_to_complete_successfully(tmp_path: Path, st
             assert comps["app"]["started_at"] is None  # never started after a failed job
     finally:
         strangler("down", "--state-dir", str(tmp_path / "st"))
+
+
+def test_up_reads_compose_durations_and_says_what_it_does_not_start(tmp_path: Path) -> None:
+    """Issue 22, items 21-22: 'interval: 1s', 'timeout: 3s', 'start_period: 1m' parse as
+    Compose parses them (up crashed on them), and up says that it starts no Compose service
+    and runs their healthchecks on this host."""
+    from strangler_analyzer import load_estate
+    from tests.cli.helpers import strangler
+
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  db:\n    image: postgres:16\n    healthcheck: {test: [CMD, 'true'], interval: 1s, "
+                       "timeout: 1m30s, start_period: 500ms, retries: 3}\n  app:\n    image: shop/app\n"
+                       "    depends_on: {db: {condition: service_healthy}}\n")
+    (db,) = [c for c in load_estate([compose]).components if c.name == "db"]
+    assert db.check is not None and db.check.options == {"interval": "1", "timeout": "90", "start_period": "0.5", "retries": "3"}
+    r = strangler("up", str(compose), "--state-dir", str(tmp_path / "state"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "they are waited for, not started" in r.stderr and "the healthchecks of db run on this host" in r.stderr
+    compose.write_text(compose.read_text().replace("interval: 1s", "interval: soon"))
+    r = strangler("analyze", str(compose))
+    assert r.returncode == 1 and "compose.yaml:4" in r.stderr and "expected a duration such as 5s" in r.stderr

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -452,5 +453,36 @@ def _healthcheck(node: Node) -> Check | None:
         command = " ".join(map(str, test[1:])) if test[0] in ("CMD", "CMD-SHELL") else " ".join(map(str, test))
     else:
         command = str(test)
-    options: dict[str, str] = {k: str(hc[k].value) for k in ("interval", "timeout", "retries", "start_period") if k in hc}
+    options: dict[str, str] = {}
+    for key in ("interval", "timeout", "start_period", "start_interval"):
+        if key in hc:
+            seconds = duration(hc[key].scalar_text())
+            if seconds is None:
+                hc[key].fail(f"expected a duration such as 5s, 1m30s or 500ms, found {hc[key].value!r}")
+            options[key] = f"{seconds:g}"
+    if "retries" in hc:
+        options["retries"] = str(hc["retries"].integer(0))
     return Check("command", command, options)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float | None:
+    """Seconds in a Compose duration (Go's syntax: ``1m30s``, ``500ms``, ``2h``; a bare number
+    is seconds), or None if it is not one.
+
+    >>> duration("1m30s"), duration("300ms"), duration("5"), duration("5 s")
+    (90.0, 0.3, 5.0, None)
+    """
+    text = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m[1]) * _UNITS[m[2]]
+        pos = m.end()
+    return total if pos == len(text) and pos else None
