@@ -80,3 +80,25 @@ def test_a_database_handed_the_app_env_file_gets_no_edge_from_it(write) -> None:
     e = edges(estate)
     assert ("app", "cache") in e and ("app", "db") in e and ("db", "cache") not in e
     assert any("db is a database: the connection strings of its env_file" in w.message for w in estate.warnings)
+
+
+def test_telemetry_endpoints_are_soft_non_ordering_edges(write) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22, item 17: no application blocks its start on its trace collector or Sentry."""
+    services = "".join(
+        f"  app{i}:\n    image: shop/app{i}\n    environment:\n      OTEL_EXPORTER_OTLP_ENDPOINT: http://collector:4318\n"
+        f"      SENTRY_DSN: https://key@sentry:9000/2\n      STATSD: statsd-exporter:8125\n      DB: postgresql://db:5432/x\n"
+        for i in range(3))
+    compose = write("t/compose.yaml", "services:\n" + services + "  collector:\n    image: otel/opentelemetry-collector\n"
+                    "    environment: {DB: 'postgresql://db:5432/traces'}\n  sentry: {image: sentry}\n"
+                    "  statsd-exporter: {image: prom/statsd-exporter}\n  db: {image: postgres:16}\n")
+    from strangler_analyzer import analyze
+
+    estate = load_estate([compose])
+    e = edges(estate)
+    for i in range(3):
+        for dst in ("collector", "sentry", "statsd-exporter"):
+            assert e[(f"app{i}", dst)].strength == "soft" and not e[(f"app{i}", dst)].ordered
+        assert e[(f"app{i}", "db")].strength == "hard"
+    assert e[("collector", "db")].strength == "hard"  # a service named collector keeps its own hard edges
+    waves = analyze(estate).waves.waves
+    assert len(waves) == 2  # db, then everything else: the collector adds no wave

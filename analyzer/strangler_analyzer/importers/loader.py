@@ -8,6 +8,7 @@ is also where declarations and configuration are compared (drift).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -242,6 +243,25 @@ def _resolve(ep: Endpoint, by_host: Index, by_hp: PortIndex) -> list[str]:
 _DATA_SCHEMES = {"oracle", "mysql", "postgresql", "postgres", "sqlserver", "amqp", "amqps", "redis", "rediss", "mongodb", "ldap", "ldaps", "t3", "t3s", "db2", "kafka", "nats", "stomp"}
 
 
+# keys and ports of the telemetry and error-reporting endpoints applications send to when they
+# can (OpenTelemetry's OTLP, Jaeger, Zipkin, statsd, Datadog's agent, Sentry and the like)
+_TELEMETRY_KEY = re.compile(r"(?i)otel|otlp|jaeger|zipkin|statsd|sentry|datadog|\bdd_|^dd_|apm|tracing|tracer|telemetry|"
+                            r"honeycomb|newrelic|new_relic|elastic_apm|signalfx|lightstep|collector|metrics_(?:endpoint|url|host)")
+_TELEMETRY_PORTS = frozenset({4317, 4318, 14250, 14268, 6831, 6832, 9411, 8125, 8126, 55680, 55681})
+
+
+def is_telemetry(key: str, ep: Endpoint) -> bool:
+    """Whether a configured endpoint is telemetry: an application never blocks its start on it.
+
+    >>> is_telemetry("OTEL_EXPORTER_OTLP_ENDPOINT", Endpoint("http", "collector", 4318, ""))
+    True
+    >>> is_telemetry("DATABASE_URL", Endpoint("postgresql", "db", 5432, ""))
+    False
+    """
+    name = re.split(r"[ .]", key)[-1]  # the variable's own name, not the path to it (services.collector...)
+    return bool(_TELEMETRY_KEY.search(name)) or ep.port in _TELEMETRY_PORTS or ep.scheme in ("statsd", "sentry")
+
+
 def _config_edges(config: list[ConfigValue], components: Sequence[Component]) -> tuple[list[Edge], list[Warning_]]:
     by_host, by_hp = _index(components)
     edges: list[Edge] = []
@@ -257,9 +277,13 @@ def _config_edges(config: list[ConfigValue], components: Sequence[Component]) ->
                     warnings.append(Warning_(value.source, value.line, f"{value.owner} connects to {ep.host}:{ep.port or '?'} ({ep.scheme}), which no component in the input matches"))
                 continue
             detail = redact(f"{value.key}: {ep.raw}" if value.key else ep.raw)  # no secret in any output
+            # telemetry (traces, metrics, error reports) is sent when it can be: no one waits for it
+            soft = is_telemetry(value.key, ep)
             for dst in targets:
                 if dst != value.owner:
-                    edges.append(Edge(value.owner, dst, "hard", True, (Evidence(value.source, value.line, f"config.{value.origin}", detail),), declared=False))
+                    edges.append(Edge(value.owner, dst, "soft" if soft else "hard", not soft,
+                                      (Evidence(value.source, value.line, f"config.{value.origin}" + (".telemetry" if soft else ""),
+                                                detail),), declared=False))
     return edges, warnings
 
 
