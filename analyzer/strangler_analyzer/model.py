@@ -91,6 +91,7 @@ class Edge:
     ordered: bool
     evidence: tuple[Evidence, ...]
     declared: bool = True  # False when only configuration shows it
+    needs: bool = True  # False for pure ordering (systemd's After= alone): src runs without dst
 
     @property
     def key(self) -> tuple[str, str]:
@@ -158,6 +159,7 @@ def merge_edges(edges: Iterable[Edge]) -> tuple[Edge, ...]:
             ordered=ordered,
             evidence=old.evidence + tuple(ev for ev in e.evidence if ev not in old.evidence),
             declared=old.declared or e.declared,
+            needs=old.needs or e.needs,
         )
     return tuple(sorted(merged.values(), key=lambda e: e.key))
 

@@ -20,10 +20,10 @@ def test_requirement_and_ordering_kept_apart(fixtures) -> None:  # type: ignore[
     cache = e[("portal-app", "session-cache")]
     assert (cache.strength, cache.ordered) == ("hard", False)
     assert e[("session-cache", "postgresql")].evidence[0].kind == "systemd.BindsTo"
-    # units outside the input are external, with a warning
-    net = estate.component("network-online.target")
-    assert net is not None and net.external
-    assert any("network-online.target" in w.message for w in estate.warnings)
+    # After= a unit outside the input adds nothing (issue 22, item 14): no component, no wave
+    assert estate.component("network-online.target") is None
+    assert not any("network-online.target" in w.message for w in estate.warnings)
+    assert not any(w.source == "systemd" for w in estate.warnings)
     # Environment= connection strings are scanned
     assert any("db01:5432" in w.message for w in estate.warnings)
 
@@ -154,3 +154,26 @@ def test_the_machines_unit_directory_is_read_as_systemd_reads_it() -> None:
     assert not any(n.endswith("@") for n in names)  # templates are no components; their instances are
     linked = {p.name for d in shipped.glob("*.wants") for p in d.iterdir() if "@" in p.name and p.name.endswith(".service")}
     assert {n[: -len(".service")] for n in linked} <= names
+
+
+def test_after_alone_orders_but_is_no_dependency_and_etc_wins_over_lib(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22, items 13-15: impact does not list an After=-only unit as degraded; a unit
+    required from outside the input is external at the line that requires it; /etc wins."""
+    from strangler_analyzer import blast_radius, build_graph
+
+    etc, lib = tmp_path / "etc/systemd/system", tmp_path / "lib/systemd/system"
+    etc.mkdir(parents=True)
+    lib.mkdir(parents=True)
+    (lib / "db.service").write_text("[Service]\nExecStart=/usr/bin/db\n")
+    (lib / "app.service").write_text("[Unit]\nRequires=db.service\n[Service]\nExecStart=/usr/bin/app-from-lib\n")
+    (etc / "app.service").write_text("[Unit]\nAfter=db.service\nWants=metrics.service\n[Service]\nExecStart=/usr/bin/app\n")
+    estate = load_estate([lib, etc])
+    e = {x.key: x for x in estate.edges}
+    assert e[("app", "db")].ordered and not e[("app", "db")].needs  # /etc's unit: After= only
+    assert (estate.component("app").start or "").endswith("/usr/bin/app")  # type: ignore[union-attr]
+    assert any("is also in" in w.message and "lib/systemd" in w.source for w in estate.warnings)
+    impact = blast_radius(build_graph(estate), "db", {})
+    assert "app" not in impact.hard_dependents + impact.soft_dependents
+    metrics = estate.component("metrics")
+    assert metrics is not None and metrics.external
+    assert any(w.source.endswith("app.service") and w.line == 3 and "unit metrics is wanted or required" in w.message for w in estate.warnings)

@@ -31,8 +31,9 @@ def _reach(g: Graph, start: str, hard_only: bool, forward: bool) -> dict[str, in
             if m in seen:
                 continue
             u, v = (n, m) if forward else (m, n)
-            if hard_only and edge_of(g, u, v).strength != "hard":
-                continue
+            e = edge_of(g, u, v)
+            if not e.needs or (hard_only and e.strength != "hard"):
+                continue  # an order alone (After=) is no dependency: nothing fails or degrades with it
             seen[m] = seen[n] + 1
             queue.append(m)
     del seen[start]

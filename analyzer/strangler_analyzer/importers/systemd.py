@@ -3,9 +3,11 @@
 ``Requires=``/``BindsTo=``/``Requisite=`` make an edge hard, ``Wants=`` soft; ``After=`` orders
 it (and ``Before=`` on the other unit does too). ``Requires=`` without ``After=`` is a hard
 edge that does not order start-up: systemd starts both at once. Units outside the input
-that a unit needs or starts after (``network-online.target``) become external components,
-with a warning. ``Before=`` a unit outside the input (``Before=shutdown.target``, in most
-real units) orders nothing this estate starts, so it adds no edge.
+that a unit requires or wants become external components, with a warning. ``After=`` or
+``Before=`` alone is an order, not a dependency (nothing fails or degrades with the other
+unit), and only between units of the input: ``After=network-online.target`` outside the
+input adds nothing. A unit found in two directories is read from the one systemd reads
+first (``/etc``, then ``/run``, then ``/lib``).
 
 Read as systemd reads a unit directory:
 
@@ -170,6 +172,11 @@ def read_units(files: list[tuple[str, str]], extra: UnitDir | None = None) -> Pa
         full = Path(path).name
         if full in extra.masked or full in canon:
             continue
+        if full in texts:  # one unit in two directories: systemd reads /etc, then /run, then /lib
+            kept, other = sorted((texts[full], (path, text)), key=lambda pt: _precedence(pt[0]))
+            out.warn(other[0], None, f"unit {full} is also in {kept[0]}, which systemd reads first: this file is ignored")
+            texts[full] = kept
+            continue
         texts[full] = (path, text)
     parsed: dict[str, tuple[str, Sections]] = {}
 
@@ -280,17 +287,28 @@ def read_units(files: list[tuple[str, str]], extra: UnitDir | None = None) -> Pa
             out.edges.append(Edge(name, dep, strength, dep in ordered_after, tuple(ev)))  # type: ignore[arg-type]
         for dep, (oln, src, kind) in ordered_after.items():
             if dep not in required and dep != name and dep not in masked:
-                # After= alone orders two units only when both are started: soft, ordered.
-                out.edges.append(Edge(name, dep, "soft", True, (Evidence(src, oln, kind),)))
+                # After= alone orders two units only when both are started: an order, not a
+                # dependency (nothing fails with the other), and only between units of the input
+                if dep in defined:
+                    out.edges.append(Edge(name, dep, "soft", True, (Evidence(src, oln, kind),), needs=False))
     for dst_unit, src, path, bln, kind in befores:
         # ``src`` has Before=dst: dst is ordered after src, which matters only if dst is started here
         if dst_unit in defined and dst_unit != src:
-            out.edges.append(Edge(dst_unit, src, "soft", True, (Evidence(path, bln, kind),)))
+            out.edges.append(Edge(dst_unit, src, "soft", True, (Evidence(path, bln, kind),), needs=False))
     for dep in sorted({e.dst for e in out.edges} - defined):
+        first = next(e.evidence[0] for e in out.edges if e.dst == dep)
         out.components.append(Component(name=dep, tier="external", external=True, startup_seconds=0.0,
-                                        evidence=(Evidence("systemd", None, "systemd.external"),)))
-        out.warn("systemd", None, f"unit {dep} is referenced but not in the input; treated as external")
+                                        evidence=(Evidence(first.source, first.line, "systemd.external"),)))
+        out.warn(first.source, first.line, f"unit {dep} is wanted or required but not in the input; treated as external")
     return out
+
+
+def _precedence(path: str) -> int:
+    """systemd's unit search order: /etc before /run before /lib and /usr/lib (lower first)."""
+    for rank, part in enumerate(("/etc/systemd/", "/run/systemd/", "/lib/systemd/")):
+        if part in path:
+            return rank
+    return 3
 
 
 def _implicit(full: str, name: str, unit: Mapping[str, list[Setting]], service: Mapping[str, list[Setting]],
