@@ -173,8 +173,8 @@ def read_units(files: list[tuple[str, str]], extra: UnitDir | None = None) -> Pa
         if full in extra.masked or full in canon:
             continue
         if full in texts:  # one unit in two directories: systemd reads /etc, then /run, then /lib
-            kept, other = sorted((texts[full], (path, text)), key=lambda pt: _precedence(pt[0]))
-            out.warn(other[0], None, f"unit {full} is also in {kept[0]}, which systemd reads first: this file is ignored")
+            kept, dropped = sorted((texts[full], (path, text)), key=lambda pt: _precedence(pt[0]))
+            out.warn(dropped[0], None, f"unit {full} is also in {kept[0]}, which systemd reads first: this file is ignored")
             texts[full] = kept
             continue
         texts[full] = (path, text)
