@@ -102,3 +102,18 @@ def test_telemetry_endpoints_are_soft_non_ordering_edges(write) -> None:  # type
     assert e[("collector", "db")].strength == "hard"  # a service named collector keeps its own hard edges
     waves = analyze(estate).waves.waves
     assert len(waves) == 2  # db, then everything else: the collector adds no wave
+
+
+def test_a_folder_reads_what_docker_compose_reads_there(write) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22, item 5: compose.yaml and its override; alternatives are warnings, not merged."""
+    write("f/compose.yaml", "services:\n  app: {image: shop/app, depends_on: [db]}\n  db: {image: postgres:16}\n")
+    write("f/compose.override.yaml", "services:\n  app: {environment: {CACHE: 'redis://cache:6379'}}\n  cache: {image: redis:7}\n")
+    write("f/compose.prod.yaml", "services:\n  app: {depends_on: [vault]}\n  vault: {image: vault}\n")
+    write("f/sub/docker-compose.yml", "services:\n  other: {image: other}\n")
+    folder = write("f/compose.yaml", "services:\n  app: {image: shop/app, depends_on: [db]}\n  db: {image: postgres:16}\n").parent
+    estate = load_estate([folder])
+    assert {c.name for c in estate.components} == {"app", "db", "cache"}
+    said = [w for w in estate.warnings if "docker compose does not read" in w.message]
+    assert sorted(Path(w.source).name for w in said) == ["compose.prod.yaml", "docker-compose.yml"]
+    e = load_estate([folder / "compose.yaml", folder / "compose.prod.yaml"])  # named: read, merged in order
+    assert {c.name for c in e.components} == {"app", "db", "vault"}

@@ -77,8 +77,12 @@ def load_estate(
     """
     warnings: list[Warning_] = []
     files: list[Path] = []
+    project_of: dict[Path, Path] = {}  # a file found in a folder argument -> that folder
     for p in paths:
-        files += _files(Path(p), True, warnings)
+        found = _files(Path(p), True, warnings)
+        if Path(p).is_dir():
+            project_of.update((f, Path(p)) for f in found)
+        files += found
     files = _order_compose(files)
     compose_docs: list[tuple[str, object]] = []
     k8s_docs: list[tuple[str, object]] = []
@@ -113,6 +117,13 @@ def load_estate(
         if kind == "kubernetes":
             k8s_docs += [(str(f), d) for d in docs]
         elif kind == "compose":
+            folder = project_of.get(f)
+            if folder is not None and f not in compose_files(folder):
+                # docker compose run in that folder reads its compose.yaml and override only
+                warnings.append(Warning_(str(f), None, f"a Compose file docker compose does not read in {folder} "
+                                         "(it reads compose.yaml or docker-compose.yml and its override): not merged; "
+                                         "name it as a file argument to analyse it"))
+                continue
             compose_docs.append((str(f), docs[0]))
         elif kind == "inventory":
             parts.append(read_inventory(docs[0], str(f)))
@@ -171,6 +182,17 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ConfigError(Location(str(path)), f"cannot read file: {exc.strerror}") from None
+
+
+def compose_files(folder: Path) -> tuple[Path, ...]:
+    """What ``docker compose`` reads in ``folder``: the first of ``COMPOSE_NAMES`` there and
+    its override file."""
+    for name in COMPOSE_NAMES:
+        main = folder / name
+        if main.is_file():
+            override = folder / name.replace(".y", ".override.y", 1)
+            return (main, override) if override.is_file() else (main,)
+    return ()
 
 
 def _order_compose(files: list[Path]) -> list[Path]:
