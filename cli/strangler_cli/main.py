@@ -48,6 +48,19 @@ def _version() -> str:
         return "unknown"
 
 
+def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """Options anywhere on the line, between positionals too (``impact a.yaml --env-file F db``):
+    a command without actions of its own is parsed intermixed (argparse cannot do that with
+    subparsers, so the command's own parser does it)."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command = sub.choices.get(words[0]) if sub is not None and words else None
+    if command is None or any(isinstance(a, argparse._SubParsersAction) for a in command._actions):
+        return parser.parse_args(words)
+    args: argparse.Namespace = command.parse_intermixed_args(words[1:])
+    setattr(args, sub.dest, words[0])  # type: ignore[union-attr]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words[0] if words else None)
@@ -55,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if words and words[0] == "wait" and "--" in words:  # strangler wait TARGET... -- COMMAND ARGS
         cut = words.index("--")
         words, command = words[:cut], words[cut + 1:]
-    args = parser.parse_args(words)
+    args = _parse(parser, words)
     if command:
         args.exec = command
     try:

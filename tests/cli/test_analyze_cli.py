@@ -66,3 +66,19 @@ def test_unknown_component_and_kind() -> None:
     assert r.returncode == 1 and "unknown file kind" in r.stderr
     r = strangler("analyze", "--example", "nothing")
     assert r.returncode == 1 and "unknown example 'nothing'" in r.stderr
+
+
+def test_options_anywhere_on_the_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22, item 20: impact FILES... COMPONENT with --env-file (or any option) anywhere."""
+    from tests.cli.helpers import strangler
+
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  app:\n    image: a\n    environment: {DB: 'postgresql://${DBHOST}:5432/x'}\n"
+                       "  db: {image: postgres:16}\n")
+    env = tmp_path / "vars.env"
+    env.write_text("DBHOST=db\n")
+    for line in (["impact", str(compose), "db", "--env-file", str(env)],
+                 ["impact", str(compose), "--env-file", str(env), "db"],
+                 ["impact", "--format", "json", str(compose), "--env-file", str(env), "db"]):
+        r = strangler(*line)
+        assert r.returncode == 0 and "app" in r.stdout, (line, r.stderr)

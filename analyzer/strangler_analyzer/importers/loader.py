@@ -79,10 +79,10 @@ def load_estate(
     files: list[Path] = []
     project_of: dict[Path, Path] = {}  # a file found in a folder argument -> that folder
     for p in paths:
-        found = _files(Path(p), True, warnings)
+        listed = _files(Path(p), True, warnings)
         if Path(p).is_dir():
-            project_of.update((f, Path(p)) for f in found)
-        files += found
+            project_of.update((f, Path(p)) for f in listed)
+        files += listed
     files = _order_compose(files)
     compose_docs: list[tuple[str, object]] = []
     k8s_docs: list[tuple[str, object]] = []
