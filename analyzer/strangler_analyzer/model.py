@@ -25,7 +25,7 @@ CheckKind = Literal["tcp", "http", "command", "file", "log", "postgres", "redis"
 #: candidates (the web tier is where the strangler proxy goes, not what it replaces).
 INFRASTRUCTURE_TIERS = frozenset(
     {"database", "datastore", "cache", "search", "broker", "erp", "directory", "external",
-     "storage", "web", "proxy", "loadbalancer", "monitoring", "mail"}
+     "storage", "web", "proxy", "loadbalancer", "monitoring", "mail", "admin"}
 )
 
 DEFAULT_STARTUP_SECONDS = 1.0
@@ -76,6 +76,7 @@ class Component:
     aliases: tuple[str, ...] = ()
     external: bool = False
     evidence: tuple[Evidence, ...] = ()
+    role: str = "service"  # "service" runs on; "job" runs once (a Job, a oneshot unit); "unit" (a systemd target...)
 
     @property
     def candidate(self) -> bool:
@@ -223,6 +224,7 @@ def merge_components(components: Iterable[Component]) -> tuple[Component, ...]:
             start=old.start or c.start,
             aliases=tuple(sorted(set(old.aliases) | set(c.aliases))),
             external=old.external and c.external,
+            role=old.role if old.role != "service" else c.role,
             evidence=old.evidence + c.evidence,
         )
     return tuple(sorted(merged.values(), key=lambda c: c.name))

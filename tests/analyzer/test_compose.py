@@ -110,7 +110,7 @@ def test_infrastructure_images_are_never_extraction_candidates(write) -> None:  
 
     path = write("compose.yaml", "services:\n  sql: {image: 'mcr.microsoft.com/mssql/server:2022-latest'}\n"
                                  "  mq: {image: eclipse-mosquitto}\n  traces: {image: jaegertracing/all-in-one}\n"
-                                 "  orders: {image: 'ghcr.io/acme/orders:1', depends_on: [sql, mq, traces]}\n")
+                                 "  orders: {image: 'ghcr.io/acme/orders:1', ports: ['8080'], depends_on: [sql, mq, traces]}\n")
     result = analyze(load_estate([path]))
     assert [c.component for c in result.candidates] == ["orders"]
 

@@ -36,7 +36,8 @@ def test_impact_and_plan() -> None:
     doc = json.loads(r.stdout)
     assert "tomcat-1" in doc["hard_dependents"] and doc["upstream"] == []
     r = strangler("plan", "--example", "portal")
-    assert r.returncode == 0 and "Extract erp-adapter first" in r.stdout
+    assert r.returncode == 0 and "Extract tomcat-2 first" in r.stdout
+    assert "erp-adapter: serves no port" in r.stdout  # the plan says why each is left out
 
 
 def test_bad_input_is_one_line_exit_1_no_traceback(tmp_path: Path) -> None:

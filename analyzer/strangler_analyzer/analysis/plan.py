@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from strangler_analyzer.analysis.graph import Graph
 
 from strangler_analyzer.analysis.waves import CriticalPath, Waves
-from strangler_analyzer.model import Component, Edge, Estate, Evidence, merge_edges
+from strangler_analyzer.model import INFRASTRUCTURE_TIERS, Component, Edge, Estate, Evidence, merge_edges
 
 WEIGHTS = {
     "fan_in": 0.25, "fan_out": 0.15, "wave_depth": 0.10,
@@ -58,7 +58,34 @@ class Extraction:
     waves_after: tuple[tuple[str, ...], ...]
 
 
-def rank_candidates(g: Graph, waves: Waves, path: CriticalPath) -> tuple[Candidate, ...]:
+def exclusions(estate: Estate) -> dict[str, str]:
+    """Why each component that is no extraction candidate is not one. A candidate is code a
+    team owns that serves requests (a port, or a URL other components call) and runs on:
+    not a datastore or bought product, not a one-shot job, not a systemd target or mount,
+    not a worker that serves nothing."""
+    routed = {e.dst for e in estate.edges
+              if any("http://" in ev.detail or "https://" in ev.detail for ev in e.evidence)}
+    out: dict[str, str] = {}
+    for c in estate.components:
+        if c.external:
+            out[c.name] = "outside the input"
+        elif c.tier in INFRASTRUCTURE_TIERS:
+            out[c.name] = f"a {c.tier} (infrastructure: {_why_tier(c)})"
+        elif c.role == "job":
+            out[c.name] = "a one-shot job: it runs once and serves nothing"
+        elif c.role == "unit":
+            out[c.name] = f"a systemd {c.name.rpartition('.')[2] or 'unit'}: it groups or mounts, it serves nothing"
+        elif not c.port and c.name not in routed:
+            out[c.name] = "serves no port, and no component calls it by URL: a worker, not a module behind a proxy"
+    return out
+
+
+def _why_tier(c: Component) -> str:
+    return next((ev.detail for ev in c.evidence if ev.kind == "tier" and ev.detail), "its tier")
+
+
+def rank_candidates(g: Graph, waves: Waves, path: CriticalPath, excluded: dict[str, str] | None = None
+                    ) -> tuple[Candidate, ...]:
     wave_of = waves.index()
     last = max(len(waves.waves) - 1, 1)
     cyclic = {n for group in waves.cyclic for n in group}
@@ -74,7 +101,7 @@ def rank_candidates(g: Graph, waves: Waves, path: CriticalPath) -> tuple[Candida
     out = []
     for n, data in g.nodes(data=True):
         comp = data["component"]
-        if not comp.candidate:
+        if not comp.candidate or (excluded is not None and n in excluded):
             continue
         measures = {
             "fan_in": float(g.out_degree(n)),

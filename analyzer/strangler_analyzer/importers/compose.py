@@ -25,9 +25,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from dataclasses import replace
 from typing import Any, cast
 
-from strangler_analyzer.importers.base import ConfigValue, Partial, tier_from_image
+from strangler_analyzer.importers.base import TIER_LABELS, ConfigValue, Partial, infer_tier
 from strangler_analyzer.importers.envfiles import read_env
 from strangler_analyzer.importers.interpolate import Interpolation, interpolate
 from strangler_analyzer.model import INFRASTRUCTURE_TIERS, Check, Component, Edge, Evidence
@@ -323,6 +324,40 @@ def read_compose(
             out.warn(source, snode.line, f"service {name} left out: its profiles {list(services[name]['profiles'])} are not active")
             continue
         _service(name, snode, enabled, defined, out, env)
+    # a service others wait to complete (service_completed_successfully) is a one-shot job
+    jobs = {e.dst for e in out.edges if any(ev.kind == "compose.depends_on.service_completed_successfully" for ev in e.evidence)}
+    out.components = [replace(c, role="job") if c.name in jobs else c for c in out.components]
+    return out
+
+
+def _tier_label(svc: dict[str, Node]) -> str | None:
+    """``labels: {strangler.tier: database}`` (or the list form ``strangler.tier=database``)."""
+    labels = svc["labels"].value if "labels" in svc else None
+    if isinstance(labels, dict):
+        return next((str(labels[k]) for k in TIER_LABELS if k in labels), None)
+    if isinstance(labels, list):
+        for item in labels:
+            key, _, value = str(item).partition("=")
+            if key in TIER_LABELS:
+                return value
+    return None
+
+
+def _env_keys(svc: dict[str, Node]) -> list[str]:
+    env = svc["environment"].value if "environment" in svc else None
+    if isinstance(env, dict):
+        return [str(k) for k in env]
+    return [str(item).split("=", 1)[0] for item in env] if isinstance(env, list) else []
+
+
+def _ports(svc: dict[str, Node]) -> list[int]:
+    """Container ports: ``ports:`` targets and ``expose:``."""
+    out: list[int] = []
+    for key in ("ports", "expose"):
+        for item in (svc[key].value if key in svc else None) or ():
+            target = item.get("target") if isinstance(item, dict) else str(item).split("/")[0].rsplit(":", 1)[-1].split("-")[0]
+            if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+                out.append(int(target))
     return out
 
 
@@ -349,12 +384,13 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
         if key not in IGNORED_KEYS and key not in INTERPRETED_KEYS and not key.startswith("x-"):
             out.warn(node.file, node.line, f"{node.path}: key {key!r} is not part of the Compose spec; ignored")
     image = svc["image"].scalar_text() if "image" in svc else ""
-    tier = tier_from_image(image)
     port = _published_port(svc["ports"]) if "ports" in svc else None
     check = _healthcheck(svc["healthcheck"]) if "healthcheck" in svc else None
+    tier, why = infer_tier(image, check.target if check else "", _env_keys(svc), _ports(svc), _tier_label(svc))
     out.components.append(
         Component(name=name, tier=tier, host=name, port=port, check=check, aliases=_aliases(name, svc),
-                  evidence=(Evidence(source, snode.line, "compose.service"),))
+                  evidence=(Evidence(source, snode.line, "compose.service"),)
+                  + ((Evidence(source, snode.line, "tier", why),) if tier != "app" else ()))
     )
 
     def edge(dst: str, node: Node, kind: str, strength: str = "hard") -> None:

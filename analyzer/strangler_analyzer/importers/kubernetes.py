@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from strangler_analyzer.importers.base import ConfigValue, Partial, tier_from_image
+from strangler_analyzer.importers.base import TIER_LABELS, ConfigValue, Partial, infer_tier
 from strangler_analyzer.model import Check, Component, Evidence
 from strangler_common import Node
 
@@ -127,23 +127,40 @@ def read_kubernetes(docs: Sequence[tuple[str, Any]]) -> Partial:
                 out.config.append(ConfigValue(name, " ".join(words), init.file, init.line, f"{init.path} (init container)", "k8s.init"))
             _env(name, inf, configmaps, out)
         kind = doc.mapping()["kind"].string()
+        tier, why = _tier_from(doc, pod, port)
         out.components.append(
-            Component(name=name, host=name.lower(), port=port, check=check,
-                      tier=_tier_from(pod), aliases=tuple(sorted(aliases[name])),
-                      evidence=(Evidence(doc.file, doc.line, f"k8s.{kind}"),))
+            Component(name=name, host=name.lower(), port=port, check=check, role="job" if kind in ("Job", "CronJob") else "service",
+                      tier=tier, aliases=tuple(sorted(aliases[name])),
+                      evidence=(Evidence(doc.file, doc.line, f"k8s.{kind}"),)
+                      + ((Evidence(doc.file, doc.line, "tier", why),) if tier != "app" else ()))
         )
     return out
 
 
-def _tier_from(pod: Node) -> str:
+def _tier_from(doc: Node, pod: Node, port: int | None) -> tuple[str, str]:
+    """The tier from the workload's evidence: a ``strangler.io/tier`` annotation, the
+    containers' images, then their environment keys and ports."""
+    annotations: dict[str, object] = {}
+    for holder in (doc, pod):
+        meta = holder.value.get("metadata") if isinstance(holder.value, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
+            annotations.update(meta["annotations"])
+    override = next((str(annotations[k]) for k in TIER_LABELS if k in annotations), None)
+    images: list[str] = []
+    env_keys: list[str] = []
+    ports: list[int] = [port] if port else []
     containers = pod.mapping().get("containers")
     for c in containers.sequence() if containers else []:
-        image = c.mapping().get("image")
-        if image is not None:
-            tier = tier_from_image(image.scalar_text())
-            if tier != "app":
-                return tier
-    return "app"
+        f = c.value if isinstance(c.value, dict) else {}
+        if isinstance(f.get("image"), str):
+            images.append(f["image"])
+        env_keys += [str(e.get("name")) for e in f.get("env") or () if isinstance(e, dict)]
+        ports += [p["containerPort"] for p in f.get("ports") or () if isinstance(p, dict) and isinstance(p.get("containerPort"), int)]
+    for image in images:
+        tier, why = infer_tier(image, override=override)
+        if tier != "app":
+            return tier, why
+    return infer_tier(env_keys=env_keys, ports=ports, override=override)
 
 
 def _env(owner: str, container: dict[str, Node], configmaps: dict[str, Node], out: Partial) -> None:

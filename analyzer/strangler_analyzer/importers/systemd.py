@@ -245,9 +245,12 @@ def read_units(files: list[tuple[str, str]], extra: UnitDir | None = None) -> Pa
         if full.endswith(".socket") and name not in plain:
             befores.append(("sockets.target", name, path, None, "systemd.default"))
         start = " ".join(v for v, _, _ in service.get("ExecStart", [])) or None
+        kind = full.rpartition(".")[2]
+        oneshot = service.get("Type", [("", 0, path)])[-1][0].strip() == "oneshot"
         out.components.append(
             Component(name=name, start=start, evidence=(Evidence(path, 1, "systemd.unit"),),
-                      tier=_tier(unit.get("Description", [("", 0, path)])[0][0], name))
+                      tier=_tier(unit.get("Description", [("", 0, path)])[0][0], name),
+                      role="unit" if kind != "service" else "job" if oneshot else "service")
         )
         for key in ("Environment", "ExecStart", "ExecStartPre"):
             for value, ln, src in service.get(key, []):

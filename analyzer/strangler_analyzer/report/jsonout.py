@@ -5,6 +5,7 @@ Keys are never renamed within a ``schema`` version; new keys may be added.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from strangler_analyzer.analysis import Analysis, Impact
@@ -15,7 +16,8 @@ __all__ = ["analysis_json", "impact_json"]  # public (the CLI's and loadtests' i
 SCHEMA = "strangler.analysis/1"
 
 
-def component_json(c: Component, wave: int | None) -> dict[str, Any]:
+def component_json(c: Component, wave: int | None, excluded: Mapping[str, str] | None = None) -> dict[str, Any]:
+    why = (excluded or {}).get(c.name)
     return {
         "name": c.name,
         "tier": c.tier,
@@ -26,7 +28,9 @@ def component_json(c: Component, wave: int | None) -> dict[str, Any]:
         "check": c.check.to_json() if c.check else None,
         "start": c.start,
         "external": c.external,
-        "candidate": c.candidate,
+        "candidate": c.candidate and why is None,
+        **({"not_candidate": why} if why else {}),
+        "role": c.role,
         "wave": wave,
         "evidence": [ev.to_json() for ev in c.evidence],
     }
@@ -38,6 +42,7 @@ def edge_json(e: Edge) -> dict[str, Any]:
         "to": e.dst,
         "strength": e.strength,
         "ordered": e.ordered,
+        "needs": e.needs,  # false: an order alone (systemd's After=), nothing fails with it
         "declared": e.declared,
         "config_derived": not e.declared,  # merge_edges keeps declared iff any evidence declares it
         "evidence": [ev.to_json() for ev in e.evidence],
@@ -49,7 +54,7 @@ def analysis_json(a: Analysis) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "sources": list(a.estate.sources),
-        "components": [component_json(c, wave_of.get(c.name)) for c in a.estate.components],
+        "components": [component_json(c, wave_of.get(c.name), a.excluded) for c in a.estate.components],
         "edges": [edge_json(e) for e in a.estate.edges],
         "waves": [list(w) for w in a.waves.waves],
         "shutdown": [list(w) for w in a.waves.shutdown],

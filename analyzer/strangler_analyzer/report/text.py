@@ -123,4 +123,6 @@ def render_plan(a: Analysis, top: int) -> str:
                   "New network edges that need readiness checks:"]
         lines += [f"  {s} -> {d}" for s, d in x.new_edges] or ["  (none)"]
         lines += ["Start-up waves after extraction:"] + [f"  {i}. {', '.join(w)}" for i, w in enumerate(x.waves_after, 1)]
+    if a.excluded:
+        lines += ["", "Not candidates:"] + [f"  {name}: {why}" for name, why in sorted(a.excluded.items())]
     return "\n".join(lines) + "\n"
