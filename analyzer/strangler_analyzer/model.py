@@ -77,6 +77,7 @@ class Component:
     external: bool = False
     evidence: tuple[Evidence, ...] = ()
     role: str = "service"  # "service" runs on; "job" runs once (a Job, a oneshot unit); "unit" (a systemd target...)
+    namespace: str | None = None  # Kubernetes: names resolve in the workload's own namespace first
 
     @property
     def candidate(self) -> bool:

@@ -112,7 +112,16 @@ def load_estate(
         if f.suffix not in (".yaml", ".yml"):
             config_files.append(f)
             continue
-        docs = load_yaml_file(f)
+        try:
+            docs = load_yaml_file(f)
+        except ConfigError as exc:
+            if f not in project_of:  # a file named on the command line: its error ends the run
+                raise
+            # one file of a folder (an unrendered Helm template, a broken example) does not
+            # end the run: it is left out, said at its line
+            warnings.append(Warning_(str(f), exc.location.line, f"cannot be read as YAML, left out: {exc.message}"
+                                     + (" (a Helm template: analyse 'helm template' output)" if "{{" in _read_text(f) else "")))
+            continue
         kind = _yaml_kind(docs)
         if kind == "kubernetes":
             k8s_docs += [(str(f), d) for d in docs]
@@ -286,6 +295,7 @@ def is_telemetry(key: str, ep: Endpoint) -> bool:
 
 def _config_edges(config: list[ConfigValue], components: Sequence[Component]) -> tuple[list[Edge], list[Warning_]]:
     by_host, by_hp = _index(components)
+    namespace = {c.name: c.namespace for c in components}
     edges: list[Edge] = []
     warnings: list[Warning_] = []
     for value in config:
@@ -294,8 +304,12 @@ def _config_edges(config: list[ConfigValue], components: Sequence[Component]) ->
             endpoints = [Endpoint("tcp", w.lower(), None, w) for w in value.text.replace(";", " ").split() if w.lower() in by_host]
         for ep in endpoints:
             targets = _resolve(ep, by_host, by_hp)
+            own = namespace.get(value.owner)
+            if len(targets) > 1 and own is not None:  # a Service name resolves in the caller's namespace first
+                targets = [t for t in targets if namespace.get(t) == own] or targets
             if not targets:
-                if ep.scheme in _DATA_SCHEMES and ep.host not in ("localhost", "127.0.0.1"):
+                internal = ep.scheme in ("http", "https") and ("." not in ep.host or ep.host.endswith((".svc", ".cluster.local", ".local")))
+                if (ep.scheme in _DATA_SCHEMES or internal) and ep.host not in ("localhost", "127.0.0.1"):
                     warnings.append(Warning_(value.source, value.line, f"{value.owner} connects to {ep.host}:{ep.port or '?'} ({ep.scheme}), which no component in the input matches"))
                 continue
             detail = redact(f"{value.key}: {ep.raw}" if value.key else ep.raw)  # no secret in any output
