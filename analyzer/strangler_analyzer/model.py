@@ -78,6 +78,7 @@ class Component:
     evidence: tuple[Evidence, ...] = ()
     role: str = "service"  # "service" runs on; "job" runs once (a Job, a oneshot unit); "unit" (a systemd target...)
     namespace: str | None = None  # Kubernetes: names resolve in the workload's own namespace first
+    image: str | None = None  # the container image (Compose, Kubernetes): exports keep it
 
     @property
     def candidate(self) -> bool:
@@ -226,6 +227,7 @@ def merge_components(components: Iterable[Component]) -> tuple[Component, ...]:
             aliases=tuple(sorted(set(old.aliases) | set(c.aliases))),
             external=old.external and c.external,
             role=old.role if old.role != "service" else c.role,
+            image=old.image or c.image,
             evidence=old.evidence + c.evidence,
         )
     return tuple(sorted(merged.values(), key=lambda c: c.name))

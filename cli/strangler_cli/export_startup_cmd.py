@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from strangler_analyzer import EXPORTERS
 from strangler_analyzer import start_plan
@@ -22,5 +23,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_export(args: argparse.Namespace) -> int:
     est = estate(args)
     start_plan(est)  # refuse to export an order that cannot start
-    write_output(EXPORTERS[args.to](est), args.output)
+    warnings: list[str] = []
+    text = EXPORTERS[args.to](est, warnings)
+    head = [f"# Written by strangler export-startup --to {args.to}."]
+    head += [f"# warning: {comment(w)}" for w in warnings]
+    for w in warnings:  # every dependency the target cannot carry is said, never silent
+        print(f"strangler export-startup: warning: {w}", file=sys.stderr)
+    write_output("\n".join(head) + "\n" + text, args.output)
     return 0
+
+
+def comment(text: str) -> str:
+    """One comment line: no line break in a name can end it."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)

@@ -225,3 +225,37 @@ def test_up_reads_compose_durations_and_says_what_it_does_not_start(tmp_path: Pa
     compose.write_text(compose.read_text().replace("interval: 1s", "interval: soon"))
     r = strangler("analyze", str(compose))
     assert r.returncode == 1 and "compose.yaml:4" in r.stderr and "expected a duration such as 5s" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["compose", "systemd", "kubernetes"])
+def test_every_example_round_trips_its_waves_and_keeps_images(tmp_path: Path, kind: str) -> None:
+    """Issue 22, item 23: the bundled examples exported and read back start in the same waves;
+    images are kept; the portal's hard cycle is refused with the cut that breaks it."""
+    from strangler_analyzer import example_path
+    from tests.cli.helpers import strangler
+
+    before = analyze(load_estate([example_path("shop-compose")])).waves.waves
+    r = strangler("export-startup", "--example", "shop-compose", "--to", kind)
+    assert r.returncode == 0, r.stderr
+    if kind == "systemd":
+        for chunk in r.stdout.split("# file: ")[1:]:
+            name, _, body = chunk.partition("\n")
+            (tmp_path / name).write_text(body)
+    else:
+        (tmp_path / ("compose.yaml" if kind == "compose" else "manifests.yaml")).write_text(r.stdout)
+        assert "image: nginx:1.27" in r.stdout and ":latest" not in r.stdout.replace("shop/storefront:latest", "")
+    assert analyze(load_estate([tmp_path])).waves.waves == before
+    if kind == "kubernetes":
+        assert "image: busybox:1.36" in r.stdout and "strangler:latest" not in r.stdout
+    r = strangler("export-startup", "--example", "portal", "--to", kind)
+    assert r.returncode == 1 and "hard dependencies form a cycle" in r.stderr
+
+
+def test_a_dependency_an_export_cannot_carry_is_a_warning(tmp_path: Path) -> None:
+    from tests.cli.helpers import strangler
+
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  app: {image: shop/app, depends_on: [worker]}\n  worker: {image: shop/worker}\n")
+    r = strangler("export-startup", str(compose), "--to", "kubernetes")
+    assert r.returncode == 0 and "app -> worker: worker has no port in the input" in r.stderr
+    assert "# warning: app -> worker" in r.stdout

@@ -388,7 +388,8 @@ def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: 
     check = _healthcheck(svc["healthcheck"]) if "healthcheck" in svc else None
     tier, why = infer_tier(image, check.target if check else "", _env_keys(svc), _ports(svc), _tier_label(svc))
     out.components.append(
-        Component(name=name, tier=tier, host=name, port=port, check=check, aliases=_aliases(name, svc),
+        Component(name=name, tier=tier, host=name, port=port or next(iter(_ports(svc)), None), check=check,
+                  aliases=_aliases(name, svc), image=image or None,
                   evidence=(Evidence(source, snode.line, "compose.service"),)
                   + ((Evidence(source, snode.line, "tier", why),) if tier != "app" else ()))
     )

@@ -162,9 +162,12 @@ def read_kubernetes(docs: Sequence[tuple[str, Any]]) -> Partial:
             _env(name, ns, inf, configmaps, out)
         kind = doc.mapping()["kind"].string()
         tier, why = _tier_from(doc, pod, port)
+        listed = containers.sequence() if containers else []
+        image = listed[0].value.get("image") if listed and isinstance(listed[0].value, dict) else None
         out.components.append(
             Component(name=name, host=name.lower(), port=port, check=check, role="job" if kind in ("Job", "CronJob") else "service",
                       tier=tier, aliases=tuple(sorted(aliases[id(doc)] - {name.lower()})), namespace=ns,
+                      image=image if isinstance(image, str) else None,
                       evidence=(Evidence(doc.file, doc.line, f"k8s.{kind}"),)
                       + ((Evidence(doc.file, doc.line, "tier", why),) if tier != "app" else ()))
         )

@@ -3,12 +3,16 @@
 - Compose: ``depends_on`` with ``condition: service_healthy`` on every hard dependency that
   has a readiness check (``service_started`` otherwise; soft ordered ones ``required:
   false``), and healthchecks derived from the checks.
-- Kubernetes: per component a Deployment whose init containers run ``strangler wait`` on
-  each hard dependency, with a startup probe from its check, and a Service for its port.
+- Kubernetes: per component a Deployment whose init containers wait (busybox's ``nc`` or
+  ``wget``, in a loop) for each hard dependency's Service, with a startup probe from its
+  check, and a Service for its port (the component's, else the one the connection strings
+  name).
 - systemd: per component a unit with ``Requires=``/``After=`` (``Wants=`` for soft ordered
   dependencies) and ``ExecStartPre=strangler wait`` on the hard ones.
 
-Reading an exported Compose file back with the analyzer gives the same waves.
+Images are kept (``nginx:1.27`` stays ``nginx:1.27``; ``NAME:latest`` only where no
+input names one). Every dependency an export cannot carry is a warning, never silent.
+Reading any export back with the analyzer gives the same waves.
 """
 
 from __future__ import annotations
@@ -19,11 +23,32 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from strangler_analyzer.importers.connstrings import endpoints_in
 from strangler_analyzer.model import Check, Component, Estate
 
-__all__ = ["EXPORTERS"]  # public (the CLI's and loadtests' imports are checked against it)
+__all__ = ["EXPORTERS", "WAIT_IMAGE"]  # public (the CLI's and loadtests' imports are checked against it)
 
 Target = Literal["compose", "kubernetes", "systemd"]
+WAIT_IMAGE = "busybox:1.36"  # a public image with nc and wget: the init containers' wait loop
+
+
+def _image(c: Component, warnings: list[str]) -> str:
+    if c.image:
+        return c.image
+    warnings.append(f"{c.name}: no input names its image; written as {c.name}:latest, replace it")
+    return f"{c.name}:latest"
+
+
+def _seen_ports(estate: Estate) -> dict[str, int]:
+    """The port other components' connection strings name for a component (``db:5432``)."""
+    names = {c.name: {c.name.lower(), *c.aliases} for c in estate.components}
+    out: dict[str, int] = {}
+    for e in estate.edges:
+        for ev in e.evidence:
+            for ep in endpoints_in(ev.detail.split(": ", 1)[-1]) if ev.detail else ():
+                if ep.port and ep.host.split(".")[0] in names.get(e.dst, ()) and e.dst not in out:
+                    out[e.dst] = ep.port
+    return out
 
 
 def wait_target(c: Component) -> str | None:
@@ -67,13 +92,13 @@ def _deps(estate: Estate, name: str) -> tuple[list[str], list[str]]:
     return hard, soft
 
 
-def to_compose(estate: Estate) -> str:
+def to_compose(estate: Estate, warnings: list[str]) -> str:
     by_name = {c.name: c for c in estate.components}
     services: dict[str, Any] = {}
     for c in estate.components:
         if c.external:
             continue
-        svc: dict[str, Any] = {"image": f"{c.name}:latest"}
+        svc: dict[str, Any] = {"image": _image(c, warnings)}
         if c.start:
             svc["command"] = ["sh", "-c", c.start]
         if c.check is not None:
@@ -83,19 +108,24 @@ def to_compose(estate: Estate) -> str:
         for d in hard:
             if not by_name[d].external:
                 dep[d] = {"condition": "service_healthy" if by_name[d].check is not None else "service_started"}
+            else:
+                warnings.append(f"{c.name} -> {d}: {d} is outside the input: not carried")
         for d in soft:
             if not by_name[d].external:
                 dep[d] = {"condition": "service_started", "required": False}
         if dep:
             svc["depends_on"] = dep
         services[c.name] = svc
-    header = "# Written by strangler export-startup: replace each image with the real one.\n"
-    return header + yaml.safe_dump({"services": services}, sort_keys=False)
+    return yaml.safe_dump({"services": services}, sort_keys=False)
 
 
 def _port(c: Component) -> int | None:
     if c.port:
         return c.port
+    if c.check is not None and c.check.kind == "command":  # curl http://localhost:8080/health
+        found = [ep.port for ep in endpoints_in(c.check.target) if ep.port and ep.host in ("localhost", "127.0.0.1", c.name)]
+        if found:
+            return found[0]
     if c.check is not None and c.check.kind in ("tcp", "http", "postgres", "redis"):
         target = c.check.target if c.check.kind != "tcp" else f"tcp://{c.check.target}"
         parts = urlsplit(target)
@@ -103,32 +133,35 @@ def _port(c: Component) -> int | None:
     return None
 
 
-def _cluster_target(c: Component) -> str | None:
-    """In a cluster a component is reached by its Service name, not by its inventory host."""
-    port = _port(c)
-    if port is None:
-        return None
-    if c.check is not None and c.check.kind == "http":
-        parts = urlsplit(c.check.target)
-        return f"{parts.scheme}://{c.name}:{port}{parts.path or '/'}"
-    return f"tcp://{c.name}:{port}"
+def _cluster_target(c: Component, seen: dict[str, int]) -> tuple[str, int] | None:
+    """In a cluster a component is reached by its Service name and port."""
+    port = _port(c) or seen.get(c.name)
+    return None if port is None else (c.name, port)
 
 
-def to_kubernetes(estate: Estate) -> str:
+def to_kubernetes(estate: Estate, warnings: list[str]) -> str:
     by_name = {c.name: c for c in estate.components}
+    seen = _seen_ports(estate)
     docs: list[dict[str, Any]] = []
     for c in estate.components:
         if c.external:
             continue
-        hard, _ = _deps(estate, c.name)
+        hard, soft = _deps(estate, c.name)
         inits = []
         for d in hard:
-            target = _cluster_target(by_name[d])
-            if target is not None:
-                inits.append({"name": f"wait-{d}"[:63], "image": "strangler:latest",
-                              "command": ["strangler", "wait", target, "--timeout", "600"]})
-        container: dict[str, Any] = {"name": c.name, "image": f"{c.name}:latest"}
-        port = _port(c)
+            target = _cluster_target(by_name[d], seen)
+            if target is None:
+                warnings.append(f"{c.name} -> {d}: {d} has no port in the input (none published, none in a connection "
+                                "string): no init container waits for it")
+                continue
+            host, dport = target
+            inits.append({"name": f"wait-{d}"[:63], "image": WAIT_IMAGE,
+                          "env": [{"name": "WAIT_FOR", "value": f"{host}:{dport}"}],
+                          "command": ["sh", "-c", f"until nc -z {host} {dport}; do sleep 1; done"]})
+        for d in soft:
+            warnings.append(f"{c.name} -> {d}: an optional dependency; Kubernetes starts {c.name} without waiting")
+        container: dict[str, Any] = {"name": c.name, "image": _image(c, warnings)}
+        port = _port(c) or seen.get(c.name)
         if port:
             container["ports"] = [{"containerPort": port}]
         if c.check is not None:
@@ -160,7 +193,7 @@ def _k8s_probe(c: Component) -> dict[str, Any]:
     return probe
 
 
-def to_systemd(estate: Estate) -> str:
+def to_systemd(estate: Estate, warnings: list[str]) -> str:
     """All units in one text, each introduced by a ``# file: NAME.service`` line."""
     by_name = {c.name: c for c in estate.components}
     out = []
@@ -182,6 +215,8 @@ def to_systemd(estate: Estate) -> str:
             target = wait_target(by_name[d])
             if target is not None:
                 lines.append(f"ExecStartPre=strangler wait {shlex.quote(target)} --timeout 600")
+            elif by_name[d].external:
+                warnings.append(f"{c.name} -> {d}: {d} is outside the input: not carried")
         lines.append(f"ExecStart={c.start or '/bin/true'}")
         lines += ["Restart=on-failure", "", "[Install]", "WantedBy=multi-user.target", ""]
         out.append("\n".join(lines))
