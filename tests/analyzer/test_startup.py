@@ -151,6 +151,16 @@ def test_wait_exit_codes_and_exec(tmp_path: Path) -> None:
     assert r.returncode == 1 and "not found" in r.stderr
 
 
+def write_export(kind: str, text: str, folder: Path) -> None:
+    """An export as files the analyzer reads: one unit file per ``# file:`` part for systemd."""
+    if kind == "systemd":
+        for chunk in text.split("# file: ")[1:]:
+            name, _, body = chunk.partition("\n")
+            (folder / name).write_text(body)
+    else:
+        (folder / ("compose.yaml" if kind == "compose" else "manifests.yaml")).write_text(text)
+
+
 @pytest.mark.parametrize("kind", ["compose", "systemd", "kubernetes"])
 def test_exports_round_trip_to_the_same_waves(tmp_path: Path, kind: str) -> None:
     inv = estate(tmp_path, [component("db", 15432, 1, []), component("app", 18080, 1, ["db"]),
@@ -160,12 +170,7 @@ def test_exports_round_trip_to_the_same_waves(tmp_path: Path, kind: str) -> None
     out.mkdir()
     r = strangler("export-startup", str(inv), "--to", kind)
     assert r.returncode == 0, r.stderr
-    if kind == "systemd":
-        for chunk in r.stdout.split("# file: ")[1:]:
-            name, _, body = chunk.partition("\n")
-            (out / name).write_text(body)
-    else:
-        (out / ("compose.yaml" if kind == "compose" else "manifests.yaml")).write_text(r.stdout)
+    write_export(kind, r.stdout, out)
     after = analyze(load_estate([out])).waves.waves
     assert after == before
 
@@ -237,12 +242,8 @@ def test_every_example_round_trips_its_waves_and_keeps_images(tmp_path: Path, ki
     before = analyze(load_estate([example_path("shop-compose")])).waves.waves
     r = strangler("export-startup", "--example", "shop-compose", "--to", kind)
     assert r.returncode == 0, r.stderr
-    if kind == "systemd":
-        for chunk in r.stdout.split("# file: ")[1:]:
-            name, _, body = chunk.partition("\n")
-            (tmp_path / name).write_text(body)
-    else:
-        (tmp_path / ("compose.yaml" if kind == "compose" else "manifests.yaml")).write_text(r.stdout)
+    write_export(kind, r.stdout, tmp_path)
+    if kind != "systemd":
         assert "image: nginx:1.27" in r.stdout and ":latest" not in r.stdout.replace("shop/storefront:latest", "")
     assert analyze(load_estate([tmp_path])).waves.waves == before
     if kind == "kubernetes":
