@@ -260,3 +260,15 @@ def test_a_dependency_an_export_cannot_carry_is_a_warning(tmp_path: Path) -> Non
     r = strangler("export-startup", str(compose), "--to", "kubernetes")
     assert r.returncode == 0 and "app -> worker: worker has no port in the input" in r.stderr
     assert "# warning: app -> worker" in r.stdout
+
+
+def test_up_and_analyze_agree_on_waves_and_the_critical_path() -> None:
+    """Issue 22, item 22: one computation for both (an optional dependency ordered in one and
+    not the other; ties on the critical path broken two ways)."""
+    from strangler_analyzer import example_path, start_plan
+
+    for profiles in ([], ["search", "debug"]):
+        e = load_estate([example_path("shop-compose")], profiles=profiles)
+        a, p = analyze(e), start_plan(e)
+        assert (a.waves.waves, a.critical_path.components, a.critical_path.seconds) == \
+            (p.waves, p.critical_path, p.critical_seconds)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from strangler_analyzer.analysis.cycles import find_cycles
-from strangler_analyzer.analysis.graph import Graph
-from strangler_analyzer.analysis.waves import startup_waves
+from strangler_analyzer.analysis.graph import Graph, build_graph, ordering_graph
+from strangler_analyzer.analysis.waves import critical_path, startup_waves
 from strangler_analyzer.errors import AnalyzerError
 from strangler_analyzer.model import Check, Estate
 
@@ -66,23 +66,23 @@ def start_plan(estate: Estate) -> StartPlan:
             for c in cycles
         )
         raise StartCycleError(f"hard dependencies form a cycle, so nothing in it can start: {report}")
-    waves = startup_waves(g)
+    # waves and the critical path exactly as ``analyze`` computes them (every ordered edge,
+    # optional ones too: Compose starts a service after its required: false dependencies);
+    # only hard ones gate a start on readiness
+    full = build_graph(estate)
+    waves = startup_waves(full)
     wave_of = waves.index()
+    path = critical_path(full)
     earliest: dict[str, float] = {}
-    for name in nx.topological_sort(g):
-        earliest[name] = max((earliest[p] + g.nodes[p]["seconds"] for p in g.predecessors(name)), default=0.0)
-    ready = {n: earliest[n] + g.nodes[n]["seconds"] for n in g}
-    last = max(ready, key=lambda n: (ready[n], n)) if ready else None
-    path: list[str] = []
-    while last is not None:
-        path.append(last)
-        preds = list(g.predecessors(last))
-        last = max(preds, key=lambda p: (ready[p], p)) if preds else None
+    order = nx.condensation(ordering_graph(full))
+    for part in nx.topological_sort(order):
+        for name in order.nodes[part]["members"]:
+            earliest[name] = max((earliest[p] + full.nodes[p]["seconds"] for p in full.predecessors(name)
+                                  if full.edges[p, name]["edge"].ordered and p in earliest), default=0.0)
     jobs = {e.dst for e in gating if any(ev.kind == COMPLETES for ev in e.evidence)}
     steps = tuple(
         Step(c.name, wave_of[c.name], c.start, c.check, tuple(sorted(g.predecessors(c.name))), c.startup_seconds, earliest[c.name],
              c.name in jobs)
         for c in sorted(estate.components, key=lambda c: (wave_of[c.name], c.name))
     )
-    total = max(ready.values(), default=0.0)
-    return StartPlan(steps, waves.waves, round(total, 6), tuple(reversed(path)))
+    return StartPlan(steps, waves.waves, path.seconds, path.components)
