@@ -99,3 +99,14 @@ def test_sigkill_during_a_stream_of_transitions_loses_nothing_committed(tmp_path
     assert len(reasons) - len(acked) <= 1  # at most the one in flight when the kill came, committed unacknowledged
     weight = p2.admin_call("GET", "/modules/cases").json()["weight"]
     assert weight == ledger[-1]["detail"]["weight"]
+
+
+def test_a_weight_on_a_module_outside_canary_is_refused_with_what_to_send(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Issue 26, item 4: 'release set --weight 20' on a legacy module stored a weight nothing used."""
+    routes = routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url},
+                         MODULE.replace("stage: canary", "stage: legacy"))
+    p = start_proxy(routes)
+    r = p.admin_call("PATCH", "/modules/cases", json={"weight": 20})
+    assert r.status_code == 409 and 'send {"stage": "canary", "weight": 20}' in r.json()["error"]
+    assert p.admin_call("GET", "/ledger").json() == []  # nothing recorded
+    assert p.admin_call("PATCH", "/modules/cases", json={"stage": "canary", "weight": 20}).json()["weight"] == 20

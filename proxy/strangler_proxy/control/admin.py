@@ -140,6 +140,10 @@ def build_admin(
             return JSONResponse({"error": f"stage: expected one of {', '.join(STAGES)}, found {stage!r}"}, 400)
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100):
             return JSONResponse({"error": f"weight: expected a number from 0 to 100, found {weight!r}"}, 400)
+        if weight is not None and (stage or m.stage) != "canary":
+            # a weight means something in canary only: said, not stored to surprise later
+            return JSONResponse({"error": f"module {m.name} is {stage or m.stage}: a weight applies to the canary stage; "
+                                          f"send {{\"stage\": \"canary\", \"weight\": {weight}}} to start a canary"}, 409)
         if stage == "retired" and m.stage != "retired" and controller is not None:
             refusal = await offload(controller.retire_refusal, m)
             if refusal:
