@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from strangler_common import UsageError
 from strangler_analyzer import analyze, blast_radius, build_graph
 from strangler_analyzer import what_ifs
 from strangler_analyzer import FORMATS, render
@@ -79,6 +80,9 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def run_impact(args: argparse.Namespace) -> int:
     *paths, component = args.args
+    if not paths and not args.example:
+        raise UsageError(f"impact needs the estate's files and then a COMPONENT (found only {component!r}); "
+                         "e.g. strangler impact compose.yaml db, or strangler impact --example portal erp")
     est = estate(args, paths)
     result = analyze(est, extraction=False)
     impact = blast_radius(build_graph(est), component, result.waves.index())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from strangler_common import StranglerError
+from strangler_common import StranglerError, UsageError
 
 if TYPE_CHECKING:
     from strangler_cli.demo.estate import DemoEstate
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     import httpx  # here, not at the top: every strangler command would pay for it
     from strangler_cli.demo.estate import DemoEstate
 
+    if not args.step_seconds > 0:
+        raise UsageError(f"--step-seconds: expected a number of seconds above 0, found {args.step_seconds:g}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="strangler-demo-"))
     estate = DemoEstate(workdir, proxy_port=args.port)
     stop = threading.Event()

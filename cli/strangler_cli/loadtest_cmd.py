@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from strangler_common import StranglerError
+from strangler_common import StranglerError, UsageError
 
 if TYPE_CHECKING:
     from strangler_cli.demo.estate import DemoEstate
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from strangler_cli.demo.estate import DemoEstate, routes_yaml
 
     if args.scenario not in SCENARIOS:
-        raise StranglerError(f"unknown scenario {args.scenario!r}; expected one of: {', '.join(SCENARIOS)}")
+        raise UsageError(f"unknown scenario {args.scenario!r}; expected one of: {', '.join(SCENARIOS)}")
     if not LOCUSTFILE.is_file():
         raise StranglerError(f"{LOCUSTFILE}: not found: this installation of strangler is incomplete (reinstall it)")
     try:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise StranglerError("locust is not installed: pip install 'strangler[load]'") from None
     if args.users < 1 or args.processes < 1:
-        raise StranglerError("--users and --processes must be at least 1")
+        raise UsageError("--users and --processes must be at least 1")
     args.report_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"strangler-loadtest-{args.scenario}-"))
     stages = STAGES[args.scenario]

@@ -1,7 +1,8 @@
 """``strangler``: one subcommand per module; the one place errors become exit codes.
 
-Exit codes: 0 success; 1 a user error (bad input, a failed gate) with a one-line message;
-2 a usage error (argparse); 3 a bug, with its traceback.
+Exit codes: 0 success; 1 bad input (a file, a value, a refused change) with a one-line
+message; 2 a usage error (a missing or malformed argument); 3 a bug, with its traceback;
+4 a gate that did not pass (``shadow report --gate``); 124 ``wait`` timed out; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from strangler_common import StranglerError
+from strangler_common import StranglerError, UsageError
 
 #: each command and the module that registers it, in ``--help`` order. A command line naming
 #: one imports only that module (as pip's command registry does): ``strangler analyze`` need
@@ -63,7 +64,12 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] == "analyse":  # the British spelling, as an alias
+        words[0] = "analyze"
     parser = build_parser(words[0] if words else None)
+    if not words:  # no command: what there is to do, not an error
+        parser.print_help()
+        return 0
     command: list[str] = []
     if words and words[0] == "wait" and "--" in words:  # strangler wait TARGET... -- COMMAND ARGS
         cut = words.index("--")
@@ -73,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.exec = command
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"strangler {args.command}: error: {exc} (see strangler {args.command} --help)", file=sys.stderr)
+        return 2
     except StranglerError as exc:
         print(f"strangler: error: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from strangler_common import StranglerError
+from strangler_common import StranglerError, UsageError
 from strangler_proxy import default_path, token_path
 
 
@@ -76,16 +76,16 @@ def run(args: argparse.Namespace) -> int:
     from strangler_proxy import run_proxy
 
     if args.workers < 1:
-        raise StranglerError(f"--workers: expected at least 1, found {args.workers}")
+        raise UsageError(f"--workers: expected at least 1, found {args.workers}")
     if not args.drain_timeout >= 0:
-        raise StranglerError(f"--drain-timeout: expected seconds >= 0, found {args.drain_timeout}")
+        raise UsageError(f"--drain-timeout: expected seconds >= 0, found {args.drain_timeout}")
     health = None if args.health_path == "off" else args.health_path
     if health is not None and (not health.startswith("/") or len(health.rstrip("/")) < 2):
-        raise StranglerError(f"--health-path: expected a path prefix such as /_strangler (or 'off'), found {health!r}")
+        raise UsageError(f"--health-path: expected a path prefix such as /_strangler (or 'off'), found {health!r}")
     try:
         admin = None if args.admin == "off" else hostport(args.admin)
     except argparse.ArgumentTypeError as exc:
-        raise StranglerError(f"--admin: {exc}") from None
+        raise UsageError(f"--admin: {exc}") from None
     from strangler_proxy import is_loopback
 
     if admin is not None and not is_loopback(admin[0]):

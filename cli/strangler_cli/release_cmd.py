@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 
-from strangler_common import StranglerError
+from strangler_common import StranglerError, UsageError
 from strangler_proxy import RELEASE_ACTIONS
 from strangler_proxy import default_path, token_path
 
@@ -115,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "leftovers":
         return _leftovers(args)
     if args.action != "status" and not args.module:
-        raise StranglerError(f"release {args.action} needs a MODULE")
+        raise UsageError(f"release {args.action} needs a MODULE")
+    if args.action == "set" and (args.weight is None or not 0 <= args.weight <= 100):
+        raise UsageError("release set needs --weight from 0 to 100")
     try:
         _call(args, "GET", "/healthz")
     except httpx.ConnectError:
@@ -136,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(1)
         if args.action == "set":
             if args.weight is None or not 0 <= args.weight <= 100:
-                raise StranglerError("release set needs --weight from 0 to 100")
+                raise UsageError("release set needs --weight from 0 to 100")
             result = _call(args, "PATCH", f"/modules/{args.module}", {"weight": args.weight, "reason": "release set"})
         else:
             result = _call(args, "POST", f"/releases/{args.module}",
@@ -197,7 +199,7 @@ def _offline(args: argparse.Namespace) -> int:
     try:
         if args.action == "set":
             if args.weight is None or not 0 <= args.weight <= 100:
-                raise StranglerError("release set needs --weight from 0 to 100")
+                raise UsageError("release set needs --weight from 0 to 100")
             store.set(args.module, None, args.weight, actor, "release set (proxy down)")
         elif args.routes is None:  # abort, without the plan
             old = store.release(args.module)

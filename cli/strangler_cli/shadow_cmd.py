@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from strangler_common import StranglerError
+from strangler_common import StranglerError, UsageError
+
+GATE_FAILED = 4  # its own exit code: CI tells a failed gate from bad input (1)
 from strangler_proxy import default_path
 
 
@@ -33,7 +35,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.state is None and args.routes is None:
         raise StranglerError("name the state store with --state, or the route table with --routes")
     if args.gate is not None and not 0 <= args.gate <= 1:
-        raise StranglerError(f"--gate: expected a rate from 0 to 1, found {args.gate}")
+        raise UsageError(f"--gate: expected a rate from 0 to 1, found {args.gate}")
     table = load_routes(args.routes) if args.routes else None
     state = args.state or default_path(args.routes)
     if not state.exists():
@@ -58,5 +60,5 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         print(report_text(reports, args.gate), end="")
     if args.gate is not None:
-        return 0 if reports and all(r.passes(args.gate) for r in reports) else 1
+        return 0 if reports and all(r.passes(args.gate) for r in reports) else GATE_FAILED
     return 0

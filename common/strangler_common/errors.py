@@ -16,6 +16,11 @@ class StranglerError(Exception):
     """Base of every error a user can act on."""
 
 
+class UsageError(StranglerError):
+    """The command line itself is wrong (a missing argument, a value out of range): exit 2,
+    as argparse's own usage errors."""
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where in which file a value was found: ``file:line: key.path``."""

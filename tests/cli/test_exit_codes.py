@@ -1,0 +1,47 @@
+"""The CLI's exit codes keep the README's promise (issue 23, item 1): 0 success, 1 bad input,
+2 a usage error, 3 a bug only, 4 a gate that did not pass. Table-driven over every
+subcommand's usage errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.helpers import strangler
+
+USAGE = [
+    ("release", "promote"), ("release", "set", "orders"), ("release", "status", "--format", "xml"),
+    ("loadtest", "nosuch"), ("impact", "db"), ("demo", "--step-seconds", "-1"),
+    ("proxy", "--routes", "r.yaml", "--workers", "0"), ("proxy", "--routes", "r.yaml", "--admin", "nohost"),
+    ("analyze", "--format", "pdf"), ("routes",), ("routes", "explain", "r.yaml"), ("wait",), ("schema", "nosuch"),
+    ("shadow", "report", "--gate", "2", "--state", "x"), ("export-startup", "--to", "nomad"), ("nosuchcommand",),
+]
+
+
+@pytest.mark.parametrize("line", USAGE, ids=[" ".join(x) for x in USAGE])
+def test_usage_errors_exit_2_with_a_one_line_reason(line: tuple[str, ...], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    r = strangler(*line, cwd=tmp_path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and "error:" in r.stderr
+
+
+def test_no_command_prints_the_help_and_analyse_is_an_alias() -> None:
+    r = strangler()
+    assert r.returncode == 0 and "COMMAND" in r.stdout and "analyze" in r.stdout
+    r = strangler("analyse", "--example", "portal", "--format", "json")
+    assert r.returncode == 0 and '"components"' in r.stdout
+
+
+def test_a_failed_gate_is_4_and_bad_input_is_1(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from strangler_proxy import ShadowStore, default_path  # noqa: F401  # the state the report reads
+
+    routes = tmp_path / "r.yaml"
+    routes.write_text("upstreams: {legacy: 'http://127.0.0.1:9', svc: 'http://127.0.0.1:10'}\nmodules:\n"
+                      "  cases: {match: {path_prefix: /c}, service: svc, stage: shadow}\n")
+    r = strangler("analyze", str(tmp_path / "missing.yaml"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    state = tmp_path / "state.sqlite3"
+    from strangler_proxy import open_store
+
+    open_store(state).close()
+    r = strangler("shadow", "report", "--routes", str(routes), "--state", str(state), "--gate", "0.9")
+    assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
