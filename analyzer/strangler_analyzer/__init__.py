@@ -32,14 +32,14 @@ def example_path(name: str) -> Path:
 
 
 def load_inputs(paths: list[str], example: str | None = None, profiles: list[str] | None = None,
-                env_file: str | None = None) -> Estate:
+                env_file: str | None = None, lenient: bool = False) -> Estate:
     """The estate of the command line: files and folders, and a bundled example by name."""
     all_paths: list[str | Path] = list(paths)
     if example:
         all_paths.append(example_path(example))
     if not all_paths:
         raise AnalyzerError("no input: name files or directories, or --example portal")
-    return load_estate(all_paths, profiles or [], env_file)
+    return load_estate(all_paths, profiles or [], env_file, lenient)
 
 
 __all__ = [

@@ -14,7 +14,10 @@ def add_inputs(p: argparse.ArgumentParser, paths_required: bool = False) -> None
     p.add_argument("--example", metavar="NAME", help="analyse a bundled example estate (portal, shop-compose)")
     p.add_argument("--profile", action="append", default=[], help="activate a Compose profile (repeatable)")
     p.add_argument("--env-file", metavar="FILE", help="Compose interpolation variables (default: .env beside the first file)")
+    p.add_argument("--lenient", action="store_true",
+                   help="read on past keys outside the Compose spec (warned) instead of stopping at them")
 
 
 def estate(args: argparse.Namespace, paths: list[str] | None = None) -> Estate:
-    return load_inputs(args.paths if paths is None else paths, args.example, args.profile, args.env_file)
+    return load_inputs(args.paths if paths is None else paths, args.example, args.profile, args.env_file,
+                       getattr(args, "lenient", False))

@@ -73,10 +73,35 @@ def test_undefined_service_is_an_error(write) -> None:  # type: ignore[no-untype
         load_estate([path])
 
 
-def test_unknown_service_key_is_a_warning(write) -> None:  # type: ignore[no-untyped-def]
-    path = write("compose.yaml", "services:\n  app:\n    image: a\n    colour: red\n")
-    estate = load_estate([path])
-    assert any("'colour' is not part of the Compose spec" in w.message and w.line == 4 for w in estate.warnings)
+def test_unknown_service_key_is_an_error_unless_lenient(write) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23, item 2: 'depends_onn:' changed the waves with only a warning at the bottom."""
+    path = write("compose.yaml", "services:\n  app:\n    image: a\n    depends_onn: [db]\n  db: {image: postgres}\n")
+    with pytest.raises(ConfigError, match=r"compose.yaml:4: services.app.depends_onn: key 'depends_onn' is not part of "
+                                          r"the Compose spec \(did you mean 'depends_on'\?\); --lenient"):
+        load_estate([path])
+    estate = load_estate([path], lenient=True)
+    assert any("'depends_onn' is not part of the Compose spec" in w.message and w.line == 4 for w in estate.warnings)
+
+
+@pytest.mark.parametrize("text, found", [
+    ("", "an empty file"), ("hello: world\n", "top-level keys hello"),
+    ("service:\n  app: {image: a}\n", "top-level keys service (did you mean 'services:'?)"),
+])
+def test_a_named_file_that_is_no_estate_is_an_error(write, text: str, found: str) -> None:  # type: ignore[no-untyped-def]
+    from strangler_analyzer.errors import AnalyzerError
+
+    path = write("x.yaml", text)
+    with pytest.raises(AnalyzerError) as err:
+        load_estate([path])
+    assert "x.yaml:1: expected a Compose file ('services:')" in str(err.value) and str(err.value).endswith("found " + found)
+
+
+def test_an_empty_folder_is_an_error(tmp_path: Path) -> None:
+    from strangler_analyzer.errors import AnalyzerError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AnalyzerError, match="nothing the analyzer reads"):
+        load_estate([tmp_path / "empty"])
 
 
 def test_bad_condition_names_its_key(write) -> None:  # type: ignore[no-untyped-def]

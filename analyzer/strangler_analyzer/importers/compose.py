@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -292,7 +293,7 @@ def _referenced(docs: Sequence[tuple[str, object]]) -> set[Path]:
 
 
 def read_compose(
-    docs: Sequence[tuple[str, object]], profiles: Sequence[str] = (), env_file: Path | None = None
+    docs: Sequence[tuple[str, object]], profiles: Sequence[str] = (), env_file: Path | None = None, lenient: bool = False
 ) -> Partial:
     """Read one Compose project from its files, in ``-f`` order."""
     out = Partial()
@@ -323,7 +324,7 @@ def read_compose(
         if name not in enabled:
             out.warn(source, snode.line, f"service {name} left out: its profiles {list(services[name]['profiles'])} are not active")
             continue
-        _service(name, snode, enabled, defined, out, env)
+        _service(name, snode, enabled, defined, out, env, lenient)
     # a service others wait to complete (service_completed_successfully) is a one-shot job
     jobs = {e.dst for e in out.edges if any(ev.kind == "compose.depends_on.service_completed_successfully" for ev in e.evidence)}
     out.components = [replace(c, role="job") if c.name in jobs else c for c in out.components]
@@ -377,12 +378,16 @@ def _aliases(name: str, svc: dict[str, Node]) -> tuple[str, ...]:
 
 
 def _service(name: str, snode: Node, enabled: set[str], defined: set[str], out: Partial,
-             env: Mapping[str, str] | None = None) -> None:
+             env: Mapping[str, str] | None = None, lenient: bool = False) -> None:
     svc = snode.mapping(what="a service definition")
     source = snode.file
     for key, node in svc.items():
         if key not in IGNORED_KEYS and key not in INTERPRETED_KEYS and not key.startswith("x-"):
-            out.warn(node.file, node.line, f"{node.path}: key {key!r} is not part of the Compose spec; ignored")
+            close = difflib.get_close_matches(key, sorted(IGNORED_KEYS | INTERPRETED_KEYS), 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if not lenient:  # docker compose refuses it too: a typo would change the waves unseen
+                node.fail(f"key {key!r} is not part of the Compose spec{hint}; --lenient reads on without it")
+            out.warn(node.file, node.line, f"{node.path}: key {key!r} is not part of the Compose spec{hint}; ignored")
     image = svc["image"].scalar_text() if "image" in svc else ""
     port = _published_port(svc["ports"]) if "ports" in svc else None
     check = _healthcheck(svc["healthcheck"]) if "healthcheck" in svc else None

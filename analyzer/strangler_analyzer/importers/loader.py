@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from strangler_analyzer.errors import InputError, UnknownInputError
+from strangler_analyzer.errors import AnalyzerError, InputError, UnknownInputError
 from strangler_analyzer.importers.base import ConfigValue, Partial
 from strangler_analyzer.importers.compose import read_compose
 from strangler_analyzer.importers.connstrings import Endpoint, endpoints_in, redact
@@ -29,6 +29,20 @@ Kind = Literal["inventory", "compose", "kubernetes", "systemd", "config"]
 CONFIG_SUFFIXES = {".properties", ".xml", ".conf", ".ini", ".env", ".cfg", ".toml", ".json", ".yaml", ".yml", ".txt", ".config"}
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv"}
+
+
+def _not_an_estate(docs: list[Any]) -> str:
+    """Why a YAML file named on the command line is none of the kinds the analyzer reads."""
+    first = docs[0] if docs else None
+    if first is None:
+        found = "an empty file"
+    elif isinstance(first, dict):
+        keys = ", ".join(map(str, list(first)[:5]))
+        found = f"top-level keys {keys}" + (" (did you mean 'services:'?)" if "service" in first else "")
+    else:
+        found = f"a {type(first).__name__}"
+    return ("expected a Compose file ('services:'), Kubernetes manifests ('apiVersion:' and 'kind:') or an inventory "
+            f"('components:'); found {found}")
 
 
 def _yaml_kind(docs: list[Any]) -> Kind:
@@ -68,7 +82,7 @@ def _files(path: Path, explicit: bool, warnings: list[Warning_]) -> list[Path]:
 
 
 def load_estate(
-    paths: Sequence[str | Path], profiles: Sequence[str] = (), env_file: str | Path | None = None
+    paths: Sequence[str | Path], profiles: Sequence[str] = (), env_file: str | Path | None = None, lenient: bool = False
 ) -> Estate:
     """Read every path (files or directories, any mix of kinds) into one estate.
 
@@ -123,6 +137,8 @@ def load_estate(
                                      + (" (a Helm template: analyse 'helm template' output)" if "{{" in _read_text(f) else "")))
             continue
         kind = _yaml_kind(docs)
+        if kind == "config" and f not in project_of:  # named on the command line: it must be one we read
+            raise InputError(Location(str(f), 1), _not_an_estate(docs))
         if kind == "kubernetes":
             k8s_docs += [(str(f), d) for d in docs]
         elif kind == "compose":
@@ -142,7 +158,7 @@ def load_estate(
         # a Compose project's .env holds interpolation variables, read by read_compose
         compose_dirs = {Path(src).parent for src, _ in compose_docs}
         config_files = [f for f in config_files if not (f.name == ".env" and f.parent in compose_dirs)]
-        parts.append(read_compose(compose_docs, profiles, Path(env_file) if env_file else None))
+        parts.append(read_compose(compose_docs, profiles, Path(env_file) if env_file else None, lenient))
     elif env_file is not None and not Path(env_file).is_file():
         raise ConfigError(Location(str(env_file)), "env file not found")
     if k8s_docs:
@@ -151,6 +167,10 @@ def load_estate(
         names = {Path(p).name for p, _ in units}
         unit_dir.aliases = {a: t for a, t in unit_dir.aliases.items() if t in names}  # else read under its own name
         parts.append(read_units(units, unit_dir))
+    if not parts and not config_files and not units:
+        named = ", ".join(str(p) for p in paths)
+        raise AnalyzerError(f"{named}: nothing the analyzer reads (a Compose file, Kubernetes manifests, systemd units, an "
+                            "inventory YAML, or config files of components)")
     whole = Partial()
     for part in parts:
         whole.extend(part)
