@@ -6,6 +6,7 @@ import argparse
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from strangler_common import StranglerError, UsageError
@@ -52,23 +53,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _token(given: str | None, state: Path) -> str:
+def _token(given: str | None, state: Path) -> tuple[str, Callable[[], None] | None]:
+    """The admin token, and what stores a new one: called only once the proxy listens, so a
+    start refused for its inputs (a missing route file, a port in use) leaves no file."""
     token = given or os.environ.get("STRANGLER_ADMIN_TOKEN")
     if token:
-        return token
+        return token, None
     path = token_path(state)
     try:
         if path.exists():
-            return path.read_text().strip()
-        state.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
+            return path.read_text().strip(), None
     except OSError as exc:
-        raise StranglerError(f"{path}: cannot store the admin token: {exc.strerror}") from None
-    print(f"strangler proxy: admin token written to {path}", file=sys.stderr)
-    return token
+        raise StranglerError(f"{path}: cannot read the admin token: {exc.strerror}") from None
+    token = secrets.token_urlsafe(24)
+
+    def store() -> None:
+        try:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+        except OSError as exc:
+            raise StranglerError(f"{path}: cannot store the admin token: {exc.strerror}") from None
+        print(f"strangler proxy: admin token written to {path}", file=sys.stderr)
+
+    return token, store
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         raise StranglerError("--local-state applies with a postgresql:// --state only (else --state is the local file)")
     local = args.local_state or default_path(args.routes)
     state = Path(args.state) if args.state and not shared else local
-    token = _token(args.admin_token, state) if admin is not None else ""
+    token, store_token = _token(args.admin_token, state) if admin is not None else ("", None)
     return run_proxy(ServeOptions(routes=args.routes, listen=args.listen, admin=admin, workers=args.workers,
                               state=state, token=token, access_log=args.access_log, shared_state=shared,
                               health_prefix=health, drain_timeout=args.drain_timeout, tls_cert=args.tls_cert,
-                              tls_key=args.tls_key, tokens_file=args.admin_tokens))
+                              tls_key=args.tls_key, tokens_file=args.admin_tokens, ready=store_token))

@@ -56,6 +56,7 @@ class ServeOptions:
     tls_cert: Path | None = None  # TLS on the listener: certificate chain and key (PEM)
     tls_key: Path | None = None
     tokens_file: Path | None = None  # one admin token per named operator (the ledger's actor)
+    ready: Callable[[], None] | None = None  # called once the leader's sockets are bound (stores a new admin token)
 
 
 def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -321,6 +322,8 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
         admin = build_admin(runtime, store, operators(opts), reload, background.call, registry, controller=controller)
         servers.append((_Server(_config(admin, admin_guard)), bind(*opts.admin, reuse_port=False)))
 
+    if leads and opts.ready is not None:
+        opts.ready()  # every socket is bound: the start can no longer be refused for its inputs
     stopping = asyncio.Event()
     asked = False
 

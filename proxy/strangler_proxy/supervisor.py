@@ -49,6 +49,8 @@ def options_json(opts: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in opts.__dataclass_fields__:
         value = getattr(opts, name)
+        if callable(value):
+            continue  # the parent's own hooks (storing the admin token): not a worker's
         out[name] = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
     return out
 

@@ -45,3 +45,37 @@ def test_a_failed_gate_is_4_and_bad_input_is_1(tmp_path) -> None:  # type: ignor
     open_store(state).close()
     r = strangler("shadow", "report", "--routes", str(routes), "--state", str(state), "--gate", "0.9")
     assert r.returncode == 4, (r.returncode, r.stdout, r.stderr)
+
+
+def test_proxy_writes_its_token_only_once_it_listens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23, item 5: a start refused for its inputs leaves no .strangler/admin-token."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from tests.cli.helpers import BIN
+    from tests.servers import free_port
+
+    r = strangler("proxy", "--routes", str(tmp_path / "missing.yaml"), "--listen", f"127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert r.returncode == 1 and not (tmp_path / ".strangler").exists()
+    routes = tmp_path / "r.yaml"
+    routes.write_text("upstreams: {legacy: 'http://127.0.0.1:9'}\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        r = strangler("proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin",
+                      f"127.0.0.1:{taken}", cwd=tmp_path)
+    assert r.returncode == 1 and "cannot listen" in r.stderr and not (tmp_path / ".strangler" / "admin-token").exists()
+    assert BIN
+    proc = subprocess.Popen([BIN, "proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin",
+                             f"127.0.0.1:{free_port()}"], cwd=tmp_path, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / ".strangler" / "admin-token").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (tmp_path / ".strangler" / "admin-token").stat().st_mode & 0o777 == 0o600
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
