@@ -21,6 +21,9 @@ import yaml
 from strangler_cli.main import build_parser
 from strangler_proxy.config import load_routes
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").rglob("*.yaml"))
 KUBERNETES_VERSIONS = ("1.30.0", "1.33.0")  # a supported release and a recent one

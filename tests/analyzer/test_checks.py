@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import socket
 from pathlib import Path
@@ -9,6 +11,9 @@ from pathlib import Path
 from strangler_analyzer.model import Check
 from strangler_analyzer.startup.checks import Outcome, attempt
 from tests.servers import Server, free_port
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def run(check: Check, timeout: float = 2.0) -> Outcome:

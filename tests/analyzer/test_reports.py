@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -53,6 +55,7 @@ def test_markdown_and_text_name_waves_and_cuts() -> None:
     assert "esb no longer waits for entitlements" in text and "270 s minimal cold start" in text
 
 
+@pytest.mark.slow  # runs the strangler command and Graphviz's dot
 def test_dot_and_mermaid_keep_any_name_readable(write) -> None:  # type: ignore[no-untyped-def]
     import re
     import shutil

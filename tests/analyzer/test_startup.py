@@ -18,6 +18,9 @@ from strangler_analyzer.startup.checks import json_path
 from tests.cli.helpers import BIN, strangler
 from tests.proxy.upstreams import free_port
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 FAKE = Path(__file__).parent.parent.parent / "loadtests" / "fake_service.py"
 
 

@@ -3,6 +3,8 @@ candidates that are services a team could extract (item 19)."""
 
 from __future__ import annotations
 
+import pytest
+
 from strangler_analyzer import analyze, load_estate
 
 
@@ -47,6 +49,7 @@ def test_kubernetes_tiers_from_annotations_env_and_ports(write) -> None:  # type
     assert tiers(load_estate([doc])) == {"db": "database", "mq": "broker", "ledger": "database", "web": "app"}
 
 
+@pytest.mark.slow  # runs the strangler command
 def test_candidates_serve_requests_and_run_on_and_the_plan_says_why_others_are_not(write, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Issue 22, item 19: no one-shot job, systemd target or portless worker is ranked."""
     compose = write("c/compose.yaml", (

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
 from tests.cli.helpers import strangler
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def test_analyze_example_prints_a_report() -> None:

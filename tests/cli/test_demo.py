@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from tests.cli.helpers import strangler
 from tests.loadtests.test_scenarios import demo_processes
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def test_demo_walks_cases_from_legacy_to_released(tmp_path: Path) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import httpx
 
 from strangler_cli.demo.estate import DemoEstate
 from tests.proxy.upstreams import free_port
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def test_a_token_starting_with_a_dash_starts_the_proxy(tmp_path: Path) -> None:

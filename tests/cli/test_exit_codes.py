@@ -8,6 +8,9 @@ import pytest
 
 from tests.cli.helpers import strangler
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 USAGE = [
     ("release", "promote"), ("release", "set", "orders"), ("release", "status", "--format", "xml"),
     ("loadtest", "nosuch"), ("impact", "db"), ("demo", "--step-seconds", "-1"),

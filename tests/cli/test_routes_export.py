@@ -3,6 +3,8 @@ JSON warnings, and clear errors that leave the previous output in place."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
@@ -10,6 +12,9 @@ import yaml
 
 from strangler_proxy.state import default_path, open_store
 from tests.cli.helpers import strangler
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
 
 ROUTES = """upstreams:
   legacy: http://portal.shop:8080

@@ -10,6 +10,9 @@ import pytest
 from tests.cli.helpers import strangler
 
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 def demo_processes() -> int:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     return sum("strangler_cli.demo.apps" in line for line in out.splitlines())

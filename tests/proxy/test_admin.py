@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 import httpx
 
 from tests.proxy.harness import routes_file
 from tests.proxy.upstreams import Upstream
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
 
 MODULE = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: canary\n    weight: 0\n"
 

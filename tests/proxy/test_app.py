@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import gzip
 import json
 import time
@@ -11,6 +13,9 @@ import httpx
 
 from tests.proxy.harness import routes_file
 from tests.proxy.upstreams import Upstream, free_port
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def module(stage: str, weight: int | None = None, extra: str = "", service: str = "service") -> str:

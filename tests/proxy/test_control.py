@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import sqlite3
 import threading
 import time
@@ -12,6 +14,9 @@ import httpx
 from tests.cli.helpers import strangler
 from tests.proxy.harness import ProxyProcess, routes_file, wait_until
 from tests.proxy.upstreams import Upstream
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 MODULE = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: legacy\n    stage: released\n"

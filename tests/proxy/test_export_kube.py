@@ -22,6 +22,9 @@ from strangler_proxy.planes import KubeOptions, export
 from strangler_proxy.planes.kubernetes.render import service_ref
 from strangler_proxy.model import RouteTable
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 CRDS = Path(__file__).parent.parent / "fixtures" / "crds"
 
 ROUTES = """

@@ -23,6 +23,9 @@ from strangler_proxy.model import RouteTable
 from tests.proxy.upstreams import Upstream
 from tests.servers import HAProxy, Nginx, free_port
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 ROUTES = """
 upstreams:
   legacy: {legacy}

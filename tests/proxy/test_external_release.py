@@ -5,6 +5,8 @@ nginx keeps serving its last good configuration."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import threading
 import time
@@ -18,6 +20,9 @@ from strangler_proxy.planes import export
 from tests.proxy.test_release import Traffic as ReleaseTraffic
 from tests.proxy.upstreams import Upstream
 from tests.servers import Nginx, free_port, nginx_binary
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
 
 ROUTES = """upstreams:
   legacy: {legacy}

@@ -25,6 +25,9 @@ from strangler_proxy.routing import canonical_path
 from tests.proxy.harness import ProxyProcess, routes_file
 from tests.proxy.rawpeers import RecordingUpstream, statuses
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 SENTINEL = b"GET /__end__ HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"
 
 

@@ -16,6 +16,9 @@ from tests.proxy.harness import ProxyProcess, routes_file, rss_kib
 from tests.proxy.rawpeers import RecordingUpstream, raw_exchange, statuses
 
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 @pytest.fixture
 def proxy(tmp_path: Path, recorder: RecordingUpstream, start_proxy) -> ProxyProcess:  # type: ignore[no-untyped-def]
     modules = "  old:\n    match: {path_prefix: /retired}\n    service: svc\n    stage: retired\n"

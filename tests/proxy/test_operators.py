@@ -16,6 +16,9 @@ from tests.proxy.harness import TOKEN, Receiver, routes_file
 from tests.proxy.test_release import PLAN, Traffic, status, wait_for
 from tests.proxy.upstreams import Upstream
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 ALICE, BOB = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef"
 
 

@@ -3,6 +3,8 @@ real ``strangler proxy`` process and real upstreams."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import signal
 import threading
@@ -14,6 +16,9 @@ import httpx
 
 from tests.proxy.harness import ProxyProcess, routes_file, wait_until
 from tests.proxy.upstreams import Upstream
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def test_probes_answer_on_the_data_port_and_are_never_forwarded(tmp_path: Path, legacy: Upstream, start_proxy: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import threading
 import time
@@ -12,6 +14,9 @@ import httpx
 from tests.cli.helpers import strangler
 from tests.proxy.harness import TOKEN, ProxyProcess, Receiver, routes_file
 from tests.proxy.upstreams import Upstream
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
 
 PLAN = ("  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: legacy\n"
         "    release:\n      steps: [10, 25, 50]\n      interval: 0.6\n      failure_limit: 2\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 from pathlib import Path
@@ -10,6 +12,9 @@ import httpx
 
 from tests.proxy.harness import routes_file
 from tests.proxy.upstreams import Upstream
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def stage_of(p, name: str = "cases") -> str:  # type: ignore[no-untyped-def]

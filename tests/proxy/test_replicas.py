@@ -16,6 +16,9 @@ from tests.proxy.test_release import PLAN, Traffic, wait_for
 from tests.proxy.upstreams import Upstream
 from tests.servers import Server
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 MODULE = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: canary\n    weight: 0\n"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import collections
 import json
@@ -14,6 +16,9 @@ from websockets.asyncio.client import connect
 from tests.cli.helpers import strangler
 from tests.proxy.harness import routes_file
 from tests.proxy.upstreams import Upstream, free_port
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 async def _hammer(port: int, connections: int, per_connection: int) -> None:

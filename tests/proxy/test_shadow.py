@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import time
 from pathlib import Path
@@ -11,6 +13,9 @@ import httpx
 from tests.cli.helpers import strangler
 from tests.proxy.harness import ProxyProcess, routes_file, wait_until
 from tests.proxy.upstreams import Upstream
+
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 def shadow_module(extra: str = "") -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import hashlib
 import socket
 from pathlib import Path
@@ -10,6 +12,9 @@ import httpx
 
 from tests.proxy.harness import ProxyProcess, routes_file, rss_kib, wait_until
 from tests.proxy.upstreams import Upstream
+
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
 
 GIB = 1 << 30
 

@@ -21,6 +21,9 @@ from tests.proxy.harness import routes_file
 from tests.proxy.upstreams import Upstream
 
 
+pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
