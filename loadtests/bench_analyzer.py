@@ -4,8 +4,8 @@
     python loadtests/bench_analyzer.py --sizes 10000:50000
     python loadtests/bench_analyzer.py --compose 10000:50000   # a Compose file, `strangler analyze` end to end
 
-Targets (issue 2): 10k components / 50k edges in <= 2 s on 2 cores; 100k / 500k in <= 30 s
-within 2 GiB. Issue 11: a 10,000-service / 50,000-edge Compose file to JSON in <= 4 s, from
+Targets: 10k components / 50k edges in <= 2 s on 2 cores; 100k / 500k in <= 30 s
+within 2 GiB; a 10,000-service / 50,000-edge Compose file to JSON in <= 4 s, from
 the command line, file:line kept in every error and evidence. Each run also times networkx's own ``topological_generations`` on the same
 ordering graph and prints our total as a ratio of it.
 """

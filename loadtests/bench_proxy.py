@@ -10,8 +10,8 @@ Measures on loopback only (wrk and the upstreams on CPU 1, proxies on CPU 0):
 2. ``--workers 2`` with 64 connections: each worker's share of requests (target 35-65 %);
 3. a 1 GiB upload and a 1 GiB download through strangler: its RSS growth (target < 64 MiB).
 
-Targets (issue 3): strangler >= 1.5x asgiproxy and >= 0.15x nginx (see ../shared/bench/peers.sh
-for asgiproxy); 10,000 modules >= 0.9x the throughput of 10. Issue 12: https upstreams >= 0.6x
+Targets: strangler >= 1.5x asgiproxy and >= 0.15x nginx (see ../shared/bench/peers.sh
+for asgiproxy); 10,000 modules >= 0.9x the throughput of 10. And https upstreams >= 0.6x
 the throughput of plain http.
 Needs nginx and wrk (``apt-get install nginx-light wrk``) and curl.
 """

@@ -10,7 +10,7 @@ route table as ../shared/bench/peers.sh (one module in canary at 50 %). With ``-
 each proxy also runs under valgrind: instructions per request over 10 s of wrk at 1 and 32
 connections after a warm-up, the figure that does not move with this VM's noise.
 
-Issue 20's target: strangler >= 0.85x the relay's throughput; no ratio may get worse.
+The target: strangler >= 0.85x the relay's throughput; no ratio may get worse.
 """
 
 from __future__ import annotations

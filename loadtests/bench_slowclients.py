@@ -14,7 +14,7 @@ For each proxy (strangler, and nginx when installed), in one run, on loopback on
 
 Reported per proxy: p50/p99/max latency, requests, connection errors of the normal client
 (a keep-alive connection the server closed between requests, as nginx does after
-``keepalive_requests``, is a reconnect, not an error), and the proxy's RSS. Targets (issue 10): strangler's p99 under attack below 50 ms and no
+``keepalive_requests``, is a reconnect, not an error), and the proxy's RSS. Targets: strangler's p99 under attack below 50 ms and no
 connection error for the normal client. Exit 1 when a target is missed.
 
 Both proxies run one worker on CPU 0 with the same cap of 10,000 client connections
