@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from strangler_common.oserr import os_reason
 from strangler_common.errors import ConfigError, Location
 
 
@@ -279,5 +280,5 @@ def load_yaml_file(path: str | Path) -> list[Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(Location(str(path)), f"cannot read file: {exc}") from None
+        raise ConfigError(Location(str(path)), f"cannot read file: {os_reason(exc)}") from None
     return load_yaml_documents(text, str(path))

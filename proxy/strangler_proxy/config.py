@@ -29,6 +29,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from strangler_common import ConfigError, Location, Node, load_yaml_documents
+from strangler_common.oserr import os_reason
 
 from strangler_proxy.clientip import Network, parse_networks
 from strangler_proxy.errors import RouteConfigError
@@ -72,7 +73,7 @@ def load_routes(path: str | Path) -> RouteTable:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise RouteConfigError(Location(str(path)), f"cannot read file: {exc}") from None
+        raise RouteConfigError(Location(str(path)), f"cannot read file: {os_reason(exc)}") from None
     return routes_from_text(text, str(path))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 
 from strangler_common import ConfigError
+from strangler_common.oserr import os_reason
 from strangler_proxy.config import routes_from_text
 from strangler_proxy.model import RouteTable
 from strangler_proxy.control.background import Background
@@ -131,8 +132,9 @@ def check_tls_files(cert: Path | None, key: Path | None) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert, key)
-    except FileNotFoundError as exc:
-        raise ProxyError(f"{exc.filename}: no such file (listener TLS)") from None
+    except FileNotFoundError:
+        missing = next((p for p in (cert, key) if p is not None and not p.exists()), cert)
+        raise ProxyError(f"{'--tls-key' if missing == key and key != cert else '--tls-cert'} {missing}: no such file") from None
     except (ssl.SSLError, OSError) as exc:
         raise ProxyError(f"--tls-cert {cert}" + (f" --tls-key {key}" if key else "")
                          + f": cannot be loaded as a PEM certificate chain and key: {exc}") from None
@@ -181,7 +183,7 @@ class Leader:
             try:
                 text = self.path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
-                raise ProxyError(f"{self.path}: cannot read file: {exc}") from None
+                raise ProxyError(f"{self.path}: cannot read file: {os_reason(exc)}") from None
             table = routes_from_text(text, str(self.path))
             self.validate(table)
             self.runtime.swap_table(table)
@@ -208,7 +210,7 @@ def run(opts: ServeOptions) -> int:
     try:
         text = opts.routes.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProxyError(f"{opts.routes}: cannot read file: {exc}") from None
+        raise ProxyError(f"{opts.routes}: cannot read file: {os_reason(exc)}") from None
     table = routes_from_text(text, str(opts.routes))  # refuse to start on a bad table
     check_tls_files(opts.tls_cert, opts.tls_key)
     if opts.admin is not None:
@@ -320,7 +322,12 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
             MultiProcessCollector(registry, path=workers.metrics_dir)  # type: ignore[no-untyped-call]
         admin_guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
         admin = build_admin(runtime, store, operators(opts), reload, background.call, registry, controller=controller)
-        servers.append((_Server(_config(admin, admin_guard)), bind(*opts.admin, reuse_port=False)))
+        try:
+            admin_sock = bind(*opts.admin, reuse_port=False)
+        except ProxyError as exc:
+            raise ProxyError(f"{exc} (the admin API; another proxy may run there: choose another with --admin HOST:PORT, "
+                             "or --admin off)") from None
+        servers.append((_Server(_config(admin, admin_guard)), admin_sock))
 
     if leads and opts.ready is not None:
         opts.ready()  # every socket is bound: the start can no longer be refused for its inputs

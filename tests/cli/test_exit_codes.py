@@ -82,3 +82,25 @@ def test_proxy_writes_its_token_only_once_it_listens(tmp_path) -> None:  # type:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+
+
+def test_errors_read_as_sentences_without_errno_codes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23, item 3: no '[Errno 21]', no 'None: no such file', and the admin port in use
+    says how to move it."""
+    import socket
+
+    from tests.servers import free_port
+
+    r = strangler("routes", "check", str(tmp_path))
+    assert r.returncode == 1 and "cannot read file: it is a directory" in r.stderr and "Errno" not in r.stderr
+    routes = tmp_path / "r.yaml"
+    routes.write_text("upstreams: {legacy: 'http://127.0.0.1:9'}\n")
+    r = strangler("proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin", "off",
+                  "--tls-cert", str(tmp_path / "missing.pem"))
+    assert r.returncode == 1 and f"--tls-cert {tmp_path / 'missing.pem'}: no such file" in r.stderr and "None" not in r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = strangler("proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin",
+                      f"127.0.0.1:{busy.getsockname()[1]}", "--admin-token", "t0ken")
+    assert r.returncode == 1 and "choose another with --admin HOST:PORT, or --admin off" in r.stderr
