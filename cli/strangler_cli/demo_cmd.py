@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         estate.start()
         say = print
-        say(f"demo estate up (logs and state in {workdir})")
+        say(f"demo estate up (logs and state in {workdir}" + (", removed when the demo ends)" if args.workdir is None else ")"))
         say(f"  portal through the proxy:  {estate.url}/login?user=alice  then  {estate.url}/cases/1")
         say(f"  legacy directly:           http://127.0.0.1:{estate.ports['legacy']}/cases/1")
         say(f"  admin API:                 {estate.admin}/modules  (Authorization: Bearer {estate.token})")
@@ -115,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
         estate.stop()
         signal.signal(signal.SIGTERM, previous)
+        if args.workdir is None:  # a folder of our own: nothing left behind, Ctrl-C included
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _shadow_report(estate: DemoEstate, step: float) -> None:

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         estate.start(**stages)
         print(f"strangler loadtest {args.scenario}: proxy {estate.url}, {args.users} users, {args.duration:g} s, "
-              f"{args.processes} process(es); logs in {workdir}", flush=True)
+              f"{args.processes} process(es); logs in {workdir} (removed at the end: the reports go to {args.report_dir})", flush=True)
         if args.scenario == "shadow-overhead":
             p99_off, code_off = _locust(args, estate, "shadow-off", {})
             estate.set_module("cases", stage="shadow", reason="loadtest: shadow on")
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     finally:
         estate.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # its logs and state: nothing left behind, Ctrl-C included
 
 
 def _locust(args: argparse.Namespace, estate: DemoEstate, name: str, env: dict[str, str]) -> tuple[float, int]:

@@ -22,3 +22,12 @@ def test_demo_walks_cases_from_legacy_to_released(tmp_path: Path) -> None:
     row = next(line.split() for line in released.splitlines() if line.strip().startswith("cases"))
     assert row[1] == "released" and int(row[4]) > 0  # the new service served requests
     assert (tmp_path / "routes.yaml").exists() and demo_processes() == 0
+
+
+def test_the_demo_leaves_no_folder_of_its_own_behind(tmp_path: Path) -> None:
+    """Issue 23, item 6: without --workdir the demo's temporary folder is removed."""
+    import os
+
+    r = strangler("demo", "--once", "--step-seconds", "1", timeout=180, env={"TMPDIR": str(tmp_path)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed when the demo ends" in r.stdout and os.listdir(tmp_path) == []

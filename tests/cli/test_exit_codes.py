@@ -104,3 +104,21 @@ def test_errors_read_as_sentences_without_errno_codes(tmp_path) -> None:  # type
         r = strangler("proxy", "--routes", str(routes), "--listen", f"127.0.0.1:{free_port()}", "--admin",
                       f"127.0.0.1:{busy.getsockname()[1]}", "--admin-token", "t0ken")
     assert r.returncode == 1 and "choose another with --admin HOST:PORT, or --admin off" in r.stderr
+
+
+def test_output_files_follow_the_umask_and_a_folder_leaves_no_hidden_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23, item 6: -o files were created 0600, and -o DIR left a hidden temporary file."""
+    import os
+
+    out = tmp_path / "plan.txt"
+    old = os.umask(0o022)
+    try:
+        r = strangler("analyze", "--example", "portal", "-o", str(out))
+    finally:
+        os.umask(old)
+    assert r.returncode == 0 and out.stat().st_mode & 0o777 == 0o644
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    r = strangler("analyze", "--example", "portal", "-o", str(folder))
+    assert r.returncode == 1 and "it is a directory" in r.stderr
+    assert list(tmp_path.iterdir()) == [out, folder] or sorted(p.name for p in tmp_path.iterdir()) == ["plan.txt", "reports"]
