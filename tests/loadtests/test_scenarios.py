@@ -53,7 +53,7 @@ def test_bad_input_names_what_failed(tmp_path: Path) -> None:
     import socket
 
     r = strangler("loadtest", "nope")
-    assert r.returncode == 1 and "unknown scenario 'nope'" in r.stderr
+    assert r.returncode == 2 and "unknown scenario 'nope'" in r.stderr
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()

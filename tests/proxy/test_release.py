@@ -150,7 +150,7 @@ def test_manual_promote_pause_undo_and_bad_commands(tmp_path: Path, legacy: Upst
     r = strangler("release", "start", "nope", *admin)
     assert r.returncode == 1 and "unknown module 'nope'" in r.stderr
     r = strangler("release", "set", "cases", "--weight", "300", *admin)
-    assert r.returncode == 1 and "0 to 100" in r.stderr
+    assert r.returncode == 2 and "0 to 100" in r.stderr  # a usage error
 
 
 def test_abort_while_the_proxy_is_down_is_applied_at_start(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]
