@@ -22,7 +22,7 @@ from strangler_cli.output import write_output
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser("analyze", help="start-up waves, critical path, cycles and extraction plan of an estate")
     add_inputs(a)
-    a.add_argument("--format", choices=FORMATS, default="text")
+    a.add_argument("--format", choices=FORMATS, default="text", help="output format (default text; html is one page)")
     a.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     a.add_argument("--soften", action="append", default=[], metavar="A:B",
                    help="what-if: A no longer waits for B at start-up (repeatable)")
@@ -30,16 +30,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.set_defaults(func=run_analyze)
 
     i = sub.add_parser("impact", help="blast radius of one component")
-    i.add_argument("args", nargs="+", metavar="PATH... COMPONENT")
-    i.add_argument("--example", metavar="NAME")
-    i.add_argument("--profile", action="append", default=[])
-    i.add_argument("--env-file", metavar="FILE")
-    i.add_argument("--format", choices=("text", "json"), default="text")
+    i.add_argument("args", nargs="+", metavar="PATH... COMPONENT", help="the estate's files or folders, then the component")
+    i.add_argument("--example", metavar="NAME", help="a bundled example estate instead of files (portal, shop-compose)")
+    i.add_argument("--profile", action="append", default=[], help="activate a Compose profile (repeatable)")
+    i.add_argument("--env-file", metavar="FILE", help="Compose interpolation variables (default: .env beside the first file)")
+    i.add_argument("--lenient", action="store_true", help="read on past keys outside the Compose spec (warned)")
+    i.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     i.set_defaults(func=run_impact)
 
     pl = sub.add_parser("plan", help="rank modules to extract next and show the graph after the first")
     add_inputs(pl)
-    pl.add_argument("--format", choices=("text", "json"), default="text")
+    pl.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     pl.add_argument("--top", type=int, default=10, help="how many candidates to list")
     pl.set_defaults(func=run_plan)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("down", help="stop what strangler up started, in reverse order")
-    d.add_argument("--state-dir", type=Path, default=Path(".strangler"))
+    d.add_argument("--state-dir", type=Path, default=Path(".strangler"), help="where up recorded what it started (default .strangler)")
     d.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
     d.set_defaults(func=run_down)
 

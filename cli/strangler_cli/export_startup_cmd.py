@@ -15,8 +15,8 @@ from strangler_cli.output import write_output
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e = sub.add_parser("export-startup", help="write the start order as Compose, Kubernetes or systemd")
     add_inputs(e)
-    e.add_argument("--to", required=True, choices=sorted(EXPORTERS))
-    e.add_argument("--output", "-o", metavar="FILE")
+    e.add_argument("--to", required=True, choices=sorted(EXPORTERS), help="the format to write the start order in")
+    e.add_argument("--output", "-o", metavar="FILE", help="write here, atomically (default: standard output)")
     e.set_defaults(func=run_export)
 
 

@@ -54,12 +54,12 @@ def duration(text: str) -> float:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("loadtest", help="run a load scenario against the demo estate behind the proxy")
     p.add_argument("scenario", help=", ".join(SCENARIOS))
-    p.add_argument("--users", type=int, default=20)
-    p.add_argument("--duration", type=duration, default=60.0, metavar="60s")
+    p.add_argument("--users", type=int, default=20, help="simulated users (default 20)")
+    p.add_argument("--duration", type=duration, default=60.0, metavar="60s", help="how long it runs (default 60s)")
     p.add_argument("--processes", type=int, default=1, help="locust worker processes (locust --processes)")
     p.add_argument("--port", type=int, default=0, help="the proxy's port (default: a free one)")
     p.add_argument("--report-dir", type=Path, default=Path("reports"), help="CSV and HTML reports go here")
-    p.add_argument("--max-p99-ms", type=float, default=2000.0)
+    p.add_argument("--max-p99-ms", type=float, default=2000.0, help="fail (exit 1) above this p99 (default 2000 ms)")
     p.set_defaults(func=run)
 
 

@@ -27,7 +27,8 @@ def hostport(text: str) -> tuple[str, int]:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("proxy", help="serve the routing proxy")
     p.add_argument("--routes", required=True, type=Path, metavar="FILE", help="route table (YAML)")
-    p.add_argument("--listen", type=hostport, default=hostport(DEFAULT_LISTEN), metavar="HOST:PORT")
+    p.add_argument("--listen", type=hostport, default=hostport(DEFAULT_LISTEN), metavar="HOST:PORT",
+                   help=f"where the proxy serves traffic (default {DEFAULT_LISTEN})")
     p.add_argument("--admin", default=DEFAULT_ADMIN, metavar="HOST:PORT|off",
                    help="admin API listener (loopback only unless --admin-allow-remote; 'off' to disable)")
     p.add_argument("--admin-allow-remote", action="store_true",

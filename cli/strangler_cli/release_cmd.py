@@ -31,15 +31,36 @@ from strangler_proxy import default_path, token_path
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("release", help="progressive, metric-gated releases: status, start, promote, abort, ...")
-    p.add_argument("action", choices=("status", "set", "leftovers", *RELEASE_ACTIONS))
-    p.add_argument("module", nargs="?")
+    p = sub.add_parser(
+        "release", help="progressive, metric-gated releases: status, start, promote, abort, ...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Walk a module through its release plan (the route file's 'release:'), on a running proxy's admin "
+                    "API, or on the state store when the proxy is down (with --routes).",
+        epilog="actions:\n"
+               "  status      every module with a plan: stage, step, last check, breaker, fallbacks\n"
+               "  start       begin at the plan's first step (refused while one runs)\n"
+               "  pause       hold the current step: no analysis, no change\n"
+               "  resume      run a paused release again; after abort or rollback, from a step analysed again\n"
+               "  promote     the next step now (--skip-analysis: straight to released)\n"
+               "  abort       everyone back on legacy at once\n"
+               "  undo        back one step, paused\n"
+               "  retire      legacy no longer serves the module (refused while legacy served it recently)\n"
+               "  set         a canary weight by hand (--weight N)\n"
+               "  leftovers   what legacy still serves that no module claims\n"
+               "examples:\n"
+               "  strangler release status --watch\n"
+               "  strangler release start cases\n"
+               "  strangler release abort cases --routes routes.yaml   # works with the proxy down too")
+    p.add_argument("action", choices=("status", "set", "leftovers", *RELEASE_ACTIONS), help="what to do (see actions)")
+    p.add_argument("module", nargs="?", help="the module (every action but status and leftovers)")
     p.add_argument("--weight", type=float, help="with set: the canary weight, 0-100")
     p.add_argument("--skip-analysis", action="store_true", help="with promote: straight to released")
     p.add_argument("--watch", action="store_true", help="with status: refresh every second until Ctrl-C")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT")
-    p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"))
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT",
+                   help="the proxy's admin API (default $STRANGLER_ADMIN or 127.0.0.1:9901)")
+    p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"),
+                   help="the admin token (default $STRANGLER_ADMIN_TOKEN, or the token file beside --routes)")
     p.add_argument("--routes", type=Path, help="the route file (locates the token and the state store)")
     p.add_argument("--state", help="the state store (a path or postgresql:// URL), for changes while the proxy is down")
     p.set_defaults(func=run)

@@ -25,22 +25,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("routes", help="check a route table or explain how it routes a request")
     rs = p.add_subparsers(dest="routes_command", metavar="ACTION", required=True)
     c = rs.add_parser("check", help="validate a route table")
-    c.add_argument("file", type=Path)
+    c.add_argument("file", type=Path, help="the route file")
     c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help="the proxy's listener (no upstream may be it)")
     c.add_argument("--admin", default=DEFAULT_ADMIN, metavar="HOST:PORT|off", help="the proxy's admin API (no upstream may be it)")
     c.set_defaults(func=run_check)
     pn = rs.add_parser("pin", help="a signed pin value (header X-Strangler-Side or cookie strangler_side) for testers")
-    pn.add_argument("file", type=Path)
+    pn.add_argument("file", type=Path, help="the route file (its pin section)")
     pn.add_argument("spec", help="new, legacy, or per module: cases=new,kb=legacy")
     pn.add_argument("--ttl", type=float, default=8 * 3600, metavar="SECONDS", help="valid for this long (default 8 h)")
     pn.set_defaults(func=run_pin)
     e = rs.add_parser("explain", help="which module and side a request goes to, and why")
-    e.add_argument("file", type=Path)
-    e.add_argument("method")
+    e.add_argument("file", type=Path, help="the route file")
+    e.add_argument("method", help="the request's method, as sent (GET, POST, ...)")
     e.add_argument("url", help="a path or a full URL (its host becomes the Host header)")
-    e.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
-    e.add_argument("--client-ip", default="127.0.0.1")
-    e.add_argument("--format", choices=("text", "json"), default="text")
+    e.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'",
+                   help="a request header (repeatable; Cookie and Host too)")
+    e.add_argument("--client-ip", default="127.0.0.1", help="the client's address (a cohort key; default 127.0.0.1)")
+    e.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     live = e.add_mutually_exclusive_group()
     live.add_argument("--state", metavar="PATH|URL", help="the state store whose stages and weights apply (default: the "
                                                           "proxy's state file beside the route file, when there is one)")
@@ -57,8 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       description="Compile the current table (the file's modules with the state store's stages and "
                                   "weights) for another data plane. What the target cannot express is listed at the "
                                   "top of the output (and under 'warnings' with --format json).")
-    x.add_argument("file", type=Path)
-    x.add_argument("--to", required=True, choices=("nginx", "haproxy", "gateway-api", "istio"))
+    x.add_argument("file", type=Path, help="the route file")
+    x.add_argument("--to", required=True, choices=("nginx", "haproxy", "gateway-api", "istio"), help="the target data plane")
     x.add_argument("--state", metavar="PATH|URL",
                    help="the state store whose stages and weights apply (default: the proxy's state file beside the "
                         "route file, when there is one; 'none' for the file's values alone)")
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="Istio: a gateway the VirtualService binds to (default: the mesh)")
     x.add_argument("--owner", default="strangler", help="Kubernetes: the objects' name prefix and strangler.io/owner label "
                                                         "(default: strangler)")
-    x.add_argument("--format", choices=("text", "json"), default="text")
+    x.add_argument("--format", choices=("text", "json"), default="text", help="text (the configuration) or json (with warnings)")
     x.set_defaults(func=run_export)
     a = rs.add_parser("apply", help="apply the current table to the file's data_plane (nginx, HAProxy, Kubernetes)",
                       description="What the proxy does at start and on each change, once: write, check and reload "
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                   "apply the Kubernetes objects and delete the ones this owner no longer renders.",
                       epilog="examples:\n  strangler routes apply routes.yaml --dry-run\n  strangler routes apply routes.yaml",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("file", type=Path)
+    a.add_argument("file", type=Path, help="the route file, with its data_plane: block")
     a.add_argument("--state", metavar="PATH|URL", help="as for export")
     a.add_argument("--dry-run", action="store_true", help="print what would be created, changed and deleted; change nothing")
     a.set_defaults(func=run_apply)

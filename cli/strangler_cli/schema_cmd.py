@@ -15,7 +15,7 @@ SCHEMAS = {
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("schema", help="print a JSON Schema (inventory, analysis, routes)")
-    p.add_argument("name", choices=sorted(SCHEMAS))
+    p.add_argument("name", choices=sorted(SCHEMAS), help="which schema")
     p.set_defaults(func=run)
 
 

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("module", nargs="?", help="one module (default: all with evidence)")
     r.add_argument("--routes", type=Path, help="route table (thresholds, min samples; locates the state store)")
     r.add_argument("--state", type=Path, help="state store (default: .strangler/state.sqlite3 beside --routes)")
-    r.add_argument("--format", choices=("text", "json", "html"), default="text")
+    r.add_argument("--format", choices=("text", "json", "html"), default="text", help="output format (default text)")
     r.add_argument("--gate", type=float, metavar="RATE",
                    help="exit 0 only if the 95 %% interval's lower bound is at least RATE with enough samples")
     r.add_argument("--min-samples", type=int, help="compared requests needed for a verdict (default: the route's, else 100)")

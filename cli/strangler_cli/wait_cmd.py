@@ -16,15 +16,21 @@ WAIT_TIMEOUT_EXIT = 124  # as wait-for-it
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    w = sub.add_parser("wait", help="wait for tcp://, http(s)://, file://, postgresql://, redis:// targets; -- COMMAND to exec after")
-    w.add_argument("targets", nargs="+", metavar="TARGET")
+    w = sub.add_parser("wait", help="wait for tcp://, http(s)://, file://, postgresql://, redis:// targets; -- COMMAND to exec after",
+                       usage="strangler wait TARGET [TARGET ...] [options] [-- COMMAND [ARG ...]]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n"
+                              "  strangler wait tcp://db:5432 --timeout 60\n"
+                              "  strangler wait http://app:8080/health --status 200 -- ./start-web.sh\n"
+                              "  strangler wait postgresql://db:5432 redis://cache:6379 --any")
+    w.add_argument("targets", nargs="+", metavar="TARGET", help="tcp://HOST:PORT, http(s)://..., file://PATH, postgresql://..., redis://...")
     w.add_argument("--timeout", type=float, default=30.0, help="exit 124 after this many seconds (default 30)")
     w.add_argument("--any", action="store_true", help="succeed when any target is ready (default: all)")
     w.add_argument("--status", type=int, help="expected HTTP status (default: any 2xx or 3xx)")
     w.add_argument("--body", metavar="REGEX", help="HTTP body must match")
     w.add_argument("--json-path", metavar="PATH", help="HTTP JSON body value at PATH ($.status)")
     w.add_argument("--equals", metavar="VALUE", help="... must equal VALUE")
-    w.add_argument("--quiet", "-q", action="store_true")
+    w.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     w.set_defaults(func=run_wait, exec=[])
 
 

@@ -24,3 +24,23 @@ def test_a_command_line_loads_only_its_own_command_module() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "strangler_cli.analyze_cmd" in loaded
     assert "strangler_proxy" not in loaded and "httpx" not in loaded and "proxy_cmd" not in loaded
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """Issue 23, item 4: no option or argument without help text."""
+    import argparse
+
+    from strangler_cli.main import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for n, sp in a.choices.items():
+                    walk(sp, f"{name} {n}")
+            elif not a.help and not isinstance(a, argparse._HelpAction):
+                missing.append(f"{name} {a.option_strings or a.dest}")
+
+    walk(build_parser(), "strangler")
+    assert missing == []
