@@ -78,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
     estate = DemoEstate(workdir, proxy_port=args.port)
     stop = threading.Event()
     interrupted = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    terminated = threading.Event()  # SIGTERM asks the demo to stop: status 0, as the proxy does
+
+    def on_term(*_: object) -> None:
+        terminated.set()
+        raise KeyboardInterrupt()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         estate.start()
         say = print
@@ -109,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted.set()
         print("\nstopping the demo estate", file=sys.stderr)
-        return 130
+        return 0 if terminated.is_set() else 130
     except httpx.HTTPError as exc:
         raise StranglerError(f"the demo proxy stopped answering: {exc}") from None
     finally:

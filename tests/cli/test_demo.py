@@ -31,3 +31,33 @@ def test_the_demo_leaves_no_folder_of_its_own_behind(tmp_path: Path) -> None:
     r = strangler("demo", "--once", "--step-seconds", "1", timeout=180, env={"TMPDIR": str(tmp_path)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "removed when the demo ends" in r.stdout and os.listdir(tmp_path) == []
+
+
+def test_sigterm_stops_the_demo_with_status_0_after_cleanup(tmp_path: Path) -> None:
+    """Issue 23, item 9: SIGTERM is a request to stop, not a failure."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.helpers import BIN
+
+    assert BIN
+    proc = subprocess.Popen([BIN, "demo", "--step-seconds", "30"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "TMPDIR": str(tmp_path)}, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while "== cases: legacy ==" not in proc.stdout.readline() and time.monotonic() < deadline:
+            pass
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert os.listdir(tmp_path) == []
+    deadline = time.monotonic() + 15
+    while demo_processes() and time.monotonic() < deadline:  # the estate's processes finish their own stop
+        time.sleep(0.2)
+    assert demo_processes() == 0
