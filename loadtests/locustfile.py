@@ -107,7 +107,8 @@ def _thresholds(environment: Any, **_: Any) -> None:
         problems.append(f"p99 {p99:.0f} ms > {MAX_P99_MS:g} ms")
     sticky = sum(e.occurrences for e in stats.errors.values() if "sticky:" in str(e.error))
     print(f"strangler loadtest {SCENARIO}: {total.num_requests} requests, {total.num_failures} failed "
-          f"({reads_failed} reads, {writes.num_failures} of {writes.num_requests} writes), p99 {p99:.0f} ms, "
+          f"({reads_failed} of {total.num_requests - writes.num_requests} reads, {writes.num_failures} of "
+          f"{writes.num_requests} writes: POST /cases), p99 {p99:.0f} ms, "
           f"stickiness violations {sticky}: {'FAIL: ' + '; '.join(problems) if problems else 'PASS'}", flush=True)
     if SCENARIO == "service-fault":
         print(f"strangler loadtest service-fault: writes: {writes.num_requests} sent, {writes.num_failures} failed. A write in "

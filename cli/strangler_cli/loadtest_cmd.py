@@ -115,7 +115,19 @@ def _locust(args: argparse.Namespace, estate: DemoEstate, name: str, env: dict[s
     if args.processes > 1:
         cmd += ["--processes", str(args.processes)]
     full_env = {**os.environ, "STRANGLER_SCENARIO": name, "STRANGLER_MAX_P99_MS": str(args.max_p99_ms), **env}
-    proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=args.duration + 120)
+    done = threading.Event()
+
+    def progress() -> None:  # locust is quiet until its summary: say how far the run is
+        started = time.monotonic()
+        while not done.wait(min(10.0, max(1.0, args.duration / 6))):
+            print(f"strangler loadtest {name}: {time.monotonic() - started:.0f} s of {args.duration:g} s ...", flush=True)
+
+    ticker = threading.Thread(target=progress, daemon=True)
+    ticker.start()
+    try:
+        proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=args.duration + 120)
+    finally:
+        done.set()
     out = proc.stdout + proc.stderr
     verdict = [line for line in out.splitlines() if line.startswith("strangler loadtest")]
     print("\n".join(verdict) or out[-3000:], flush=True)
