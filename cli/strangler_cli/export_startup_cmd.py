@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from strangler_common.text import comment
+
 from strangler_analyzer import EXPORTERS
 from strangler_analyzer import start_plan
 
@@ -32,7 +34,3 @@ def run_export(args: argparse.Namespace) -> int:
     write_output("\n".join(head) + "\n" + text, args.output)
     return 0
 
-
-def comment(text: str) -> str:
-    """One comment line: no line break in a name can end it."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)

@@ -101,6 +101,17 @@ def _config(tmp_path: Path, ups: Any, target: str, port: int, weight: int) -> st
     return export(load_routes(path), target, listen=f"127.0.0.1:{port}").text  # type: ignore[arg-type]
 
 
+def both_ways(name: str, port: int, reload: Any, server: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """The same reloads measured without, then with, a resending client; the plane stopped after."""
+    try:
+        plain = measure(f"http://127.0.0.1:{port}", reload, resend=False)
+        resending = measure(f"http://127.0.0.1:{port}", reload, resend=True)
+    finally:
+        server.stop()
+    print(f"\n{name}, {RELOADS} reloads, {USERS} kept-alive users: without resend {plain}; with resend {resending}")
+    return plain, resending
+
+
 def test_nginx_reloads_lose_nothing_for_a_client_that_resends(tmp_path: Path, upstreams: Any) -> None:
     port = free_port()
     nginx = Nginx(str(tmp_path), _config(tmp_path, upstreams, "nginx", port, 10), port).start()
@@ -109,12 +120,7 @@ def test_nginx_reloads_lose_nothing_for_a_client_that_resends(tmp_path: Path, up
         Path(nginx.include).write_text(_config(tmp_path, upstreams, "nginx", port, 10 + 10 * (i % 2)))
         subprocess.run(nginx.command("-s", "reload"), check=True, capture_output=True)
 
-    try:
-        plain = measure(f"http://127.0.0.1:{port}", reload, resend=False)
-        resending = measure(f"http://127.0.0.1:{port}", reload, resend=True)
-    finally:
-        nginx.stop()
-    print(f"\nnginx, {RELOADS} reloads, {USERS} kept-alive users: without resend {plain}; with resend {resending}")
+    plain, resending = both_ways("nginx", port, reload, nginx)
     assert resending["lost"] == 0 and resending["failed"] == 0 and resending["sent"] > 500
     assert plain["failed"] == 0 and plain["lost"] <= RELOADS * USERS  # at most each user's request in flight at each
 
@@ -127,11 +133,6 @@ def test_haproxy_reloads_lose_nothing_even_without_resend(tmp_path: Path, upstre
         Path(haproxy.config).write_text(_config(tmp_path, upstreams, "haproxy", port, 10 + 10 * (i % 2)))
         os.kill(int(Path(haproxy.pidfile).read_text().split()[0]), signal.SIGUSR2)
 
-    try:
-        plain = measure(f"http://127.0.0.1:{port}", reload, resend=False)
-        resending = measure(f"http://127.0.0.1:{port}", reload, resend=True)
-    finally:
-        haproxy.stop()
-    print(f"\nHAProxy, {RELOADS} reloads, {USERS} kept-alive users: without resend {plain}; with resend {resending}")
+    plain, resending = both_ways("HAProxy", port, reload, haproxy)
     assert plain["lost"] == 0 and plain["failed"] == 0 and plain["sent"] > 500
     assert resending["lost"] == 0 and resending["failed"] == 0

@@ -150,12 +150,7 @@ class Controller:
 
     def _evidence(self, module: str, key: float) -> tuple[Window, Window, int]:
         """The summed windows, and how many processes report the module's breaker open."""
-        new, legacy, open_breakers = Window(), Window(), 0
-        for text in self.store.windows(module, key):
-            data = json.loads(text)
-            new, legacy = new.merge(Window.from_json(data["service"])), legacy.merge(Window.from_json(data["legacy"]))
-            open_breakers += bool(data.get("breaker_open"))
-        return new, legacy, open_breakers
+        return _summed(self.store, module, key)
 
     def retire_refusal(self, m: Module) -> str | None:
         """Why ``m`` may not be retired yet, or None: legacy must have served none of its
@@ -265,7 +260,7 @@ def release_status(modules: Sequence[Module], store: Store, now: float, last: di
             continue
         r = store.release(m.name)
         j = (last or {}).get(m.name)
-        new, legacy = _summed(store, m.name, r.step_started) if r else (Window(), Window())
+        new, legacy, _ = _summed(store, m.name, r.step_started) if r else (Window(), Window(), 0)
         out.append({
             "module": m.name, "stage": m.stage, "weight": m.weight,
             "status": r.status if r else "not started", "step": r.step if r else None,
@@ -281,9 +276,12 @@ def release_status(modules: Sequence[Module], store: Store, now: float, last: di
     return out
 
 
-def _summed(store: Store, module: str, key: float) -> tuple[Window, Window]:
-    new, legacy = Window(), Window()
+def _summed(store: Store, module: str, key: float) -> tuple[Window, Window, int]:
+    """A step's traffic on each side, summed over every process's published window, and how
+    many of those processes report the module's breaker open."""
+    new, legacy, open_breakers = Window(), Window(), 0
     for text in store.windows(module, key):
         data = json.loads(text)
         new, legacy = new.merge(Window.from_json(data["service"])), legacy.merge(Window.from_json(data["legacy"]))
-    return new, legacy
+        open_breakers += bool(data.get("breaker_open"))
+    return new, legacy, open_breakers

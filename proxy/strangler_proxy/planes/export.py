@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from strangler_common.text import comment
+
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.external import DataPlane
 from strangler_proxy.planes.haproxy import render_haproxy
@@ -106,12 +108,6 @@ def _check_kube(table: RouteTable, kube: KubeOptions) -> None:
                 raise ExportError(f"{table.source}{f':{line}' if line else ''}: {kind}.{name}: its Kubernetes object name "
                                   f"{dns!r} is also the one of {seen[dns]!r} (lowercase, '_' and '.' as '-'): rename one")
             seen[dns] = name
-
-
-def comment(text: str) -> str:
-    """Text for one comment line: a line break (or any control character) in a value can
-    never end the comment and start configuration."""
-    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _wire_names(table: RouteTable) -> list[tuple[str, str, int | None]]:
