@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (the README's and CI's): install strangler with its test extras into
 # .venv, install the servers and tools some tests run for real (Redis, PostgreSQL, nginx and
-# HAProxy for the exported data planes and the slow-client benchmark, Graphviz to render the DOT report) from Debian's
+# HAProxy for the exported data planes and the slow-client benchmark, Graphviz to render the DOT report, zsh for its completion script) from Debian's
 # packages when they are missing,
 # then run the whole suite.
 set -euo pipefail
@@ -14,6 +14,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (needed by the tests that use real servers)" >&2
   if [ "$(id -u)" = 0 ]; then

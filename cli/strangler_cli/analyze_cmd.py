@@ -17,6 +17,7 @@ from strangler_analyzer import render_impact, render_plan, render_what_ifs
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output
+from strangler_cli.helptext import examples
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--soften", action="append", default=[], metavar="A:B",
                    help="what-if: A no longer waits for B at start-up (repeatable)")
     a.add_argument("--remove", action="append", default=[], metavar="X", help="what-if: component X is gone")
+    examples(a, "strangler analyze --example portal", "strangler analyze docker-compose.yml k8s/ --format html -o estate.html",
+             "strangler analyze inventory.yaml --soften app:erp --remove legacy-cache")
     a.set_defaults(func=run_analyze)
 
     i = sub.add_parser("impact", help="blast radius of one component")
@@ -36,12 +39,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i.add_argument("--env-file", metavar="FILE", help="Compose interpolation variables (default: .env beside the first file)")
     i.add_argument("--lenient", action="store_true", help="read on past keys outside the Compose spec (warned)")
     i.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    examples(i, "strangler impact --example portal db", "strangler impact docker-compose.yml postgres --format json")
     i.set_defaults(func=run_impact)
 
     pl = sub.add_parser("plan", help="rank modules to extract next and show the graph after the first")
     add_inputs(pl)
     pl.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     pl.add_argument("--top", type=int, default=10, help="how many candidates to list")
+    examples(pl, "strangler plan --example portal", "strangler plan inventory.yaml --format json")
     pl.set_defaults(func=run_plan)
 
 

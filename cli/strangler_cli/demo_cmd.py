@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 
 from strangler_common import StranglerError, UsageError
+from strangler_cli.helptext import examples
 
 if TYPE_CHECKING:
     from strangler_cli.demo.estate import DemoEstate
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--step-seconds", type=float, default=5.0, help="how long each stage runs (default 5)")
     p.add_argument("--once", action="store_true", help="stop everything after the walk instead of staying up")
     p.add_argument("--workdir", type=Path, help="where logs, routes and state go (default: a temporary folder)")
+    examples(p, "strangler demo", "strangler demo --once --step-seconds 2", "strangler demo --port 8080 --workdir demo-run")
     p.set_defaults(func=run)
 
 

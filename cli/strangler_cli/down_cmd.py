@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from strangler_cli.helptext import examples
 
 
 
@@ -12,6 +13,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("down", help="stop what strangler up started, in reverse order")
     d.add_argument("--state-dir", type=Path, default=Path(".strangler"), help="where up recorded what it started (default .strangler)")
     d.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
+    examples(d, "strangler down", "strangler down --state-dir /var/lib/portal/.strangler --timeout 30")
     d.set_defaults(func=run_down)
 
 

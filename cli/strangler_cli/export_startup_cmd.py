@@ -12,6 +12,7 @@ from strangler_analyzer import start_plan
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output
+from strangler_cli.helptext import examples
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_inputs(e)
     e.add_argument("--to", required=True, choices=sorted(EXPORTERS), help="the format to write the start order in")
     e.add_argument("--output", "-o", metavar="FILE", help="write here, atomically (default: standard output)")
+    examples(e, "strangler export-startup --example portal --to compose", "strangler export-startup inventory.yaml --to systemd -o units.txt",
+             "strangler export-startup k8s/ --to kubernetes -o k8s-startup.yaml")
     e.set_defaults(func=run_export)
 
 

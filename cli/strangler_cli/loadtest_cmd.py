@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strangler_common import StranglerError, UsageError
+from strangler_cli.helptext import examples
 
 if TYPE_CHECKING:
     from strangler_cli.demo.estate import DemoEstate
@@ -60,6 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=0, help="the proxy's port (default: a free one)")
     p.add_argument("--report-dir", type=Path, default=Path("reports"), help="CSV and HTML reports go here")
     p.add_argument("--max-p99-ms", type=float, default=2000.0, help="fail (exit 1) above this p99 (default 2000 ms)")
+    examples(p, "strangler loadtest steady", "strangler loadtest release-under-load --users 50 --duration 2m",
+             "strangler loadtest service-fault --max-p99-ms 500")
     p.set_defaults(func=run)
 
 

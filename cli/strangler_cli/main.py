@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from strangler_cli.helptext import examples
 from strangler_common import StranglerError, UsageError
 
 #: each command and the module that registers it, in ``--help`` order. A command line naming
@@ -22,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "analyze": "analyze_cmd", "impact": "analyze_cmd", "plan": "analyze_cmd", "proxy": "proxy_cmd",
     "routes": "routes_cmd", "shadow": "shadow_cmd", "release": "release_cmd", "up": "up_cmd", "down": "down_cmd",
     "wait": "wait_cmd", "export-startup": "export_startup_cmd", "demo": "demo_cmd", "loadtest": "loadtest_cmd",
-    "schema": "schema_cmd",
+    "schema": "schema_cmd", "completion": "completion_cmd",
 }
 
 
@@ -32,6 +33,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="strangler",
         description="Move a legacy estate to services one module at a time (choke and release).",
     )
+    examples(parser, "strangler demo                                 # the whole journey on a bundled estate",
+             "strangler analyze --example portal             # start-up waves and what to extract first",
+             "strangler completion bash > ~/.local/share/bash-completion/completions/strangler")
     parser.add_argument("--version", action="version", version=f"strangler {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))

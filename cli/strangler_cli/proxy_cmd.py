@@ -11,6 +11,7 @@ from pathlib import Path
 
 from strangler_common import StranglerError, UsageError
 from strangler_proxy import default_path, token_path
+from strangler_cli.helptext import examples
 
 
 DEFAULT_LISTEN = "127.0.0.1:8000"
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="on SIGTERM, how long in-flight requests and streams may take to finish (default 30)")
     p.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS on the listener: certificate chain (PEM)")
     p.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM), unless in --tls-cert")
+    examples(p, "strangler proxy --routes routes/portal.yaml", "strangler proxy --routes routes.yaml --listen 0.0.0.0:8080 --workers 4 --access-log",
+             "strangler proxy --routes routes.yaml --state postgresql://strangler@db/strangler --admin off")
     p.set_defaults(func=run)
 
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from strangler_common import StranglerError
 
 from strangler_cli.proxy_cmd import DEFAULT_ADMIN, DEFAULT_LISTEN, hostport
+from strangler_cli.helptext import examples
 
 if TYPE_CHECKING:
     from strangler_proxy import RouteTable
@@ -23,16 +24,20 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("routes", help="check a route table or explain how it routes a request")
+    examples(p, "strangler routes check routes.yaml", "strangler routes explain routes.yaml GET /cases/42",
+             "strangler routes export routes.yaml --to nginx")
     rs = p.add_subparsers(dest="routes_command", metavar="ACTION", required=True)
     c = rs.add_parser("check", help="validate a route table")
     c.add_argument("file", type=Path, help="the route file")
     c.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help="the proxy's listener (no upstream may be it)")
     c.add_argument("--admin", default=DEFAULT_ADMIN, metavar="HOST:PORT|off", help="the proxy's admin API (no upstream may be it)")
+    examples(c, "strangler routes check routes/portal.yaml", "strangler routes check routes.yaml --listen 0.0.0.0:8080 --admin off")
     c.set_defaults(func=run_check)
     pn = rs.add_parser("pin", help="a signed pin value (header X-Strangler-Side or cookie strangler_side) for testers")
     pn.add_argument("file", type=Path, help="the route file (its pin section)")
     pn.add_argument("spec", help="new, legacy, or per module: cases=new,kb=legacy")
     pn.add_argument("--ttl", type=float, default=8 * 3600, metavar="SECONDS", help="valid for this long (default 8 h)")
+    examples(pn, "strangler routes pin routes.yaml new", "strangler routes pin routes.yaml cases=new,kb=legacy --ttl 3600")
     pn.set_defaults(func=run_pin)
     e = rs.add_parser("explain", help="which module and side a request goes to, and why")
     e.add_argument("file", type=Path, help="the route file")
@@ -49,10 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     live.add_argument("--offline", action="store_true", help="the route file's values alone")
     e.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"), help="with --admin (default: "
                    "$STRANGLER_ADMIN_TOKEN, or the token file beside the route file)")
-    e.epilog = ("examples:\n  strangler routes explain routes.yaml GET /cases/42\n"
-                "  strangler routes explain routes.yaml POST https://portal.example.com/api/orders -H 'X-Tenant: acme'\n"
-                "  strangler routes explain routes.yaml GET /cases/42 --offline")
-    e.formatter_class = argparse.RawDescriptionHelpFormatter
+    examples(e, "strangler routes explain routes.yaml GET /cases/42",
+             "strangler routes explain routes.yaml POST https://portal.example.com/api/orders -H 'X-Tenant: acme'",
+             "strangler routes explain routes.yaml GET /cases/42 --offline")
     e.set_defaults(func=run_explain)
     x = rs.add_parser("export", help="the route table as nginx, HAProxy, Gateway API or Istio configuration",
                       description="Compile the current table (the file's modules with the state store's stages and "
@@ -74,16 +78,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     x.add_argument("--owner", default="strangler", help="Kubernetes: the objects' name prefix and strangler.io/owner label "
                                                         "(default: strangler)")
     x.add_argument("--format", choices=("text", "json"), default="text", help="text (the configuration) or json (with warnings)")
+    examples(x, "strangler routes export routes.yaml --to nginx -o /etc/nginx/conf.d/portal.conf",
+             "strangler routes export routes.yaml --to gateway-api --namespace portal --gateway public",
+             "strangler routes export routes.yaml --to haproxy --format json")
     x.set_defaults(func=run_export)
     a = rs.add_parser("apply", help="apply the current table to the file's data_plane (nginx, HAProxy, Kubernetes)",
                       description="What the proxy does at start and on each change, once: write, check and reload "
                                   "nginx or HAProxy (the previous configuration is put back if refused), or server-side "
                                   "apply the Kubernetes objects and delete the ones this owner no longer renders.",
-                      epilog="examples:\n  strangler routes apply routes.yaml --dry-run\n  strangler routes apply routes.yaml",
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+)
     a.add_argument("file", type=Path, help="the route file, with its data_plane: block")
     a.add_argument("--state", metavar="PATH|URL", help="as for export")
     a.add_argument("--dry-run", action="store_true", help="print what would be created, changed and deleted; change nothing")
+    examples(a, "strangler routes apply routes.yaml --dry-run", "strangler routes apply routes.yaml")
     a.set_defaults(func=run_apply)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from importlib.resources import files
+from strangler_cli.helptext import examples
 
 # package data, found as an installed package finds it (a wheel, a zip, a source tree)
 SCHEMAS = {
@@ -16,6 +17,7 @@ SCHEMAS = {
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("schema", help="print a JSON Schema (inventory, analysis, routes)")
     p.add_argument("name", choices=sorted(SCHEMAS), help="which schema")
+    examples(p, "strangler schema routes > routes.schema.json", "strangler schema inventory")
     p.set_defaults(func=run)
 
 

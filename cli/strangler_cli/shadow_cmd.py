@@ -10,10 +10,12 @@ from strangler_common import StranglerError, UsageError
 
 GATE_FAILED = 4  # its own exit code: CI tells a failed gate from bad input (1)
 from strangler_proxy import default_path
+from strangler_cli.helptext import examples
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("shadow", help="shadow mode: compare the new service with legacy")
+    examples(p, "strangler shadow report --routes routes.yaml", "strangler shadow report cases --routes routes.yaml --gate 0.99")
     ss = p.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
     r = ss.add_parser("report", help="match rates, differing fields and samples; --gate for CI")
     r.add_argument("module", nargs="?", help="one module (default: all with evidence)")
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--gate", type=float, metavar="RATE",
                    help="exit 0 only if the 95 %% interval's lower bound is at least RATE with enough samples")
     r.add_argument("--min-samples", type=int, help="compared requests needed for a verdict (default: the route's, else 100)")
+    examples(r, "strangler shadow report --routes routes.yaml", "strangler shadow report cases --routes routes.yaml --gate 0.99",
+             "strangler shadow report --routes routes.yaml --format html > shadow.html")
     r.set_defaults(func=run_report)
 
 

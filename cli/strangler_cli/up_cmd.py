@@ -19,6 +19,7 @@ from strangler_analyzer import Limits, Run, StartFailed, Status, timeline
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output
+from strangler_cli.helptext import examples
 
 SHELL_WORDS = {"cd", "exec", "export", ".", "source", "set", "true", "false", "test", "[", "if", "for", "while", "ulimit", "umask"}
 STATE_DIR = Path(".strangler")  # where started processes are recorded (also read by ``down``)
@@ -35,6 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where started processes are recorded")
     u.add_argument("--timeline", metavar="FILE", help="write the start/ready timeline as JSON")
     u.add_argument("--foreground", action="store_true", help="stay and stop everything on Ctrl-C or SIGTERM")
+    examples(u, "strangler up inventory.yaml --dry-run", "strangler up inventory.yaml --foreground --timeline timeline.json",
+             "strangler up --example portal --dry-run")
     u.set_defaults(func=run_up)
 
 
