@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import gc
 import json
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from strangler_analyzer import analyze, blast_radius, build_graph
 from strangler_analyzer import what_ifs
 from strangler_analyzer import FORMATS, render
 from strangler_analyzer import impact_json
-from strangler_analyzer import render_impact, render_plan, render_what_ifs
+from strangler_analyzer import next_steps, render_impact, render_plan, render_what_ifs
 
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output
@@ -80,8 +81,20 @@ def run_analyze(args: argparse.Namespace) -> int:
         text = render(result, args.format)
         if changes and args.format == "text":
             text += render_what_ifs(changes, result.critical_path.seconds)
+        if args.format == "text":
+            text += next_steps(_inputs(args), result)
         write_output(text, args.output)
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> str:
+    """The input part of the command line, to repeat in the next commands."""
+    words = ["--example", args.example] if args.example else list(args.paths)
+    for profile in args.profile:
+        words += ["--profile", profile]
+    if args.env_file:
+        words += ["--env-file", args.env_file]
+    return shlex.join(words)
 
 
 def run_impact(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 from strangler_cli.helptext import examples
+from strangler_common.text import plural
 
 
 
@@ -20,5 +21,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_down(args: argparse.Namespace) -> int:
     from strangler_analyzer import stop_recorded
     n = stop_recorded(args.state_dir, args.timeout, lambda name: print(f"stopped {name}", file=sys.stderr))
-    print(f"stopped {n} component(s)")
+    print(f"stopped {plural(n, 'component')}")
     return 0

@@ -17,6 +17,7 @@ from strangler_common import StranglerError
 
 from strangler_cli.proxy_cmd import DEFAULT_ADMIN, DEFAULT_LISTEN, hostport
 from strangler_cli.helptext import examples
+from strangler_common.text import plural
 
 if TYPE_CHECKING:
     from strangler_proxy import RouteTable
@@ -114,7 +115,7 @@ def run_check(args: argparse.Namespace) -> int:
     for m in table.modules:
         stages[m.stage] = stages.get(m.stage, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(stages.items())) or "no modules"
-    print(f"{args.file}: ok: {len(table.upstreams)} upstreams, {len(table.modules)} modules ({summary})")
+    print(f"{args.file}: ok: {plural(len(table.upstreams), 'upstream')}, {plural(len(table.modules), 'module')} ({summary})")
     return 0
 
 
@@ -311,7 +312,7 @@ def run_export(args: argparse.Namespace) -> int:
         text = json.dumps({"target": result.target, "warnings": list(result.warnings), "config": result.text}, indent=2) + "\n"
     write_output(text, None if args.output is None else str(args.output))
     if args.output is not None:
-        print(f"{args.output}: {args.to} configuration written ({len(result.warnings)} differences listed at its top)")
+        print(f"{args.output}: {args.to} configuration written ({plural(len(result.warnings), 'difference')} listed at its top)")
     return 0
 
 

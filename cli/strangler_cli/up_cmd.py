@@ -20,6 +20,7 @@ from strangler_analyzer import Limits, Run, StartFailed, Status, timeline
 from strangler_cli.inputs import add_inputs, estate
 from strangler_cli.output import write_output
 from strangler_cli.helptext import examples
+from strangler_common.text import plural
 
 SHELL_WORDS = {"cd", "exec", "export", ".", "source", "set", "true", "false", "test", "[", "if", "for", "while", "ulimit", "umask"}
 STATE_DIR = Path(".strangler")  # where started processes are recorded (also read by ``down``)
@@ -70,7 +71,7 @@ def run_up(args: argparse.Namespace) -> int:
     waited = [st.name for st in plan.steps if st.start is None]
     if waited:  # Compose and Kubernetes components: another tool starts them
         checked = [st.name for st in plan.steps if st.start is None and st.check is not None]
-        print(f"strangler up: {len(waited)} component(s) have no start command here ({', '.join(waited[:6])}"
+        print(f"strangler up: {plural(len(waited), 'component')} {'has' if len(waited) == 1 else 'have'} no start command here ({', '.join(waited[:6])}"
               f"{', ...' if len(waited) > 6 else ''}): they are waited for, not started (start Compose services with "
               "'docker compose up')" + (f"; the healthchecks of {', '.join(checked[:6])} run on this host, not in "
                                         "their containers" if checked else ""), file=sys.stderr, flush=True)

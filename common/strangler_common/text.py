@@ -1,10 +1,10 @@
-"""Text written into another tool's file as a comment."""
+"""Text for people and for other tools' files: counted nouns, and comment lines."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["comment"]
+__all__ = ["comment", "plural"]
 
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
@@ -17,3 +17,12 @@ def comment(text: str) -> str:
     'a\\x0aserver {}'
     """
     return _BREAKS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``n`` and the noun, singular for one.
+
+    >>> plural(1, "module"), plural(3, "module"), plural(0, "dependency", "dependencies")
+    ('1 module', '3 modules', '0 dependencies')
+    """
+    return f"{n} {word if n == 1 else (many or word + 's')}"

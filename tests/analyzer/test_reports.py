@@ -85,3 +85,54 @@ def test_unknown_component_hint_says_what_it_cut(write) -> None:  # type: ignore
     path = write("inventory.yaml", "components:\n" + names)
     r = strangler("impact", str(path), "nope")
     assert r.returncode == 1 and "c19" in r.stderr and "and 5 more" in r.stderr
+
+
+def test_text_reads_one_way_and_says_where_its_numbers_come_from() -> None:
+    """Issue 23, item 7: one arrow convention with its legend, the edge counts add up, the
+    factor points are labelled, assumed start-up seconds are marked, the files are located."""
+    import re
+
+    a = portal()
+    text = render(a, "text")
+    assert "A -> B means A depends on B" in text
+    counts = re.search(r"(\d+) dependencies \((\d+) hard \+ (\d+) soft; (\d+) declared \+ (\d+) found only", text)
+    assert counts is not None
+    total, hard, soft, declared, inferred = map(int, counts.groups())
+    assert total == len(a.estate.edges) == hard + soft == declared + inferred and inferred == 1
+    assert f"in {Path(example_path('portal'))}" in text
+    # start-up sequences are written with "then", never with the dependency arrow
+    assert "oracle-crm (120 s), then [entitlements + esb] (90 s, a cycle: started together), then tomcat-1" in text
+    shutdown = text.split("Shutdown order")[1].split("\n\n")[0]
+    assert "->" not in shutdown and ", then [" in shutdown
+    # drift and extraction edges are dependencies: "crm-adapter -> tomcat-1" (crm-adapter calls tomcat-1)
+    assert "crm-adapter -> tomcat-1: found in config, not declared" in text
+    assert re.search(r"fan_in 1 \[12\.5/25\]", text)  # measure, [points earned / points it can earn]
+    assert "assumed" not in text  # every portal component has its startup_seconds
+    shop = render(analyze(load_estate([example_path("shop-compose")])), "text")
+    assert "(1 s*)" in shop and "* assumed 1 s: no start-up time in the input for" in shop
+
+
+def test_counted_nouns_agree() -> None:
+    from strangler_analyzer.model import Component, Estate
+
+    one = render(analyze(Estate(components=(Component(name="db"),), edges=(), sources=("inventory.yaml",))), "text")
+    assert one.startswith("Estate: 1 component, 0 dependencies") and "1 file: inventory.yaml" in one
+    assert "(s)" not in render(portal(), "text")
+
+
+def test_diagrams_mark_undeclared_edges_and_give_each_edge_one_colour() -> None:
+    import re
+
+    a = portal()
+    dot = render(a, "dot")
+    for line in dot.splitlines():
+        if " -> " in line:
+            assert line.count("color=") - line.count("fontcolor=") <= 1, line
+    assert '"tomcat-1" -> "crm-adapter" [color=blue, penwidth=3, label="config", fontcolor=gray50];' in dot
+    assert dot.startswith("// arrows: start order")
+    mermaid = render(a, "mermaid")
+    undeclared = [e for e in a.estate.edges if not e.declared]
+    assert mermaid.count("|config|") == len(undeclared) == 1
+    assert re.search(r"%% arrows: start order", mermaid)
+    md = render(a, "markdown")
+    assert "adapter.properties:4`)" in md and "inventory.yaml:52`)" in md  # drift with file:line

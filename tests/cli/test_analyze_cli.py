@@ -15,6 +15,12 @@ def test_analyze_example_prints_a_report() -> None:
     r = strangler("analyze", "--example", "portal")
     assert r.returncode == 0, r.stderr
     assert "Start-up waves (5)" in r.stdout and "Critical path: 270 s" in r.stdout
+    # the next commands, on the same input, each one that runs as printed (the HTML report among them)
+    nxt = [line.split("#")[0].split() for line in r.stdout.split("\nNext:\n")[1].splitlines()]
+    assert nxt[0][:5] == ["strangler", "analyze", "--example", "portal", "--format"] and "html" in nxt[0]
+    for words in nxt[1:]:
+        run = strangler(*words[1:])
+        assert run.returncode == 0, (words, run.stderr)
 
 
 def test_analyze_json_to_file_and_what_if(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ def render_dot(a: Analysis) -> str:
     cyclic = {n for g in a.waves.cyclic for n in g}
     on_path = _path_edges(a)
     q = dot_quote
-    out = ["digraph estate {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
+    out = ["// arrows: start order, from what must be ready to what waits for it; dashed: soft; 'config': undeclared,",
+           "// found only in configuration; blue: the critical path; red boxes: on a start-up cycle",
+           "digraph estate {", "  rankdir=LR;", "  node [shape=box, style=rounded];"]
     for i, wave in enumerate(a.waves.waves):
         out.append(f"  subgraph cluster_wave{i} {{ label={q(f'wave {i + 1}')}; style=dashed;")
         for n in wave:
@@ -40,10 +42,12 @@ def render_dot(a: Analysis) -> str:
         attrs = []
         if e.strength == "soft":
             attrs.append("style=dashed")
-        if not e.declared:
-            attrs.append("color=gray50")
         if (e.dst, e.src) in on_path:
-            attrs += ["color=blue", "penwidth=3"]
+            attrs += ["color=blue", "penwidth=3"]  # one colour per edge: the critical path's wins
+        elif not e.declared:
+            attrs.append("color=gray50")
+        if not e.declared:
+            attrs += ['label="config"', "fontcolor=gray50"]  # found only in configuration: undeclared
         out.append(f"  {q(e.dst)} -> {q(e.src)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -51,7 +55,9 @@ def render_dot(a: Analysis) -> str:
 
 def render_mermaid(a: Analysis) -> str:
     ids = {c.name: f"n{i}" for i, c in enumerate(a.estate.components)}
-    out = ["flowchart LR"]
+    out = ["flowchart LR",
+           "  %% arrows: start order, from what must be ready to what waits for it; dotted: soft;",
+           "  %% labelled config: undeclared, found only in configuration; blue: the critical path"]
     for i, wave in enumerate(a.waves.waves):
         out.append(f"  subgraph wave{i + 1}[\"wave {i + 1}\"]")
         out += [f"    {ids[n]}[{mermaid_label(n)}]" for n in wave]
@@ -59,12 +65,15 @@ def render_mermaid(a: Analysis) -> str:
     links = []
     for e in a.estate.edges:
         arrow = "-.->" if e.strength == "soft" else "-->"
-        out.append(f"  {ids[e.dst]} {arrow} {ids[e.src]}")
+        label = "" if e.declared else "|config|"  # undeclared: found only in configuration
+        out.append(f"  {ids[e.dst]} {arrow}{label} {ids[e.src]}")
         links.append((e.dst, e.src))
     on_path = _path_edges(a)
-    for i, link in enumerate(links):
+    for i, (link, e) in enumerate(zip(links, a.estate.edges)):
         if link in on_path:
             out.append(f"  linkStyle {i} stroke:#1f6feb,stroke-width:3px")
+        elif not e.declared:
+            out.append(f"  linkStyle {i} stroke:#8c959f")
     cyclic = sorted({n for g in a.waves.cyclic for n in g})
     if cyclic:
         out.append("  classDef cycle stroke:#d1242f,stroke-width:3px")

@@ -10,6 +10,7 @@ from html import escape
 
 from strangler_analyzer.analysis import Analysis
 from strangler_analyzer.report.text import render_text
+from strangler_common.text import plural
 
 MAX_DRAWN = 600
 COL_W, ROW_H, BOX_W, BOX_H = 230, 46, 180, 30
@@ -42,7 +43,7 @@ def render_html(a: Analysis) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>strangler: estate analysis</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>Estate analysis</h1>",
-        f"<p>{len(a.estate.components)} components, {len(a.estate.edges)} dependencies; "
+        f"<p>{plural(len(a.estate.components), 'component')}, {plural(len(a.estate.edges), 'dependency', 'dependencies')}; "
         f"minimal cold start <b>{a.critical_path.seconds:g} s</b>.</p>",
     ]
     if drawn:

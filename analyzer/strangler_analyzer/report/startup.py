@@ -6,12 +6,13 @@ from typing import Any
 
 from strangler_analyzer.startup.checks import describe
 from strangler_analyzer.startup.plan import StartPlan
+from strangler_common.text import plural
 
 __all__ = ["render_start_plan", "render_timeline"]  # public (the CLI's and loadtests' imports are checked against it)
 
 
 def render_start_plan(plan: StartPlan) -> str:
-    lines = [f"start plan: {len(plan.steps)} components in {len(plan.waves)} waves; "
+    lines = [f"start plan: {plural(len(plan.steps), 'component')} in {plural(len(plan.waves), 'wave')}; "
              f"critical path {plan.critical_seconds:g} s: {' -> '.join(plan.critical_path)}"]
     for i, wave in enumerate(plan.waves, 1):
         lines.append(f"wave {i}:")

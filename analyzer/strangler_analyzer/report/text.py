@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from strangler_analyzer.analysis import Analysis, Impact, WhatIf
+import os
 
-__all__ = ["render_impact", "render_plan", "render_what_ifs"]  # public (the CLI's and loadtests' imports are checked against it)
+from strangler_analyzer.analysis import Analysis, Impact, WhatIf
+from strangler_analyzer.analysis.plan import WEIGHTS, Factor
+from strangler_analyzer.model import DEFAULT_STARTUP_SECONDS, Component, Drift, Estate
+from strangler_common.text import plural
+
+__all__ = ["next_steps", "render_impact", "render_plan", "render_what_ifs"]  # public (the CLI's and loadtests' imports are checked against it)
 
 MAX_WAVE_NAMES = 12
 
@@ -15,14 +20,59 @@ def _names(names: tuple[str, ...] | list[str]) -> str:
     return ", ".join(names[:MAX_WAVE_NAMES]) + f", ... (+{len(names) - MAX_WAVE_NAMES} more)"
 
 
+LEGEND = "Arrows: A -> B means A depends on B (B is ready before A starts); start-up sequences read left to right."
+
+
+def _sources(sources: tuple[str, ...]) -> str:
+    """``4 files in DIR`` (where they are, so a reader can open them), or ``1 file: PATH``."""
+    if len(sources) == 1:
+        return f"1 file: {sources[0]}"
+    if not sources:
+        return "no files"
+    try:
+        where = os.path.commonpath([os.path.dirname(s) or "." for s in sources])
+    except ValueError:  # absolute and relative paths mixed
+        return plural(len(sources), "file")
+    return f"{plural(len(sources), 'file')} in {where}"
+
+
+def _seconds(c: Component | None) -> str:
+    if c is None:
+        return "?"
+    return f"{c.startup_seconds:g} s" + ("" if c.startup_known else "*")
+
+
+def _steps(path: tuple[str, ...], cyclic: tuple[tuple[str, ...], ...], e: Estate) -> list[str]:
+    """The path's steps with their seconds; the members of a start-up cycle on it are one
+    step (started together, as long as the slowest of them)."""
+    group = {n: g for g in cyclic for n in g}
+    steps: list[str] = []
+    i = 0
+    while i < len(path):
+        g = group.get(path[i])
+        if g is None:
+            steps.append(f"{path[i]} ({_seconds(e.component(path[i]))})")
+            i += 1
+            continue
+        members = [path[i]]
+        while i + len(members) < len(path) and group.get(path[i + len(members)]) is g:
+            members.append(path[i + len(members)])
+        slowest = max((c for n in members if (c := e.component(n)) is not None), key=lambda c: c.startup_seconds, default=None)
+        steps.append(f"[{' + '.join(members)}] ({_seconds(slowest)}, a cycle: started together)")
+        i += len(members)
+    return steps
+
+
 def render_text(a: Analysis) -> str:
     e = a.estate
     cyclic = {n for g in a.waves.cyclic for n in g}
+    hard = sum(1 for x in e.edges if x.strength == "hard")
+    inferred = sum(1 for x in e.edges if not x.declared)
     out = [
-        f"Estate: {len(e.components)} components, {len(e.edges)} dependencies "
-        f"({sum(1 for x in e.edges if x.strength == 'hard')} hard, "
-        f"{sum(1 for x in e.edges if not x.declared)} found only in configuration) "
-        f"from {len(e.sources)} file(s)",
+        f"Estate: {plural(len(e.components), 'component')}, {plural(len(e.edges), 'dependency', 'dependencies')} "
+        f"({hard} hard + {len(e.edges) - hard} soft; {len(e.edges) - inferred} declared + {inferred} found only in "
+        f"configuration), read from {_sources(e.sources)}",
+        LEGEND,
         "",
         f"Start-up waves ({len(a.waves.waves)}): components in one wave can start in parallel",
     ]
@@ -31,10 +81,15 @@ def render_text(a: Analysis) -> str:
         out.append(f"  {i:>3}. {_names(marks)}")
     if cyclic:
         out.append("       * on a start-up cycle: started together, see Cycles")
-    out += ["", "Shutdown order: the waves reversed"]
-    out.append("  " + " -> ".join(f"[{_names(w)}]" for w in a.waves.shutdown[:6]) + (" -> ..." if len(a.waves.waves) > 6 else ""))
+    out += ["", "Shutdown order: the waves reversed, first stopped first"]
+    out.append("  " + ", then ".join(f"[{_names(w)}]" for w in a.waves.shutdown[:6]) + (", then ..." if len(a.waves.waves) > 6 else ""))
     cp = a.critical_path
-    out += ["", f"Critical path: {cp.seconds:g} s minimal cold start", "  " + " -> ".join(cp.components)]
+    assumed = [n for n in cp.components if not ((comp := e.component(n)) is not None and comp.startup_known)]
+    out += ["", f"Critical path: {cp.seconds:g} s minimal cold start, the longest chain of waits",
+            "  " + ", then ".join(_steps(cp.components, a.waves.cyclic, e))]
+    if assumed:
+        out.append(f"  * assumed {DEFAULT_STARTUP_SECONDS:g} s: no start-up time in the input for "
+                   f"{_names(assumed)} (give it startup_seconds in an inventory)")
     out += ["", f"Cycles: {len(a.cycles) or 'none'}"]
     for c in a.cycles:
         out.append(f"  group of {len(c.components)}: {_names(c.components)}")
@@ -46,9 +101,10 @@ def render_text(a: Analysis) -> str:
         out.append(f"    cut: {cuts}")
         if c.needs_hard_cut:
             out.append("    only a hard dependency can break it: make one of these soft in the code first")
-    out += ["", "Extraction candidates (choke and release, easiest first; score 0-100):"]
+    out += ["", "Extraction candidates (choke and release, easiest first): score 0-100 = the sum of the factors' points,",
+            "  each factor shown as its measure and [points earned / points it can earn]"]
     for cand in a.candidates[:5]:
-        factors = "  ".join(f"{f.name}={f.value:g} ({f.points:g})" for f in cand.factors)
+        factors = "  ".join(f"{f.name} {f.value:g} [{f.points:g}/{_most(f):g}]" for f in cand.factors)
         out.append(f"  {cand.score:6.2f}  {cand.component}")
         out.append(f"          {factors}")
     if a.extraction:
@@ -58,10 +114,8 @@ def render_text(a: Analysis) -> str:
     if e.drift:
         out += ["", "Drift between declarations and configuration:"]
         for d in e.drift:
-            ev = d.evidence[0]
-            where = f"{ev.source}:{ev.line}" if ev.line else ev.source
             what = "found in config, not declared" if d.kind == "undeclared" else "declared, not found in its config"
-            out.append(f"  {d.src} -> {d.dst}: {what} ({where})")
+            out.append(f"  {d.src} -> {d.dst}: {what} ({_where(d)})")
     if e.warnings:
         out += ["", f"Warnings ({len(e.warnings)}):"] + [f"  {w}" for w in e.warnings[:50]]
         if len(e.warnings) > 50:
@@ -69,15 +123,41 @@ def render_text(a: Analysis) -> str:
     return "\n".join(out) + "\n"
 
 
+def _most(f: Factor) -> float:
+    """The points a factor earns at its easiest (its weight x 100)."""
+    return WEIGHTS[f.name] * 100
+
+
+def _where(d: Drift) -> str:
+    ev = d.evidence[0]
+    return f"{ev.source}:{ev.line}" if ev.line else ev.source
+
+
+def next_steps(inputs: str, a: Analysis) -> str:
+    """The commands to try next on the same input (``inputs``: the analysed paths or ``--example NAME``)."""
+    first = a.candidates[0].component if a.candidates else (a.estate.components[0].name if a.estate.components else "NAME")
+    cut = a.cycles[0].suggested_cuts[0] if a.cycles and a.cycles[0].suggested_cuts else None
+    busiest = max(a.estate.components, key=lambda c: sum(1 for x in a.estate.edges if x.dst == c.name), default=None)
+    return "\n".join([
+        "", "Next:",
+        f"  strangler analyze {inputs} --format html -o estate.html    # this report as one page, with the graph",
+        f"  strangler impact {inputs} {busiest.name if busiest else first}    # what fails with it, and in which order to restart",
+        f"  strangler plan {inputs}    # the extraction ranking, and the estate after the first",
+        f"  strangler analyze {inputs} --soften {cut[0]}:{cut[1]}    # what cutting the cycle gains" if cut else
+        f"  strangler up {inputs} --dry-run    # the start-up plan, with its readiness checks",
+    ]) + "\n"
+
+
 def render_markdown(a: Analysis) -> str:
     e = a.estate
     out = [
         "# Estate analysis", "",
-        f"{len(e.components)} components, {len(e.edges)} dependencies.", "",
+        f"{plural(len(e.components), 'component')}, {plural(len(e.edges), 'dependency', 'dependencies')}. "
+        "`A → B` means A depends on B (B is ready before A starts).", "",
         "## Start-up waves", "", "| wave | components |", "| --- | --- |",
     ]
     out += [f"| {i} | {', '.join(w)} |" for i, w in enumerate(a.waves.waves, 1)]
-    out += ["", "## Critical path", "", f"**{a.critical_path.seconds:g} s**: " + " → ".join(a.critical_path.components)]
+    out += ["", "## Critical path", "", f"**{a.critical_path.seconds:g} s**: " + ", then ".join(_steps(a.critical_path.components, a.waves.cyclic, e))]
     out += ["", "## Cycles", ""]
     out += [
         f"- {', '.join(c.components)}; cut: " + ", ".join(f"`{x} → {y}`" for x, y in c.suggested_cuts)
@@ -89,7 +169,9 @@ def render_markdown(a: Analysis) -> str:
     for c in a.candidates[:10]:
         out.append(f"| {c.component} | {c.score:g} | " + " | ".join(f"{f.value:g}" for f in c.factors) + " |")
     if e.drift:
-        out += ["", "## Drift", ""] + [f"- `{d.src} → {d.dst}`: {d.kind}" for d in e.drift]
+        out += ["", "## Drift", ""]
+        out += [f"- `{d.src} → {d.dst}`: {'found in config, not declared' if d.kind == 'undeclared' else 'declared, not found in its config'} "
+                f"(`{_where(d)}`)" for d in e.drift]
     if e.warnings:
         out += ["", "## Warnings", ""] + [f"- {w}" for w in e.warnings]
     return "\n".join(out) + "\n"
@@ -114,9 +196,11 @@ def render_what_ifs(what_ifs: list[WhatIf], base_seconds: float) -> str:
 
 def render_plan(a: Analysis, top: int) -> str:
     """``strangler plan``: the extraction candidates, and the estate after the first."""
-    lines = ["Extraction candidates, easiest first (score 0-100, factor points in brackets):"]
+    lines = ["Extraction candidates, easiest first: score 0-100 = the sum of the factors' points, each factor shown",
+             "as its measure and [points earned / points it can earn]"]
     for rank, c in enumerate(a.candidates[:top], 1):
-        lines.append(f"{rank:>3}. {c.component:<28} {c.score:6.2f}   " + "  ".join(f"{f.name}={f.value:g} [{f.points:g}]" for f in c.factors))
+        lines.append(f"{rank:>3}. {c.component:<28} {c.score:6.2f}   "
+                     + "  ".join(f"{f.name} {f.value:g} [{f.points:g}/{_most(f):g}]" for f in c.factors))
     if a.extraction:
         x = a.extraction
         lines += ["", f"Extract {x.component} first: {x.service} runs beside it behind the strangler proxy.",
