@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import signal
 import sys
@@ -31,14 +30,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def traffic(url: str, stop: threading.Event, users: int = 6) -> None:
-    """A few users clicking around, so every stage has something to show."""
+USERS = 100  # enough that a 10 % canary has users on the new side (0.9^100: none, once in 38,000 runs)
+
+
+def traffic(url: str, stop: threading.Event, ready: threading.Event, users: int = USERS) -> None:
+    """Users clicking around, each with its own cookies (its cohort), so every stage has
+    something to show; ``ready`` is set once all of them have logged in."""
     import httpx  # here, not at the top: every strangler command would pay for it
     clients = []
     for i in range(users):
         c = httpx.Client(base_url=url, timeout=10)
         c.get(f"/login?user=demo-{i}")
         clients.append(c)
+    ready.set()
     n = 0
     while not stop.is_set():
         c = clients[n % users]
@@ -49,35 +53,20 @@ def traffic(url: str, stop: threading.Event, users: int = 6) -> None:
         except httpx.HTTPError:
             pass
         n += 1
-        time.sleep(0.01)
+        time.sleep(0.005)
     for c in clients:
         c.close()
-
-
-def module_status(admin: str, token: str) -> str:
-    import httpx  # here, not at the top: every strangler command would pay for it
-    auth = {"authorization": f"Bearer {token}"}
-    modules = httpx.get(f"{admin}/modules", headers=auth, timeout=5).json()
-    metrics = httpx.get(f"{admin}/metrics", headers=auth, timeout=5).text
-    lines = [f"  {'module':<8} {'stage':<9} {'weight':>6} {'legacy':>8} {'new':>8} {'fallbacks':>9}"]
-    for m in modules:
-        def count(pattern: str) -> int:
-            return int(sum(float(x) for x in re.findall(pattern + r"[^\n]*\} ([0-9.e+]+)", metrics)))
-        legacy = count(rf'strangler_requests_total\{{code="[^"]*",module="{m["name"]}",side="legacy"')
-        new = count(rf'strangler_requests_total\{{code="[^"]*",module="{m["name"]}",side="service"')
-        fb = count(rf'strangler_fallbacks_total\{{module="{m["name"]}"')
-        lines.append(f"  {m['name']:<8} {m['stage']:<9} {m['weight']:>6g} {legacy:>8} {new:>8} {fb:>9}")
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     import httpx  # here, not at the top: every strangler command would pay for it
     from strangler_cli.demo.estate import DemoEstate
+    from strangler_cli.demo.walk import Admin, follow_release, table
 
     if not args.step_seconds > 0:
         raise UsageError(f"--step-seconds: expected a number of seconds above 0, found {args.step_seconds:g}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="strangler-demo-"))
-    estate = DemoEstate(workdir, proxy_port=args.port)
+    estate = DemoEstate(workdir, proxy_port=args.port, release_interval=args.step_seconds)
     stop = threading.Event()
     interrupted = threading.Event()
     terminated = threading.Event()  # SIGTERM asks the demo to stop: status 0, as the proxy does
@@ -95,19 +84,30 @@ def run(args: argparse.Namespace) -> int:
         say(f"  legacy directly:           http://127.0.0.1:{estate.ports['legacy']}/cases/1")
         say(f"  admin API:                 {estate.admin}/modules  (Authorization: Bearer {estate.token})")
         say(f"  route table:               {estate.routes}")
-        feeder = threading.Thread(target=traffic, args=(estate.url, stop), daemon=True)
+        ready = threading.Event()
+        feeder = threading.Thread(target=traffic, args=(estate.url, stop, ready), daemon=True)
         feeder.start()
+        ready.wait(60)
         step = args.step_seconds
-        walk: list[tuple[str, dict[str, object]]] = [("legacy", {"stage": "legacy"}), ("shadow", {"stage": "shadow"}),
-                ("canary 10 %", {"stage": "canary", "weight": 10}), ("canary 50 %", {"stage": "canary", "weight": 50}),
-                ("released", {"stage": "released"})]
-        for title, change in walk:
+        admin = Admin(estate.admin, estate.token)
+        for title, change in [("legacy", {"stage": "legacy"}), ("shadow", {"stage": "shadow"})]:
+            before = admin.counts()
             estate.set_module("cases", **change, reason=f"demo: {title}")
-            say(f"\n== cases: {title} ==")
+            say(f"\n== cases: {title} (set by hand through the admin API) ==")
             time.sleep(step)
             if title == "shadow":
                 _shadow_report(estate, step)
-            say(module_status(estate.admin, estate.token))
+            say(table(admin.modules(), before, admin.counts()))
+        started = admin.post("/releases/cases", {"action": "start"})
+        say(f"\n== cases: {started['summary']} (release start: the controller takes it from here, "
+            f"each step judged on its own traffic) ==")
+        if not follow_release(admin, "cases", say, deadline=time.monotonic() + 30 * step + 60):
+            now = admin.release("cases")
+            raise StranglerError(f"the release did not complete: {now['summary']}; last check: {now.get('last_check')} "
+                                 f"(logs in {workdir})")
+        before = admin.counts()
+        time.sleep(step)
+        say(table(admin.modules(), before, admin.counts()))
         say("\nthe cases module is released: the new service serves it, legacy stands by as fallback")
         if not args.once:
             say("the estate keeps running; Ctrl-C stops everything")

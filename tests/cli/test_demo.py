@@ -11,16 +11,34 @@ from tests.loadtests.test_scenarios import demo_processes
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
+def _rows(section: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split() for line in section.splitlines() if line.strip().startswith(("cases ", "kb "))}
+
+
 def test_demo_walks_cases_from_legacy_to_released(tmp_path: Path) -> None:
-    r = strangler("demo", "--once", "--step-seconds", "1", "--workdir", str(tmp_path), timeout=180)
+    """Issue 23, item 9: per-stage counts, new traffic at canary 10 %, the shadow gate explained,
+    the canary steps taken by the real release controller with its checks on screen, and the
+    released row showing what runs (not a weight left from the canary)."""
+    r = strangler("demo", "--once", "--step-seconds", "1", "--workdir", str(tmp_path), timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
-    for title in ("cases: legacy", "cases: shadow", "cases: canary 10 %", "cases: canary 50 %", "cases: released"):
-        assert f"== {title} ==" in out
-    assert "% match" in out  # the shadow report, on the way
-    released = out.split("== cases: released ==")[1]
-    row = next(line.split() for line in released.splitlines() if line.strip().startswith("cases"))
-    assert row[1] == "released" and int(row[4]) > 0  # the new service served requests
+    sections = out.split("\n== ")
+    titles = [s.split(" ==")[0] for s in sections[1:]]
+    assert titles[:2] == ["cases: legacy (set by hand through the admin API)", "cases: shadow (set by hand through the admin API)"]
+    assert titles[2].startswith("cases: running at canary 10 %, step 1 of 2 (release start")
+    assert titles[3] == "cases: running at canary 50 %, step 2 of 2 (by the release controller)"
+    assert titles[4] == "cases: released: all 2 steps done (by the release controller)"
+    legacy, shadow, canary10, canary50, released = (_rows(s) for s in sections[1:6])
+    # columns: module, stage, new side (N %), legacy, new, fallbacks
+    assert int(legacy["cases"][4]) > 0 and legacy["cases"][5] == "0"
+    assert "too few to be sure" in sections[2] and "% match" in sections[2]  # the gate failing on 100 % says why
+    # per-stage counts: each stage's own, and the new side serves at canary 10 % already
+    assert canary10["cases"][1:3] == ["canary", "10"] and int(canary10["cases"][5]) > 0
+    assert "check: pass: error rate" in sections[3] and "check: pass: error rate" in sections[4]
+    assert canary50["cases"][1:3] == ["canary", "50"] and int(canary50["cases"][5]) > 0
+    assert int(canary50["cases"][4]) < int(legacy["cases"][4]) + int(shadow["cases"][4]) + int(canary10["cases"][4])
+    assert released["cases"][1:3] == ["released", "100"] and int(released["cases"][5]) > 0
+    assert int(released["cases"][4]) == 0  # released: legacy serves none of it (no fallbacks either)
     assert (tmp_path / "routes.yaml").exists() and demo_processes() == 0
 
 

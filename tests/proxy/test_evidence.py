@@ -58,3 +58,28 @@ def test_gate_needs_enough_samples_and_a_high_lower_bound() -> None:
     assert r.passes(0.99) and not r.passes(0.999)
     lo, hi = wilson(1000, 1000)
     assert 0.996 < lo < 0.9963 and hi == 1.0
+
+
+def _perfect(n: int, min_samples: int = 30):  # type: ignore[no-untyped-def]
+    s = EndpointStats()
+    for _ in range(n):
+        s.total += 1
+        s.record([], [])
+    return module_report("cases", {"GET /cases/{id}": s}, Thresholds(), min_samples)
+
+
+def test_a_perfect_match_failing_its_gate_says_it_needs_more_samples() -> None:
+    """Issue 23, item 9: 100 % of 108 matched fails a 0.99 gate; the verdict says why and how many."""
+    from strangler_proxy.shadow.evidence import samples_needed
+    from strangler_proxy.shadow.report import gate_verdict
+
+    verdict = gate_verdict(_perfect(108), 0.99)
+    assert verdict.startswith("FAIL: the 95 % interval's lower bound 96.57 % is under 99 %")
+    assert "108 compared requests are too few" in verdict and "about 381 are needed (273 more)" in verdict
+    assert gate_verdict(_perfect(381), 0.99).startswith("PASS")  # exactly as many as it said
+    assert not _perfect(380).passes(0.99)
+    assert gate_verdict(_perfect(10), 0.99) == "FAIL: not enough traffic for a verdict (10 of 30 compared)"
+    assert samples_needed(0.95, 0.99) is None  # no amount of traffic lifts 95 % over 99 %
+    for rate, gate in ((1.0, 0.9), (0.999, 0.99), (0.995, 0.98)):
+        n = samples_needed(rate, gate)
+        assert n is not None and wilson(round(rate * n), n)[0] >= gate

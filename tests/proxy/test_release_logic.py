@@ -33,8 +33,13 @@ def test_p99_against_legacy_times_factor_above_a_floor() -> None:
 
 def test_shadow_gate() -> None:
     assert judge_shadow(None, 10, A).verdict == "wait"
-    assert judge_shadow(0.995, 1000, A).verdict == "pass"
-    assert judge_shadow(0.97, 1000, A).verdict == "fail"
+    assert judge_shadow((0.995, 0.999), 1000, A).verdict == "pass"
+    assert judge_shadow((0.95, 0.98), 1000, A).verdict == "fail"  # confidently under the gate
+    # a perfect match over 108 requests: the interval straddles 0.99, which is no failure (issue 23, item 9)
+    from strangler_proxy.shadow.evidence import wilson
+
+    j = judge_shadow(wilson(108, 108), 108, A)
+    assert j.verdict == "wait" and "not yet sure" in j.reason
 
 
 def test_steps_and_rollback_targets() -> None:

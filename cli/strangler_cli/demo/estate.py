@@ -34,7 +34,15 @@ def port_free(port: int) -> bool:
             return False
 
 
-def routes_yaml(ports: dict[str, int], cases_stage: str = "legacy", cases_weight: float = 0, kb_stage: str = "legacy") -> str:
+def routes_yaml(ports: dict[str, int], cases_stage: str = "legacy", cases_weight: float = 0, kb_stage: str = "legacy",
+                release_interval: float | None = None) -> str:
+    """The demo's route table; with ``release_interval``, cases has a release plan the
+    controller walks (canary 10 %, 50 %, then released; each step at least that long)."""
+    release = "" if release_interval is None else (
+        f"    release:\n      steps: [10, 50]\n      interval: {release_interval:g}\n"
+        # generous p99 terms: the demo's services are small Python apps on a shared machine
+        "      analysis: {min_requests: 20, error_rate_margin: 0.02, p99_factor: 3, p99_floor_ms: 250}\n"
+        "      failure_limit: 3\n      rollback: legacy\n")
     return f"""# The demo estate's route table (written by strangler demo / loadtest)
 upstreams:
   legacy: http://127.0.0.1:{ports['legacy']}
@@ -47,7 +55,7 @@ modules:
     stage: {cases_stage}
     weight: {cases_weight:g}
     shadow: {{noise: twice, min_samples: 30, compare: {{ignore_headers: [x-served-by]}}}}
-  kb:
+{release}  kb:
     match: {{path_prefix: /kb}}
     service: kb-service
     stage: {kb_stage}
@@ -66,6 +74,7 @@ class DemoEstate:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     workers: int = 1
+    release_interval: float | None = None  # with it, cases has a release plan (routes_yaml)
 
     @property
     def routes(self) -> Path:
@@ -92,7 +101,7 @@ class DemoEstate:
             for role in ROLES:
                 self._wait(f"http://127.0.0.1:{self.ports[role]}/healthz" if role == "legacy" else
                            f"http://127.0.0.1:{self.ports[role]}{'/cases' if role == 'cases-service' else '/kb'}", role)
-            self.routes.write_text(routes_yaml(self.ports, **stages))  # type: ignore[arg-type]
+            self.routes.write_text(routes_yaml(self.ports, **stages, release_interval=self.release_interval))  # type: ignore[arg-type]
             strangler = str(Path(sys.executable).parent / "strangler")
             self._spawn("proxy", [strangler, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{self.proxy_port}",
                                   "--admin", f"127.0.0.1:{self.admin_port}",

@@ -83,7 +83,7 @@ class Windows:
 
 class Controller:
     def __init__(self, runtime: Runtime, store: Store, windows: Windows,
-                 shadow_bound: Callable[[str, int], tuple[float | None, int]],
+                 shadow_bound: Callable[[str, int], tuple[tuple[float, float] | None, int]],
                  quiet_for: Callable[[str], float] = lambda m: 0.0,
                  clock: Callable[[], float] = time.time,
                  confirm: Callable[[Sequence[Webhook], dict[str, object]], str | None] = confirm_gates,
@@ -99,7 +99,7 @@ class Controller:
         self.runtime = runtime
         self.store = store
         self.windows = windows
-        self.shadow_bound = shadow_bound  # module, min samples -> (Wilson lower bound or None, compared)
+        self.shadow_bound = shadow_bound  # module, min samples -> (Wilson interval or None, compared)
         self.clock = clock
         self.last: dict[str, Judgement] = {}
 

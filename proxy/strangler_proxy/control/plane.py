@@ -51,9 +51,9 @@ class ControlPlane:
         if lead:
             evidence = ShadowStore(local_state)
 
-            def shadow_bound(module: str, min_samples: int) -> tuple[float | None, int]:
+            def shadow_bound(module: str, min_samples: int) -> tuple[tuple[float, float] | None, int]:
                 report = module_report(module, evidence.load(module), min_samples=min_samples)
-                return (None if report.interval is None else report.interval[0]), report.compared
+                return report.interval, report.compared
 
             spec = runtime.snapshot.table.data_plane
             if spec.kind != "strangler":

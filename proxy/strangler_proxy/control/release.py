@@ -96,12 +96,19 @@ def judge_canary(new: Window, legacy: Window, a: ReleaseThresholds) -> Judgement
     return Judgement("pass", f"error rate {new_rate:.2%} (legacy {legacy_rate:.2%}), {new.requests} requests")
 
 
-def judge_shadow(lower_bound: float | None, compared: int, a: ReleaseThresholds) -> Judgement:
-    if lower_bound is None:
+def judge_shadow(interval: tuple[float, float] | None, compared: int, a: ReleaseThresholds) -> Judgement:
+    """Pass when the match rate's 95 % interval lies at or above the gate, fail when it lies
+    below; while it straddles the gate the evidence is not enough either way (a perfect
+    match over too few requests is no failure): wait for more."""
+    if interval is None:
         return Judgement("wait", f"{compared} shadow comparisons so far: not enough for a verdict")
-    if lower_bound >= a.shadow_gate:
-        return Judgement("pass", f"shadow match lower bound {lower_bound:.4f} >= {a.shadow_gate:g}")
-    return Judgement("fail", f"shadow match lower bound {lower_bound:.4f} < {a.shadow_gate:g}")
+    low, high = interval
+    if low >= a.shadow_gate:
+        return Judgement("pass", f"shadow match lower bound {low:.4f} >= {a.shadow_gate:g} ({compared} compared)")
+    if high < a.shadow_gate:
+        return Judgement("fail", f"shadow match upper bound {high:.4f} < {a.shadow_gate:g} ({compared} compared)")
+    return Judgement("wait", f"shadow match between {low:.4f} and {high:.4f} over {compared} compared: "
+                             f"not yet sure it reaches {a.shadow_gate:g}")
 
 
 def step_setting(plan: ReleasePlan, index: int) -> tuple[Stage, float]:

@@ -118,6 +118,34 @@ def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float,
     return (max(0.0, center - half), min(1.0, center + half))
 
 
+def samples_needed(rate: float, gate: float, most: int = 10_000_000) -> int | None:
+    """How many compared requests, matching at ``rate``, put the interval's lower bound at
+    ``gate`` or above; None when ``rate`` itself is not above the gate (no amount will do).
+
+    >>> samples_needed(1.0, 0.99), samples_needed(0.999, 0.99), samples_needed(0.98, 0.99)
+    (381, 563, None)
+    """
+    if rate <= gate:
+        return None
+
+    def enough(n: int) -> bool:
+        return wilson(round(rate * n), n)[0] >= gate
+
+    high = 1
+    while not enough(high):
+        high *= 2
+        if high > most:
+            return None
+    low = high // 2  # not enough at low (or 0), enough at high
+    while high - low > 1:
+        mid = (low + high) // 2
+        if enough(mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
 def real_fields(stats: EndpointStats, t: Thresholds) -> list[FieldReport]:
     out = []
     for path in sorted(set(stats.fields) | set(stats.noise)):

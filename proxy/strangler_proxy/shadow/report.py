@@ -6,9 +6,9 @@ import json
 from html import escape
 from typing import Any
 
-from strangler_proxy.shadow.evidence import ModuleReport
+from strangler_proxy.shadow.evidence import ModuleReport, samples_needed
 
-__all__ = ["report_html", "report_json", "report_text"]  # public (the CLI's and loadtests' imports are checked against it)
+__all__ = ["gate_verdict", "report_html", "report_json", "report_text"]  # public (the CLI's and loadtests' imports are checked against it)
 
 
 def report_json(reports: list[ModuleReport], samples: dict[str, list[dict[str, Any]]], gate: float | None) -> dict[str, Any]:
@@ -49,6 +49,21 @@ def _rate(r: ModuleReport) -> str:
     return f"{rate}, 95 % interval {100 * lo:.2f}-{100 * hi:.2f} %"
 
 
+def gate_verdict(r: ModuleReport, gate: float) -> str:
+    """PASS or FAIL, and why: a perfect match can fail on too few samples, and says how many it needs."""
+    if r.interval is None:
+        return f"FAIL: not enough traffic for a verdict ({r.compared} of {r.min_samples} compared)"
+    low = r.interval[0]
+    if low >= gate:
+        return f"PASS: the 95 % interval's lower bound {100 * low:.2f} % is at least {100 * gate:g} %"
+    why = f"FAIL: the 95 % interval's lower bound {100 * low:.2f} % is under {100 * gate:g} %"
+    need = samples_needed(r.match_rate or 0.0, gate)
+    if need is None:
+        return f"{why}: the match rate itself is too low; see the fields that differ"
+    return (f"{why}: {r.compared} compared requests are too few to be sure; at this match rate about {need} "
+            f"are needed ({need - r.compared} more)")
+
+
 def report_text(reports: list[ModuleReport], gate: float | None) -> str:
     lines: list[str] = []
     for r in reports:
@@ -56,7 +71,7 @@ def report_text(reports: list[ModuleReport], gate: float | None) -> str:
         skipped = ", ".join(f"{k} {v}" for k, v in r.skipped.items() if v)
         lines.append(f"  mirrored {r.total}, compared {r.compared}, mismatched {r.mismatched}, skipped: {skipped or 'none'}")
         if gate is not None:
-            lines.append(f"  gate {gate:g}: {'PASS' if r.passes(gate) else 'FAIL'}")
+            lines.append(f"  gate {gate:g}: {gate_verdict(r, gate)}")
         if r.fields:
             lines.append("  fields that differ most:")
             lines += [f"    {f.path:<40} {f.mismatches}" for f in r.fields[:10]]
