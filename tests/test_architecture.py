@@ -67,8 +67,8 @@ def test_public_api_is_pinned() -> None:
         "after_failure", "bucket", "decide", "load_routes", "may_fall_back", "on_new_side", "plan",
         # the facade's lazily loaded names (the CLI's)
         "KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore",
-        "Thresholds", "check_not_self", "cohort_id", "compare", "default_path", "describe", "export", "is_loopback",
-        "leftovers", "module_report", "open_plane", "open_store", "release_status", "report_html", "report_json",
+        "Thresholds", "check_not_self", "cohort_id", "collect_status", "compare", "default_path", "describe", "export", "is_loopback",
+        "leftovers", "module_report", "open_plane", "open_store", "release_status", "render_status", "report_html", "report_json",
         "report_text", "run_proxy", "sign_pin", "token_path", "transition", "with_overrides",
     ])
     for mod in (strangler_analyzer, strangler_common, strangler_proxy):

@@ -308,7 +308,7 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
         # ready: the table is loaded (we would not be serving otherwise) and the state store
         # answered its last poll; not ready while draining for shutdown
         health = Health(opts.health_prefix, plane.not_ready) if opts.health_prefix else None
-        app = ProxyApp(runtime, mirror=helper, windows=plane.windows, activity=plane.activity,
+        app = ProxyApp(runtime, mirror=helper, windows=plane.windows, activity=plane.activity, traffic=plane.traffic,
                        access_log=_access_logger() if opts.access_log else None, health=health)
         guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
         servers.append((_Server(_config(app, guard, opts)), sock))
@@ -321,7 +321,8 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=workers.metrics_dir)  # type: ignore[no-untyped-call]
         admin_guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
-        admin = build_admin(runtime, store, operators(opts), reload, background.call, registry, controller=controller)
+        admin = build_admin(runtime, store, operators(opts), reload, background.call, registry, controller=controller,
+                            shadow_state=opts.state)
         try:
             admin_sock = bind(*opts.admin, reuse_port=False)
         except ProxyError as exc:

@@ -12,12 +12,14 @@ event loop that serves traffic. Malformed JSON or query values are 400, never 50
     PATCH  /modules/{name}             {"stage": "canary", "weight": 10, "reason": "..."}
     DELETE /modules/{name}/override    back to the route file's values
     GET    /ledger[?module=NAME]       the append-only change history, newest first
+    GET    /status                     every module: stage, release, traffic per side, breaker, shadow, last change
     POST   /reload                     re-read the route file now (as SIGHUP does)
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strangler_proxy.model import STAGES, Module
 from strangler_proxy.control.controller import Controller
 from strangler_proxy.control.identity import Operators
+from strangler_proxy.control.status import collect
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import Store
@@ -89,6 +92,7 @@ def build_admin(
     offload: Offload,
     registry: CollectorRegistry | None = None,
     controller: Controller | None = None,
+    shadow_state: str | Path | None = None,
 ) -> ASGIApp:
     """``reload`` re-reads the route file and returns an error message or ``None``;
     ``offload(fn, *args)`` runs blocking work off the event loop."""
@@ -190,6 +194,14 @@ def build_admin(
             return JSONResponse({"error": error, "kept": runtime.snapshot.table.source}, 422)
         return JSONResponse({"status": "reloaded", "modules": len(runtime.snapshot.modules)})
 
+    async def status(request: Request) -> Response:
+        checks = dict(controller.last) if controller is not None else {}
+        try:
+            doc = await offload(collect, tuple(runtime.snapshot.modules.values()), store, shadow_state, checks, "admin")
+        except ProxyError as exc:
+            return JSONResponse({"error": str(exc)}, 503)
+        return JSONResponse(doc)
+
     async def releases(request: Request) -> Response:
         if controller is None:
             return JSONResponse({"error": "no release controller in this process"}, 501)
@@ -228,6 +240,7 @@ def build_admin(
         Route("/modules/{name}", patch, methods=["PATCH"]),
         Route("/modules/{name}/override", clear, methods=["DELETE"]),
         Route("/ledger", ledger),
+        Route("/status", status),
         Route("/reload", do_reload, methods=["POST"]),
     ])
     return TokenAuth(app, operators)

@@ -18,6 +18,7 @@ from pathlib import Path
 from strangler_proxy.control.activity import Activity
 from strangler_proxy.control.background import Background
 from strangler_proxy.control.controller import Controller, Windows
+from strangler_proxy.control.traffic import Traffic
 from strangler_proxy.control.webhooks import notify
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.model import RouteTable, Webhook
@@ -39,6 +40,10 @@ class ControlPlane:
         self.background = background
         self.log = log
         self.windows = Windows()
+        self.traffic = Traffic()  # every module's traffic per side, published for status and the dashboard
+        self.serves = runtime.outages is not None  # a process that serves traffic (not the workers' parent)
+        if runtime.outages is not None:
+            runtime.outages.watchers.append(self.traffic.breaker)
         self.activity = Activity(local_state)
         self.version = store.version()
         self.controller: Controller | None = None
@@ -131,6 +136,10 @@ class ControlPlane:
         payload = self.windows.snapshot([m for m in self.windows.keys if m in breakers and breakers[m].state == "open"])
         if payload:
             await step("release windows", self.store.put_windows, self.windows.source, payload)
+        if self.serves:
+            record = self.traffic.publish({name: b.state for name, b in breakers.items()})
+            if record is not None:
+                await step("traffic", self.store.put_traffic, self.windows.source, record)
 
     async def _webhook(self, hook: Webhook, event: dict[str, object]) -> None:
         """Fire and forget: a slow or broken webhook never holds a release back."""

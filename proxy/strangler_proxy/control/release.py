@@ -56,10 +56,15 @@ class Window:
         return Window(self.requests + other.requests, self.errors + other.errors, buckets)
 
     def p99(self) -> float | None:
+        return self.quantile(0.99, MIN_LATENCY_SAMPLES)
+
+    def quantile(self, q: float, minimum: int = 1) -> float | None:
+        """The latency below which ``q`` of the requests fell, within 2.5 %; None with fewer
+        than ``minimum`` requests."""
         n = sum(self.buckets.values())
-        if n < MIN_LATENCY_SAMPLES:
+        if n < max(1, minimum):
             return None
-        rank = min(n - 1, int(0.99 * n))  # the sample a sorted list would hold at this index
+        rank = min(n - 1, int(q * n))  # the sample a sorted list would hold at this index
         seen = 0
         for i in sorted(self.buckets):
             seen += self.buckets[i]

@@ -54,6 +54,14 @@ class Windows(Protocol):
     def observe(self, module: str, side: str, elapsed: float, failed: bool) -> None: ...
 
 
+class TrafficCounts(Protocol):
+    """Every module's traffic per side, for status and the dashboard (control/traffic.py)."""
+
+    def observe(self, module: str, side: str, seconds: float, error: bool) -> None: ...
+
+    def fallback(self, module: str) -> None: ...
+
+
 class Activity(Protocol):
     """What legacy still serves (for retiring modules and finding unclaimed endpoints)."""
 
@@ -101,7 +109,7 @@ class ProxyApp:
     def __init__(self, runtime: Runtime, *, mirror: Mirror | None = None, windows: Windows | None = None,
                  activity: Activity | None = None, access_log: Callable[[dict[str, Any]], None] | None = None,
                  draw: Callable[[], float] = random.random, clock: Callable[[], float] = time.time,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, traffic: TrafficCounts | None = None) -> None:
         self.runtime = runtime
         self.outages = runtime.outages  # an upstream's outage and each breaker, logged at start and end
         self.health = health
@@ -109,6 +117,7 @@ class ProxyApp:
         self.mirror = mirror
         self.windows = windows
         self.activity = activity
+        self.traffic = traffic
         self.access_log = access_log
         self.draw = draw
         self.clock = clock
@@ -248,6 +257,8 @@ class ProxyApp:
             self.metrics.fallback_refused.labels(f.label, nxt.refusal).inc()
         elif nxt.action == "fallback":
             self.metrics.fallbacks.labels(f.label, outcome.failure or "5xx").inc()
+            if self.traffic is not None:
+                self.traffic.fallback(f.label)
             if self.windows is not None and f.module is not None and f.module.release is not None:
                 self.windows.observe(f.label, "service", 0.0, True)  # legacy saved the user; the new side still failed
         return nxt
@@ -258,6 +269,8 @@ class ProxyApp:
         elapsed = time.perf_counter() - f.started
         side = f.plan.side
         self.metrics.observe(f.label, side, f.status, elapsed)
+        if self.traffic is not None:
+            self.traffic.observe(f.label, "legacy" if side == "legacy" else "new", elapsed, f.status >= 500)
         module = f.module
         if self.windows is not None and module is not None and module.release is not None:
             self.windows.observe(f.label, side, elapsed, f.status >= 500)

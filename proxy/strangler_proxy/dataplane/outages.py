@@ -43,6 +43,7 @@ class Outages:
         self.failing: dict[str, _Run] = {}  # upstream -> its current run of failures
         self._opened: dict[str, float] = {}  # module -> when its breaker opened
         self._reopened: dict[str, tuple[int, float]] = {}  # module -> (reopenings unsaid, when last said)
+        self.watchers: list[Callable[[str, str], None]] = []  # told (module, "open" | "closed") at each opening and closing
 
     def failure(self, upstream: str, module: str, kind: str, fell_back: bool) -> None:
         run = self.failing.get(upstream)
@@ -63,6 +64,9 @@ class Outages:
 
     def breaker(self, module: str, old: str, new: str, cooldown: float) -> None:
         now = self.clock()
+        if (new == "open" and old == "closed") or new == "closed":
+            for watch in self.watchers:
+                watch(module, new)
         if new == "open" and old == "closed":
             self._opened[module] = now
             self.log(f"breaker {module}: open: its new service keeps failing; its requests go to legacy "

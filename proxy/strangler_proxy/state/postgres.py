@@ -23,7 +23,7 @@ from typing import Any
 from strangler_proxy.model import STAGES, Stage
 from strangler_proxy.errors import StateStoreError
 from strangler_proxy.model import Override
-from strangler_proxy.state.records import LedgerEntry, ReleaseState
+from strangler_proxy.state.records import TRAFFIC_KEPT, LedgerEntry, ReleaseState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangler_modules (
@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS strangler_releases (
 CREATE TABLE IF NOT EXISTS strangler_release_windows (
   source TEXT NOT NULL, module TEXT NOT NULL, step_key DOUBLE PRECISION NOT NULL, data TEXT NOT NULL,
   updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, module));
+CREATE TABLE IF NOT EXISTS strangler_traffic (
+  source TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS strangler_ledger_module ON strangler_ledger (module, id);
 CREATE TABLE IF NOT EXISTS strangler_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO strangler_meta VALUES ('version', 0) ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION strangler_ledger_append_only() RETURNS trigger AS $$
@@ -211,6 +214,28 @@ class PgStateStore:
         rows = self._run(lambda: self.db.execute(
             "SELECT data FROM strangler_release_windows WHERE module = %s AND step_key = %s", (module, key)).fetchall())
         return [str(r[0]) for r in rows]
+
+    def put_traffic(self, source: str, data: str) -> None:
+        """This replica's traffic record, replacing its last (no version bump: it changes no override)."""
+        now = time.time()
+
+        def tx() -> None:
+            with self.db.transaction(), self.db.cursor() as cur:
+                cur.execute("INSERT INTO strangler_traffic VALUES (%s,%s,%s) ON CONFLICT (source) DO UPDATE "
+                            "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at", (source, data, now))
+                cur.execute("DELETE FROM strangler_traffic WHERE updated_at < %s", (now - TRAFFIC_KEPT,))
+
+        self._run(tx)
+
+    def traffic(self) -> list[tuple[str, float, str]]:
+        rows = self._run(lambda: self.db.execute("SELECT source, updated_at, data FROM strangler_traffic").fetchall())
+        return [(str(s), float(u), str(d)) for s, u, d in rows]
+
+    def last_changes(self) -> dict[str, LedgerEntry]:
+        rows = self._run(lambda: self.db.execute(
+            "SELECT DISTINCT ON (module) id, ts, module, action, detail, actor, reason FROM strangler_ledger "
+            "ORDER BY module, id DESC").fetchall())
+        return {r[2]: LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows}
 
     def try_lead(self) -> bool:
         """Whether this replica runs the release controller (it keeps the lock once it has it,

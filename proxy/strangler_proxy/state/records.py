@@ -30,6 +30,9 @@ class LedgerEntry:
     reason: str
 
 
+TRAFFIC_KEPT = 3600.0  # seconds a gone process's traffic record stays in the store
+
+
 class Store(Protocol):
     """What the proxy needs of a state store: SQLite (one proxy) or PostgreSQL (replicas)."""
 
@@ -49,3 +52,9 @@ class Store(Protocol):
     # by the step's start time; the leader judges the step on the sum of all of them
     def put_windows(self, source: str, windows: list[tuple[str, float, str]]) -> None: ...
     def windows(self, module: str, key: float) -> list[str]: ...
+    # traffic records: each proxy process's counts per module and side (control/traffic.py),
+    # one row per process, replaced at every publish; summed by whoever shows the status
+    def put_traffic(self, source: str, data: str) -> None: ...
+    def traffic(self) -> list[tuple[str, float, str]]: ...
+    # the newest ledger entry of each module (the status's "last change")
+    def last_changes(self) -> dict[str, LedgerEntry]: ...

@@ -17,7 +17,7 @@ from typing import Any
 from strangler_proxy.model import STAGES, Stage
 from strangler_proxy.errors import StateStoreError
 from strangler_proxy.model import Override
-from strangler_proxy.state.records import LedgerEntry, ReleaseState
+from strangler_proxy.state.records import TRAFFIC_KEPT, LedgerEntry, ReleaseState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS modules (
@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS release_windows (
   updated_at REAL NOT NULL,
   PRIMARY KEY (source, module)
 );
+CREATE TABLE IF NOT EXISTS traffic (
+  source TEXT PRIMARY KEY,
+  data TEXT NOT NULL,
+  updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_module ON ledger(module, id);
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_d BEFORE DELETE ON ledger
@@ -210,6 +216,33 @@ class StateStore:
         except sqlite3.Error as exc:
             raise StateStoreError(f"state store {self.path}: {exc}") from None
         return [str(r[0]) for r in rows]
+
+    def put_traffic(self, source: str, data: str) -> None:
+        """This process's traffic record, replacing its last; records of processes gone for an
+        hour are dropped."""
+        now = time.time()
+        try:
+            with self._tx():
+                self.db.execute("INSERT INTO traffic VALUES (?,?,?) ON CONFLICT(source) DO UPDATE SET data=excluded.data, "
+                                "updated_at=excluded.updated_at", (source, data, now))
+                self.db.execute("DELETE FROM traffic WHERE updated_at < ?", (now - TRAFFIC_KEPT,))
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: cannot record traffic: {exc}") from None
+
+    def traffic(self) -> list[tuple[str, float, str]]:
+        try:
+            rows = self.db.execute("SELECT source, updated_at, data FROM traffic").fetchall()
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"state store {self.path}: {exc}") from None
+        return [(str(s), float(u), str(d)) for s, u, d in rows]
+
+    def last_changes(self) -> dict[str, LedgerEntry]:
+        try:
+            rows = self.db.execute("SELECT id, ts, module, action, detail, actor, reason FROM ledger WHERE id IN "
+                                   "(SELECT max(id) FROM ledger GROUP BY module)").fetchall()
+            return {r[2]: LedgerEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows}
+        except (sqlite3.Error, ValueError) as exc:
+            raise StateStoreError(f"state store {self.path}: cannot read the ledger: {exc}") from None
 
     def _upsert_module(self, module: str, stage: Stage | None, weight: float | None, now: float) -> None:
         """Change a module's stage and/or weight; a ``None`` keeps what was there."""

@@ -1,0 +1,96 @@
+"""``strangler status``: every module of the migration in one table: stage, release, the
+last minute's traffic per side, errors, p99, fallbacks, breaker, shadow match, last change.
+From a running proxy's admin API, or from the state store with the proxy down."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from strangler_common import StranglerError
+from strangler_cli.helptext import examples
+from strangler_cli.release_cmd import token_for
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="every module: stage, release, traffic and errors per side, breaker, shadow, last change",
+                       description="Where the migration stands, one row per module. Asks the proxy's admin API; with the "
+                                   "proxy down, reads the state store beside --routes (traffic as last published).")
+    p.add_argument("--routes", type=Path, help="the route file (locates the token and, with the proxy down, the state store)")
+    p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT",
+                   help="the proxy's admin API (default $STRANGLER_ADMIN or 127.0.0.1:9901)")
+    p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"),
+                   help="the admin token (default $STRANGLER_ADMIN_TOKEN, or the token file beside --routes)")
+    p.add_argument("--state", help="with the proxy down: the state store (a path or postgresql:// URL; default beside --routes)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    p.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+    examples(p, "strangler status --routes routes.yaml", "strangler status --admin 127.0.0.1:9901 --format json",
+             "strangler status --routes routes.yaml --watch")
+    p.set_defaults(func=run)
+
+
+def fetch(args: argparse.Namespace) -> dict[str, Any]:
+    """The status document: from the admin API, or offline from the store when no proxy answers."""
+    import httpx  # here, not at the top: every strangler command would pay for it
+
+    url = f"http://{args.admin}/status"
+    try:
+        r = httpx.get(url, headers={"authorization": f"Bearer {token_for(args.token, args.routes)}"}, timeout=10)
+    except httpx.ConnectError:
+        return _offline(args)
+    except StranglerError:
+        if args.routes is None:
+            raise
+        return _offline(args)  # no token file: the proxy never ran with this route file
+    except httpx.HTTPError as exc:
+        raise StranglerError(f"GET {url}: {exc}") from None
+    if r.status_code != 200:
+        try:
+            message = r.json().get("error", r.text)
+        except ValueError:
+            message = r.text
+        raise StranglerError(f"GET {url}: {r.status_code}: {message}")
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def _offline(args: argparse.Namespace) -> dict[str, Any]:
+    from strangler_proxy import collect_status, default_path, load_routes, open_store, with_overrides
+
+    if args.routes is None:
+        raise StranglerError(f"no proxy answers on {args.admin}; with it down, name the route file with --routes "
+                             "(and the state store with --state if it is not the default)")
+    state = args.state or default_path(args.routes)
+    if not str(state).startswith(("postgresql://", "postgres://")) and not Path(state).exists():
+        raise StranglerError(f"no proxy answers on {args.admin} and no state store at {state}: start the proxy "
+                             f"(strangler proxy --routes {args.routes}) or name its store with --state")
+    store = open_store(state)
+    try:
+        table = with_overrides(load_routes(args.routes), store.overrides())
+        shadow = default_path(args.routes) if args.state is None or str(args.state).startswith("postgres") else args.state
+        return collect_status(table.modules, store, shadow, {}, "store")
+    finally:
+        store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from strangler_proxy import render_status
+
+    while True:
+        doc = fetch(args)
+        if args.format == "json":
+            print(json.dumps(doc, indent=2), flush=True)
+        else:
+            if args.watch and sys.stdout.isatty():  # a pipe gets no screen control codes
+                sys.stdout.write("\x1b[2J\x1b[H")
+            import shutil
+
+            print(render_status(doc, width=max(shutil.get_terminal_size().columns, 120)), end="", flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(2)
