@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (the README's and CI's): install strangler with its test extras into
 # .venv, install the servers and tools some tests run for real (Redis, PostgreSQL, nginx and
-# HAProxy for the exported data planes and the slow-client benchmark, Graphviz to render the DOT report, zsh for its completion script) from Debian's
+# HAProxy for the exported data planes and the slow-client benchmark, Graphviz to render the DOT report, zsh for its completion script,
+# Chromium and chromedriver for the dashboard's browser tests) from Debian's
 # packages when they are missing,
 # then run the whole suite.
 set -euo pipefail
@@ -15,6 +16,8 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]} (needed by the tests that use real servers)" >&2
   if [ "$(id -u)" = 0 ]; then

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from strangler_analyzer.analysis import what_ifs
     from strangler_analyzer.analysis.graph import ordering_graph
     from strangler_analyzer.report import FORMATS, render
-    from strangler_analyzer.report.jsonout import analysis_json, impact_json
+    from strangler_analyzer.report.jsonout import analysis_json, estate_from_json, impact_json
     from strangler_analyzer.report.startup import render_start_plan, render_timeline
     from strangler_analyzer.report.text import next_steps, render_impact, render_plan, render_what_ifs
     from strangler_analyzer.startup.checks import validate
@@ -70,6 +70,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "render": ("strangler_analyzer.report", "render"),
     "analysis_json": ("strangler_analyzer.report.jsonout", "analysis_json"),
     "impact_json": ("strangler_analyzer.report.jsonout", "impact_json"),
+    "estate_from_json": ("strangler_analyzer.report.jsonout", "estate_from_json"),
     "render_start_plan": ("strangler_analyzer.report.startup", "render_start_plan"),
     "render_timeline": ("strangler_analyzer.report.startup", "render_timeline"),
     "next_steps": ("strangler_analyzer.report.text", "next_steps"),
@@ -89,7 +90,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "parse_target": ("strangler_analyzer.startup.wait", "parse_target"),
     "wait_for": ("strangler_analyzer.startup.wait", "wait_for"),
 }
-__all__ += ["EXPORTERS", "FORMATS", "Limits", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "impact_json", "next_steps", "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline", "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs"]
+__all__ += ["EXPORTERS", "FORMATS", "Limits", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "estate_from_json", "impact_json", "next_steps", "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline", "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs"]
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -21,7 +21,7 @@ from strangler_common import StranglerError, UsageError
 #: not load the proxy, httpx and asyncio, a sixth of a second on every run.
 COMMANDS: dict[str, str] = {
     "analyze": "analyze_cmd", "impact": "analyze_cmd", "plan": "analyze_cmd", "proxy": "proxy_cmd",
-    "routes": "routes_cmd", "status": "status_cmd", "shadow": "shadow_cmd", "release": "release_cmd", "up": "up_cmd", "down": "down_cmd",
+    "routes": "routes_cmd", "status": "status_cmd", "dashboard": "dashboard_cmd", "shadow": "shadow_cmd", "release": "release_cmd", "up": "up_cmd", "down": "down_cmd",
     "wait": "wait_cmd", "export-startup": "export_startup_cmd", "demo": "demo_cmd", "loadtest": "loadtest_cmd",
     "schema": "schema_cmd", "completion": "completion_cmd",
 }

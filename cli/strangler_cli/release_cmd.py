@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 
 from strangler_common import StranglerError, UsageError
+from strangler_cli.admin_client import add_admin_options, token_for
 from strangler_proxy import RELEASE_ACTIONS
-from strangler_proxy import default_path, token_path
+from strangler_proxy import default_path
 
 
 
@@ -57,28 +57,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--skip-analysis", action="store_true", help="with promote: straight to released")
     p.add_argument("--watch", action="store_true", help="with status: refresh every second until Ctrl-C")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
-    p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT",
-                   help="the proxy's admin API (default $STRANGLER_ADMIN or 127.0.0.1:9901)")
-    p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"),
-                   help="the admin token (default $STRANGLER_ADMIN_TOKEN, or the token file beside --routes)")
-    p.add_argument("--routes", type=Path, help="the route file (locates the token and the state store)")
+    add_admin_options(p, "the route file (locates the token and the state store)")
     p.add_argument("--state", help="the state store (a path or postgresql:// URL), for changes while the proxy is down")
     p.set_defaults(func=run)
 
 
 def _token(args: argparse.Namespace) -> str:
     return token_for(args.token, args.routes)
-
-
-def token_for(token: str | None, routes: Path | None) -> str:
-    """The admin token: given, or the proxy's token file beside the route file."""
-    if token:
-        return str(token)
-    if routes is not None:
-        path = token_path(default_path(routes))
-        if path.exists():
-            return path.read_text().strip()
-    raise StranglerError("no admin token: pass --token, set STRANGLER_ADMIN_TOKEN, or name --routes")
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None) -> object:

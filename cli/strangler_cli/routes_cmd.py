@@ -150,7 +150,7 @@ def _live(args: argparse.Namespace, table: RouteTable) -> tuple[RouteTable, dict
     if args.admin:
         import httpx
 
-        from strangler_cli.release_cmd import token_for
+        from strangler_cli.admin_client import token_for
 
         try:
             r = httpx.get(f"http://{args.admin}/modules", headers={"authorization": f"Bearer {token_for(args.token, args.file)}"},

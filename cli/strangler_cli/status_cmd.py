@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,18 +13,14 @@ from typing import Any
 
 from strangler_common import StranglerError
 from strangler_cli.helptext import examples
-from strangler_cli.release_cmd import token_for
+from strangler_cli.admin_client import add_admin_options, token_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="every module: stage, release, traffic and errors per side, breaker, shadow, last change",
                        description="Where the migration stands, one row per module. Asks the proxy's admin API; with the "
                                    "proxy down, reads the state store beside --routes (traffic as last published).")
-    p.add_argument("--routes", type=Path, help="the route file (locates the token and, with the proxy down, the state store)")
-    p.add_argument("--admin", default=os.environ.get("STRANGLER_ADMIN", "127.0.0.1:9901"), metavar="HOST:PORT",
-                   help="the proxy's admin API (default $STRANGLER_ADMIN or 127.0.0.1:9901)")
-    p.add_argument("--token", default=os.environ.get("STRANGLER_ADMIN_TOKEN"),
-                   help="the admin token (default $STRANGLER_ADMIN_TOKEN, or the token file beside --routes)")
+    add_admin_options(p, "the route file (locates the token and, with the proxy down, the state store)")
     p.add_argument("--state", help="with the proxy down: the state store (a path or postgresql:// URL; default beside --routes)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     p.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")

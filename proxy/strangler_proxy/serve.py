@@ -322,7 +322,7 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
             MultiProcessCollector(registry, path=workers.metrics_dir)  # type: ignore[no-untyped-call]
         admin_guard = Guard(lambda: runtime.snapshot.table.limits, lambda reason: metrics.client_closed.labels(reason).inc())
         admin = build_admin(runtime, store, operators(opts), reload, background.call, registry, controller=controller,
-                            shadow_state=opts.state)
+                            shadow_state=opts.state, estate_file=Path(opts.state).parent / "estate.json")
         try:
             admin_sock = bind(*opts.admin, reuse_port=False)
         except ProxyError as exc:

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from strangler_analyzer.analysis import Analysis, Impact
-from strangler_analyzer.model import Component, Edge
+from strangler_analyzer.model import Component, Edge, Estate
 
-__all__ = ["analysis_json", "impact_json"]  # public (the CLI's and loadtests' imports are checked against it)
+__all__ = ["analysis_json", "estate_from_json", "impact_json"]  # public (the CLI's and loadtests' imports are checked against it)
 
 SCHEMA = "strangler.analysis/1"
 
@@ -99,3 +99,18 @@ def impact_json(i: Impact) -> dict[str, Any]:
         "soft_dependents": list(i.soft_dependents),
         "upstream": list(i.upstream),
     }
+
+
+def estate_from_json(doc: Mapping[str, Any], source: str) -> Estate:
+    """The graph an analysis document describes (its components and edges, evidence
+    aside): what ``impact`` needs, from a saved ``strangler analyze --format json``."""
+    from strangler_analyzer.errors import AnalyzerError
+
+    try:
+        components = tuple(Component(name=str(c["name"]), tier=str(c.get("tier", "app")), host=c.get("host"), port=c.get("port"),
+                                     external=bool(c.get("external", False))) for c in doc["components"])
+        edges = tuple(Edge(str(e["from"]), str(e["to"]), "soft" if e.get("strength") == "soft" else "hard", bool(e.get("ordered", True)),
+                           (), bool(e.get("declared", True)), bool(e.get("needs", True))) for e in doc["edges"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise AnalyzerError(f"{source}: not a strangler.analysis/1 document: {type(exc).__name__}: {exc}") from None
+    return Estate(components, edges, sources=(source,))

@@ -30,10 +30,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from strangler_proxy.model import STAGES, Module
+from strangler_proxy.model import Module
+from strangler_proxy.control.actions import Actions
 from strangler_proxy.control.controller import Controller
 from strangler_proxy.control.identity import Operators
 from strangler_proxy.control.status import collect
+from strangler_proxy.control.ui import ui_routes
 from strangler_proxy.errors import ProxyError
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.state import Store
@@ -50,7 +52,8 @@ class TokenAuth:
         self.operators = operators
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/healthz":
+        # /ui/ is the dashboard's: its session cookie, or its own bearer check (control/ui.py)
+        if scope["type"] == "http" and scope["path"] != "/healthz" and not (scope["path"] + "/").startswith("/ui/"):
             given = next((v for n, v in scope["headers"] if n == b"authorization"), b"")
             actor = self.operators.identify(given)
             if actor is None:
@@ -59,9 +62,6 @@ class TokenAuth:
                 return
             scope.setdefault("state", {})["actor"] = actor
         await self.app(scope, receive, send)
-
-
-NO_ACTOR_FIELD = "the ledger's actor is the operator whose token made the call: drop 'actor'"
 
 
 def module_json(m: Module, runtime: Runtime) -> dict[str, Any]:
@@ -93,9 +93,11 @@ def build_admin(
     registry: CollectorRegistry | None = None,
     controller: Controller | None = None,
     shadow_state: str | Path | None = None,
+    estate_file: Path | None = None,
 ) -> ASGIApp:
     """``reload`` re-reads the route file and returns an error message or ``None``;
     ``offload(fn, *args)`` runs blocking work off the event loop."""
+    actions = Actions(runtime, store, controller, offload, lambda m: module_json(m, runtime))
 
     async def healthz(request: Request) -> Response:
         snap = runtime.snapshot  # no file paths or addresses: it needs no token
@@ -134,35 +136,8 @@ def build_admin(
             body = await request.json()
         except (ValueError, UnicodeDecodeError, RecursionError):
             return JSONResponse({"error": "expected a JSON object such as {\"weight\": 10}"}, 400)
-        if isinstance(body, dict) and "actor" in body:
-            return JSONResponse({"error": NO_ACTOR_FIELD}, 400)
-        if not isinstance(body, dict) or not body.keys() <= {"stage", "weight", "reason"} or not ({"stage", "weight"} & body.keys()):
-            return JSONResponse({"error": "expected a JSON object with 'stage' and/or 'weight' (and optional 'reason')"}, 400)
-        stage = body.get("stage")
-        weight = body.get("weight")
-        if stage is not None and stage not in STAGES:
-            return JSONResponse({"error": f"stage: expected one of {', '.join(STAGES)}, found {stage!r}"}, 400)
-        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100):
-            return JSONResponse({"error": f"weight: expected a number from 0 to 100, found {weight!r}"}, 400)
-        if weight is not None and (stage or m.stage) != "canary":
-            # a weight means something in canary only: said, not stored to surprise later
-            return JSONResponse({"error": f"module {m.name} is {stage or m.stage}: a weight applies to the canary stage; "
-                                          f"send {{\"stage\": \"canary\", \"weight\": {weight}}} to start a canary"}, 409)
-        if stage == "retired" and m.stage != "retired" and controller is not None:
-            refusal = await offload(controller.retire_refusal, m)
-            if refusal:
-                return JSONResponse({"error": refusal}, 409)
-        actor = str(request.state.actor)
-
-        def change() -> None:
-            store.set(m.name, stage, None if weight is None else float(weight), actor, str(body.get("reason", "")))
-            runtime.set_overrides(store.overrides())
-
-        try:
-            await offload(change)
-        except ProxyError as exc:
-            return JSONResponse({"error": str(exc)}, 503)
-        return JSONResponse(module_json(runtime.snapshot.modules[m.name], runtime))
+        status, doc = await actions.set_module(m, body, str(request.state.actor))
+        return JSONResponse(doc, status)
 
     async def clear(request: Request) -> Response:
         m = _module(request)
@@ -208,26 +183,12 @@ def build_admin(
         return JSONResponse(await offload(controller.status))
 
     async def release_action(request: Request) -> Response:
-        if controller is None:
-            return JSONResponse({"error": "no release controller in this process"}, 501)
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
-        if isinstance(body, dict) and "actor" in body:
-            return JSONResponse({"error": NO_ACTOR_FIELD}, 400)
-        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
-            return JSONResponse({"error": "expected {\"action\": \"start|pause|resume|promote|abort|undo\"}"}, 400)
-        name = request.path_params["name"]
-        if name not in runtime.snapshot.modules:
-            return JSONResponse({"error": f"unknown module {name!r}"}, 404)
-        try:
-            r = await offload(controller.act, name, body["action"], str(request.state.actor),
-                              bool(body.get("skip_analysis")))
-        except ProxyError as exc:
-            return JSONResponse({"error": str(exc)}, 409)
-        m = runtime.snapshot.modules[name]
-        return JSONResponse({**asdict(r), "stage": m.stage, "weight": m.weight, "summary": controller.describe(name)})
+        status, doc = await actions.release(request.path_params["name"], body, str(request.state.actor))
+        return JSONResponse(doc, status)
 
     app = Starlette(routes=[
         Route("/releases", releases),
@@ -242,5 +203,7 @@ def build_admin(
         Route("/ledger", ledger),
         Route("/status", status),
         Route("/reload", do_reload, methods=["POST"]),
+        *ui_routes(runtime, store, operators, actions, offload, shadow_state,
+                   lambda: dict(controller.last) if controller is not None else {}, estate_file),
     ])
     return TokenAuth(app, operators)
