@@ -8,6 +8,7 @@ import pytest
 from tests.proxy.harness import ProxyProcess
 from tests.proxy.rawpeers import RecordingUpstream
 from tests.proxy.upstreams import Upstream
+from tests.servers import Server
 
 
 @pytest.fixture
@@ -48,3 +49,16 @@ def start_proxy(proxies: list[ProxyProcess], tmp_path: Path):  # type: ignore[no
         return p.start()
 
     return _start
+
+
+@pytest.fixture
+def pg_url(postgres_server: Server) -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server, as a state store URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"strangler_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{name}"

@@ -224,3 +224,50 @@ def test_the_login_page_and_assets_are_shipped_in_the_package() -> None:
     script = assets.joinpath("app.js").read_text(encoding="utf-8")
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "eval(" not in script
     assert "<script>" not in assets.joinpath("index.html").read_text(encoding="utf-8")  # no inline script
+
+
+def test_judged_steps_show_their_figures_and_a_ledger_reason_with_markup_is_text(tmp_path: Path, legacy: Upstream,
+                                                                                 service: Upstream, start_proxy,  # type: ignore[no-untyped-def]
+                                                                                 browser: WebDriver) -> None:
+    plan = ("  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: legacy\n"
+            "    release: {steps: [50, 80], interval: 0.3, analysis: {min_requests: 5}}\n")
+    p = start_proxy(routes_file(tmp_path / "routes.yaml", {"legacy": legacy.url, "service": service.url}, plan))
+    assert p.admin_call("PATCH", "/modules/cases", json={"stage": "legacy", "reason": "<script>alert(1)</script>"}).status_code == 200
+    assert p.admin_call("POST", "/releases/cases", json={"action": "start"}).status_code == 200
+    with httpx.Client() as c:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+                "evidence" in e["detail"] for e in p.admin_call("GET", "/ledger?module=cases").json()):
+            for i in range(20):
+                c.get(f"{p.url}/echo/cases/{i}", headers={"cookie": f"u={i}"})
+    judged = next(e for e in p.admin_call("GET", "/ledger?module=cases").json() if "evidence" in e["detail"])
+    assert judged["detail"]["evidence"]["new"]["requests"] >= 5 and "p99_ms" in judged["detail"]["evidence"]["legacy"]
+    browser.get(login_url(p))
+    wait_for(browser, "#modules tbody tr")
+    browser.get(f"{p.admin}/ui/#/module/cases")
+    row = wait_for(browser, "#steps tbody tr")
+    assert "errors, p99" in row.text and ("step" in row.text or "released" in row.text)
+    ledger = wait_for(browser, "#ledger tbody")
+    WebDriverWait(browser, 5).until(lambda d: "<script>alert(1)</script>" in d.find_element(By.ID, "ledger").text)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#ledger script") and ledger is not None
+
+
+def test_dark_scheme_phone_width_and_the_data_port_never_serves_it(cockpit: ProxyProcess, browser: WebDriver) -> None:
+    browser.get(login_url(cockpit))
+    wait_for(browser, "#modules tbody tr")
+    light = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    dark = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert (light, dark) == ("rgb(255, 255, 255)", "rgb(13, 17, 23)")
+    browser.set_window_size(390, 844)  # a phone: the page fits, the wide table scrolls inside its box
+    browser.get(f"{cockpit.admin}/ui/#/module/cases")
+    wait_for(browser, "#module-live")
+    for page in ("#/", "#/module/cases"):
+        browser.get(f"{cockpit.admin}/ui/{page}")
+        time.sleep(0.5)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1"), page
+    # the dashboard is the admin listener's only: on the data port /ui/ is legacy's path like any other
+    r = httpx.get(f"{cockpit.url}/ui/")
+    assert "content-security-policy" not in r.headers and "needs a login link" not in r.text
+    forwarded = httpx.post(f"{cockpit.url}/ui/tickets", headers={"authorization": f"Bearer {TOKEN}"})
+    assert "expires_in" not in forwarded.text  # legacy answered it: no ticket comes from the data port

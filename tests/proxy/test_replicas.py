@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,20 +12,11 @@ import pytest
 from tests.proxy.harness import ProxyProcess, routes_file
 from tests.proxy.test_release import PLAN, Traffic, wait_for
 from tests.proxy.upstreams import Upstream
-from tests.servers import Server
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
 
 
 MODULE = "  cases:\n    match: {path_prefix: /echo/cases}\n    service: service\n    stage: canary\n    weight: 0\n"
-
-
-@pytest.fixture
-def pg_url(postgres_server: Server) -> Iterator[str]:
-    name = f"strangler_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server.url, autocommit=True) as db:
-        db.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{name}"
 
 
 def two(tmp_path: Path, routes: Path, pg_url: str, start_proxy) -> tuple[ProxyProcess, ProxyProcess]:  # type: ignore[no-untyped-def]

@@ -91,3 +91,22 @@ def test_status_without_a_proxy_or_a_store_says_what_to_do(tmp_path: Path) -> No
     assert r.returncode == 1 and "no state store" in r.stderr and "strangler proxy --routes" in r.stderr
     r = strangler("status", "--admin", "127.0.0.1:9", env={**os.environ, "STRANGLER_ADMIN_TOKEN": "x"})
     assert r.returncode == 1 and "--routes" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_replicas_on_postgresql_are_summed(tmp_path: Path, legacy: Upstream, service: Upstream, start_proxy,  # type: ignore[no-untyped-def]
+                                               pg_url: str) -> None:
+    routes = routes_file(tmp_path / "routes.yaml", {"legacy": legacy.url, "service": service.url}, MODULES)
+    a, b = start_proxy(routes, state=pg_url), start_proxy(routes, state=pg_url)
+    with httpx.Client() as c:
+        for i in range(30):
+            c.get(f"{a.url}/echo/kb/{i}")
+            c.get(f"{b.url}/echo/kb/{i}")
+    env = {**os.environ, "STRANGLER_ADMIN_TOKEN": TOKEN}
+
+    def kb() -> tuple[int, int]:
+        r = strangler("status", "--admin", f"127.0.0.1:{a.admin_port}", "--format", "json", env=env)
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        return d["processes"], next(m for m in d["modules"] if m["module"] == "kb")["traffic"]["legacy"]["minute"]["requests"]
+
+    assert wait_until(lambda: kb() == (2, 60), timeout=15), kb()  # either replica's admin shows both replicas' traffic

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
+from typing import Any
 
 from strangler_proxy.control.webhooks import confirm as confirm_gates
 from strangler_proxy.model import Module, RELEASE_ACTIONS, Webhook
@@ -111,8 +112,9 @@ class Controller:
             raise ProxyError(f"module {name!r} has no release plan in the route file")
         return m
 
-    def _apply(self, r: ReleaseState, stage: str | None, weight: float | None, actor: str, action: str) -> ReleaseState:
-        self.store.put_release(r, stage, weight, actor, action)  # type: ignore[arg-type]
+    def _apply(self, r: ReleaseState, stage: str | None, weight: float | None, actor: str, action: str,
+               evidence: dict[str, Any] | None = None) -> ReleaseState:
+        self.store.put_release(r, stage, weight, actor, action, evidence)  # type: ignore[arg-type]
         if action != "release.check_failed":
             self.last.pop(r.module, None)  # a new step (or none): the last check was of the one before
         self.runtime.set_overrides(self.store.overrides())
@@ -179,11 +181,14 @@ class Controller:
         if now - r.step_started < plan.interval:
             return
         stage, _ = step_setting(plan, r.step)
+        evidence: dict[str, Any]
         if stage == "shadow":
             bound, compared = self.shadow_bound(m.name, m.shadow.min_samples if m.shadow else 100)
             j = judge_shadow(bound, compared, plan.analysis)
+            evidence = {"shadow": {"compared": compared, "interval": None if bound is None else list(bound)}}
         else:
             new, legacy, open_breakers = self._evidence(m.name, r.step_started)
+            evidence = {"legacy": legacy.figures(), "new": new.figures(), "breaker_open_in": open_breakers}
             if self.runtime.snapshot.breakers[m.name].state == "open" or open_breakers:
                 # a breaker keeps traffic off a failing service (in this process or any other
                 # worker or replica): that is a verdict, not a quiet step
@@ -208,10 +213,10 @@ class Controller:
             self.gate_asked.pop(m.name, None)  # the next step's gates are asked as soon as it passes
         t = transition(plan, m.name, r, (m.stage, m.weight), j.verdict, now=now, actor="analysis", reason=j.reason)
         if isinstance(t, Transition):
-            self._take(t, "analysis")
+            self._take(t, "analysis", evidence)  # the ledger keeps the figures the verdict was taken on
 
-    def _take(self, t: Transition, actor: str) -> ReleaseState:
-        return self._apply(t.state, t.stage, t.weight, actor, t.action)
+    def _take(self, t: Transition, actor: str, evidence: dict[str, Any] | None = None) -> ReleaseState:
+        return self._apply(t.state, t.stage, t.weight, actor, t.action, evidence)
 
     # -- manual actions ------------------------------------------------------------------
     def act(self, name: str, action: str, actor: str, skip_analysis: bool = False) -> ReleaseState:

@@ -72,6 +72,13 @@ class Window:
                 return _middle(i)
         return None  # not reached: the counts add up to n
 
+    def figures(self) -> dict[str, Any]:
+        """Requests, errors, error rate and p99 (ms), as status and the ledger show them."""
+        p99 = self.quantile(0.99, minimum=1)
+        return {"requests": self.requests, "errors": self.errors,
+                "error_rate": round(self.errors / self.requests, 6) if self.requests else None,
+                "p99_ms": None if p99 is None else round(p99 * 1000, 3)}
+
     def to_json(self) -> dict[str, object]:
         return {"requests": self.requests, "errors": self.errors, "buckets": {str(i): n for i, n in self.buckets.items()}}
 

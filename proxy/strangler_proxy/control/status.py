@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from strangler_proxy.control.release import Judgement, Window
+from strangler_proxy.control.release import Judgement
 from strangler_proxy.control.traffic import HISTORY, SLOT, Summary, summarise
 from strangler_proxy.control.transition import describe
 from strangler_proxy.model import Module
@@ -33,13 +33,6 @@ def new_share(stage: str, weight: float) -> float:
     weight, all once released or retired, none before (a stored weight left from a canary
     is not what runs)."""
     return weight if stage == "canary" else 100.0 if stage in ("released", "retired") else 0.0
-
-
-def _figures(w: Window) -> dict[str, Any]:
-    p99 = w.quantile(0.99, minimum=1)
-    return {"requests": w.requests, "errors": w.errors,
-            "error_rate": round(w.errors / w.requests, 6) if w.requests else None,
-            "p99_ms": None if p99 is None else round(p99 * 1000, 3)}
 
 
 def build_status(modules: Sequence[Module], releases: Mapping[str, ReleaseState], traffic: Summary,
@@ -63,7 +56,7 @@ def build_status(modules: Sequence[Module], releases: Mapping[str, ReleaseState]
         sides = {}
         for side in ("legacy", "new"):
             s = traffic.side(m.name, side)
-            sides[side] = {"minute": _figures(s.minute), "total": _figures(s.total), "history": list(s.history)}
+            sides[side] = {"minute": s.minute.figures(), "total": s.total.figures(), "history": list(s.history)}
         fb_minute, fb_total = traffic.fallbacks.get(m.name, (0, 0))
         open_in = traffic.breakers.get(m.name, 0)
         rep = shadow.get(m.name)

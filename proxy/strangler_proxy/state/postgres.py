@@ -177,8 +177,10 @@ class PgStateStore:
             "SELECT module, status, step, step_started, failures, reason FROM strangler_releases ORDER BY module").fetchall())
         return [ReleaseState(*r) for r in rows]
 
-    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None:
-        detail = json.dumps({"status": r.status, "step": r.step, "stage": stage, "weight": weight, "failures": r.failures})
+    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str,
+                    evidence: dict[str, Any] | None = None) -> None:
+        detail = json.dumps({"status": r.status, "step": r.step, "stage": stage, "weight": weight, "failures": r.failures,
+                             **({"evidence": evidence} if evidence else {})})  # the step's figures, per side
 
         def tx() -> None:
             now = time.time()

@@ -167,10 +167,12 @@ class StateStore:
         rows = self.db.execute("SELECT module, status, step, step_started, failures, reason FROM releases ORDER BY module")
         return [ReleaseState(*r) for r in rows]
 
-    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str) -> None:
+    def put_release(self, r: ReleaseState, stage: Stage | None, weight: float | None, actor: str, action: str,
+                    evidence: dict[str, Any] | None = None) -> None:
         """Record a release transition, the module's new stage and weight, and its ledger entry, atomically."""
         now = time.time()
-        detail = json.dumps({"status": r.status, "step": r.step, "stage": stage, "weight": weight, "failures": r.failures})
+        detail = json.dumps({"status": r.status, "step": r.step, "stage": stage, "weight": weight, "failures": r.failures,
+                             **({"evidence": evidence} if evidence else {})})  # the step's figures, per side
         try:
             with self._tx():
                 self.db.execute(

@@ -199,7 +199,8 @@ function timeline(ledger) {
     points.push(`${x(e.ts)},${y(before)}`, `${x(e.ts)},${y(share())}`);
     const failed = e.action.includes("fail") || e.action.includes("rollback") || e.action.includes("abort");
     marks.push(s("circle", {cx: x(e.ts), cy: y(share()), r: 3.5, class: failed ? "fail" : "pass"},
-      s("title", {}, `${when(e.ts)}: ${e.action} by ${e.actor}${e.reason ? ": " + e.reason : ""}`)));
+      s("title", {}, `${when(e.ts)}: ${e.action} by ${e.actor}${e.reason ? ": " + e.reason : ""}` +
+        (d.evidence && d.evidence.new ? `; legacy ${figures(d.evidence.legacy)}; new ${figures(d.evidence.new)}` : ""))));
   }
   points.push(`${x(t1)},${y(share())}`);
   return s("svg", {class: "chart", viewBox: "0 0 1000 140", preserveAspectRatio: "none", role: "img",
@@ -207,6 +208,30 @@ function timeline(ledger) {
     s("line", {class: "axis", x1: 40, y1: 120, x2: 980, y2: 120}), s("line", {class: "axis", x1: 40, y1: 20, x2: 980, y2: 20}),
     s("text", {x: 4, y: 24}, "100 %"), s("text", {x: 12, y: 124}, "0 %"),
     s("polyline", {class: "weight", points: points.join(" ")}), marks);
+}
+
+function figures(f) {
+  return f ? `${pct(f.error_rate)} errors, p99 ${ms(f.p99_ms)} ms, ${f.requests} req` : "–";
+}
+
+function detailText(d) {
+  return Object.entries(d || {}).filter(([k]) => k !== "evidence").map(([k, v]) => `${k} ${v}`).join(", ");
+}
+
+function steps(ledger) {
+  // each check the controller took, with the figures per side it was judged on
+  const judged = ledger.filter((e) => e.detail && e.detail.evidence);
+  if (!judged.length) return h("p", {class: "muted"}, "No step judged yet.");
+  return h("div", {class: "scroll"}, h("table", {id: "steps"},
+    h("thead", {}, h("tr", {}, h("th", {}, "when"), h("th", {}, "verdict"), h("th", {}, "now at"),
+      h("th", {}, "legacy"), h("th", {}, "new"), h("th", {}, "reason"))),
+    h("tbody", {}, judged.map((e) => {
+      const ev = e.detail.evidence, failed = /fail|rollback/.test(e.action);
+      const at = e.detail.stage === "canary" ? `canary ${e.detail.weight} %` : (e.detail.stage || "–");
+      return h("tr", {}, h("td", {}, when(e.ts)), h("td", {class: failed ? "bad" : "good"}, e.action.replace("release.", "")),
+        h("td", {}, at), h("td", {}, ev.shadow ? "–" : figures(ev.legacy)),
+        h("td", {}, ev.shadow ? `shadow: ${ev.shadow.compared} compared` : figures(ev.new)), h("td", {class: "wrap"}, e.reason));
+    }))));
 }
 
 function sideCard(label, f) {
@@ -240,7 +265,7 @@ async function showModule(name, refresh) {
   const routes = mod.match.map((x) => h("li", {}, Object.entries(x).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : JSON.stringify(v)}`).join("; ")));
   const ledgerRows = detail.ledger.map((e) => h("tr", {},
     h("td", {}, when(e.ts)), h("td", {}, e.action), h("td", {}, e.actor),
-    h("td", {}, Object.entries(e.detail || {}).map(([k, v]) => `${k} ${v}`).join(", ")), h("td", {class: "wrap"}, e.reason)));
+    h("td", {}, detailText(e.detail)), h("td", {class: "wrap"}, e.reason)));
   const shadow = detail.shadow;
   let shadowPart = h("p", {class: "muted"}, "No shadow settings for this module.");
   if (shadow) {
@@ -264,7 +289,7 @@ async function showModule(name, refresh) {
     m ? h("div", {class: "cards"}, sideCard("legacy (" + mod.legacy + ")", m.traffic.legacy), sideCard("new (" + mod.service + ")", m.traffic.new),
       h("div", {class: "card"}, h("span", {class: "muted"}, "fallbacks"), h("b", {}, String(m.fallbacks.minute)), `${m.fallbacks.total} since start`),
       h("div", {class: "card"}, h("span", {class: "muted"}, "breaker"), h("b", {class: m.breaker.state === "closed" ? null : "bad"}, m.breaker.state))) : null,
-    h("h2", {}, "Release timeline"), timeline(detail.ledger),
+    h("h2", {}, "Release timeline"), timeline(detail.ledger), steps(detail.ledger),
     h("h2", {}, "Shadow differences"), shadowPart,
     h("h2", {}, "Routes"), h("ul", {}, routes),
     h("h2", {}, "Breaker history"), breakers,
