@@ -54,7 +54,7 @@ def test_public_api_is_pinned() -> None:
         "InputError", "UnknownComponentError", "UnknownInputError", "analyze", "blast_radius",
         "build_graph", "example_path", "load_estate", "load_inputs",
         # the facade's lazily loaded names (the CLI's)
-        "EXPORTERS", "FORMATS", "Limits", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "estate_from_json", "impact_json", "next_steps",
+        "EXPORTERS", "FORMATS", "Limits", "Observer", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "estate_from_json", "impact_json", "next_steps",
         "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline",
         "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs",
     ])

@@ -32,14 +32,14 @@ def example_path(name: str) -> Path:
 
 
 def load_inputs(paths: list[str], example: str | None = None, profiles: list[str] | None = None,
-                env_file: str | None = None, lenient: bool = False) -> Estate:
+                env_file: str | None = None, lenient: bool = False, observed_orders: bool = False) -> Estate:
     """The estate of the command line: files and folders, and a bundled example by name."""
     all_paths: list[str | Path] = list(paths)
     if example:
         all_paths.append(example_path(example))
     if not all_paths:
         raise AnalyzerError("no input: name files or directories, or --example portal")
-    return load_estate(all_paths, profiles or [], env_file, lenient)
+    return load_estate(all_paths, profiles or [], env_file, lenient, observed_orders)
 
 
 __all__ = [
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from strangler_analyzer.report.jsonout import analysis_json, estate_from_json, impact_json
     from strangler_analyzer.report.startup import render_start_plan, render_timeline
     from strangler_analyzer.report.text import next_steps, render_impact, render_plan, render_what_ifs
+    from strangler_analyzer.observed.procnet import Observer
     from strangler_analyzer.startup.checks import validate
     from strangler_analyzer.startup.export import EXPORTERS
     from strangler_analyzer.startup.plan import StartPlan, start_plan
@@ -77,6 +78,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "render_impact": ("strangler_analyzer.report.text", "render_impact"),
     "render_plan": ("strangler_analyzer.report.text", "render_plan"),
     "render_what_ifs": ("strangler_analyzer.report.text", "render_what_ifs"),
+    "Observer": ("strangler_analyzer.observed.procnet", "Observer"),
     "validate": ("strangler_analyzer.startup.checks", "validate"),
     "EXPORTERS": ("strangler_analyzer.startup.export", "EXPORTERS"),
     "StartPlan": ("strangler_analyzer.startup.plan", "StartPlan"),
@@ -90,7 +92,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "parse_target": ("strangler_analyzer.startup.wait", "parse_target"),
     "wait_for": ("strangler_analyzer.startup.wait", "wait_for"),
 }
-__all__ += ["EXPORTERS", "FORMATS", "Limits", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "estate_from_json", "impact_json", "next_steps", "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline", "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs"]
+__all__ += ["EXPORTERS", "FORMATS", "Limits", "Observer", "Run", "StartFailed", "StartPlan", "Status", "analysis_json", "estate_from_json", "impact_json", "next_steps", "ordering_graph", "parse_target", "render", "render_impact", "render_plan", "render_start_plan", "render_timeline", "render_what_ifs", "start_plan", "stop_recorded", "timeline", "validate", "wait_for", "what_ifs"]
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -79,6 +79,8 @@ class Component:
     role: str = "service"  # "service" runs on; "job" runs once (a Job, a oneshot unit); "unit" (a systemd target...)
     namespace: str | None = None  # Kubernetes: names resolve in the workload's own namespace first
     image: str | None = None  # the container image (Compose, Kubernetes): exports keep it
+    addresses: tuple[str, ...] = ()  # more names and IP addresses it answers on (observed connections map to it)
+    process: str | None = None  # a regular expression searched in command lines: its processes, in observations
 
     @property
     def candidate(self) -> bool:
@@ -120,7 +122,9 @@ class Drift:
 
     src: str
     dst: str
-    kind: Literal["undeclared", "unconfigured"]
+    # undeclared: in configuration, declared nowhere; unconfigured: declared, not in its configuration;
+    # observed_undeclared: seen in traffic, declared nowhere; declared_unobserved: declared, never seen while watched
+    kind: Literal["undeclared", "unconfigured", "observed_undeclared", "declared_unobserved"]
     evidence: tuple[Evidence, ...]
 
 
@@ -228,6 +232,8 @@ def merge_components(components: Iterable[Component]) -> tuple[Component, ...]:
             external=old.external and c.external,
             role=old.role if old.role != "service" else c.role,
             image=old.image or c.image,
+            addresses=tuple(sorted(set(old.addresses) | set(c.addresses))),
+            process=old.process or c.process,
             evidence=old.evidence + c.evidence,
         )
     return tuple(sorted(merged.values(), key=lambda c: c.name))

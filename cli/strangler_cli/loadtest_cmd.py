@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from strangler_common import StranglerError, UsageError
 from strangler_cli.helptext import examples
+from strangler_cli.values import duration
 
 if TYPE_CHECKING:
     from strangler_cli.demo.estate import DemoEstate
@@ -43,13 +44,6 @@ STAGES: dict[str, dict[str, object]] = {  # where each scenario starts the demo'
     "shadow-overhead": {"cases_stage": "legacy", "kb_stage": "legacy"},
     "reload-storm": {"cases_stage": "canary", "cases_weight": 50, "kb_stage": "released"},
 }
-
-
-def duration(text: str) -> float:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)?", text.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 60s, 2m or 45, found {text!r}")
-    return float(m[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[m[2]]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

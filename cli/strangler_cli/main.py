@@ -22,7 +22,7 @@ from strangler_common import StranglerError, UsageError
 COMMANDS: dict[str, str] = {
     "analyze": "analyze_cmd", "impact": "analyze_cmd", "plan": "analyze_cmd", "proxy": "proxy_cmd",
     "routes": "routes_cmd", "status": "status_cmd", "dashboard": "dashboard_cmd", "shadow": "shadow_cmd", "release": "release_cmd", "up": "up_cmd", "down": "down_cmd",
-    "wait": "wait_cmd", "export-startup": "export_startup_cmd", "demo": "demo_cmd", "loadtest": "loadtest_cmd",
+    "wait": "wait_cmd", "observe": "observe_cmd", "export-startup": "export_startup_cmd", "demo": "demo_cmd", "loadtest": "loadtest_cmd",
     "schema": "schema_cmd", "completion": "completion_cmd",
 }
 

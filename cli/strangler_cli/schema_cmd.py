@@ -1,4 +1,4 @@
-"""``strangler schema inventory|analysis|routes|status``: print a published JSON Schema."""
+"""``strangler schema inventory|analysis|observe|routes|status``: print a published JSON Schema."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from strangler_cli.helptext import examples
 SCHEMAS = {
     "inventory": ("strangler_analyzer", "inventory.schema.json"),
     "analysis": ("strangler_analyzer", "analysis.schema.json"),
+    "observe": ("strangler_analyzer", "observe.schema.json"),
     "routes": ("strangler_proxy", "routes.schema.json"),
     "status": ("strangler_proxy", "status.schema.json"),
 }
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("schema", help="print a JSON Schema (inventory, analysis, routes, status)")
+    p = sub.add_parser("schema", help="print a JSON Schema (inventory, analysis, observe, routes, status)")
     p.add_argument("name", choices=sorted(SCHEMAS), help="which schema")
     examples(p, "strangler schema routes > routes.schema.json", "strangler schema inventory")
     p.set_defaults(func=run)

@@ -16,7 +16,7 @@ from strangler_common import Node
 TOP_KEYS = {"version", "estate", "description", "components"}
 COMPONENT_KEYS = {
     "tier", "host", "port", "startup_seconds", "check", "start", "aliases", "depends_on",
-    "config", "config_files", "description", "external",
+    "config", "config_files", "description", "external", "addresses", "process",
 }
 DEP_KEYS = {"kind", "note"}
 
@@ -51,6 +51,8 @@ def _component(name: str, node: Node, source: str, base: Path, out: Partial) -> 
             start=f["start"].string() if "start" in f else None,
             aliases=tuple(a.string().lower() for a in f["aliases"].sequence()) if "aliases" in f else (),
             external=f["external"].boolean() if "external" in f else False,
+            addresses=tuple(a.string("a host name or IP address").lower() for a in f["addresses"].sequence()) if "addresses" in f else (),
+            process=_pattern(f["process"]) if "process" in f else None,
             evidence=(ev,),
         )
     )
@@ -87,3 +89,15 @@ def _strength(node: Node) -> str:
             node.fail("expected 'kind: hard' or 'kind: soft'")
         return fields["kind"].choice(("hard", "soft"))
     return node.choice(("hard", "soft"))
+
+
+def _pattern(node: Node) -> str:
+    """A ``process:`` pattern: a regular expression searched in command lines, checked now."""
+    import re
+
+    text = node.string("a regular expression matched against command lines")
+    try:
+        re.compile(text)
+    except re.error as exc:
+        node.fail(f"not a regular expression: {exc}")
+    return text

@@ -20,6 +20,8 @@ from strangler_analyzer.importers.connstrings import Endpoint, endpoints_in, red
 from strangler_analyzer.importers.inventory import read_inventory
 from strangler_analyzer.importers.kubernetes import read_kubernetes
 from strangler_analyzer.importers.systemd import UNIT_SUFFIXES, UnitDir, dropin_unit, link_kind, read_units
+from strangler_analyzer.observed.mapping import Observed, map_flows
+from strangler_analyzer.observed.readers import detect, read_observations
 from strangler_analyzer.model import (
     Component, Drift, Edge, Estate, Evidence, Warning_, merge_components, merge_edges, yield_to_declared,
 )
@@ -29,6 +31,7 @@ Kind = Literal["inventory", "compose", "kubernetes", "systemd", "config"]
 CONFIG_SUFFIXES = {".properties", ".xml", ".conf", ".ini", ".env", ".cfg", ".toml", ".json", ".yaml", ".yml", ".txt", ".config"}
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 SKIP_DIRS = {".git", "node_modules", "__pycache__", ".venv", "venv"}
+OBSERVED_SUFFIXES = {".jsonl", ".csv", ".prom"}  # observations (strangler observe, Azure Migrate, OTel); .json, .txt too by content
 
 
 def _not_an_estate(docs: list[Any]) -> str:
@@ -65,14 +68,15 @@ def _files(path: Path, explicit: bool, warnings: list[Warning_]) -> list[Path]:
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
             for name in sorted(names):
                 p = Path(root) / name
-                if p.suffix in UNIT_SUFFIXES or p.suffix in CONFIG_SUFFIXES or name == ".env":
+                if p.suffix in UNIT_SUFFIXES or p.suffix in CONFIG_SUFFIXES or p.suffix in OBSERVED_SUFFIXES or name == ".env":
                     out.append(p)
                 else:
                     warnings.append(Warning_(str(p), None, "not a kind the analyzer reads; skipped"))
         return out
     if not path.exists():
         raise UnknownInputError(f"{path}: no such file or directory")
-    if explicit and path.suffix not in UNIT_SUFFIXES and path.suffix not in CONFIG_SUFFIXES and path.name != ".env":
+    if explicit and path.suffix not in UNIT_SUFFIXES and path.suffix not in CONFIG_SUFFIXES and path.suffix not in OBSERVED_SUFFIXES \
+            and path.name != ".env" and _observation_kind(path) is None:
         raise UnknownInputError(
             f"{path}: unknown file kind; expected a Compose or Kubernetes YAML file, an inventory "
             f"YAML, a systemd unit ({', '.join(UNIT_SUFFIXES[:3])}...) or a config file "
@@ -82,7 +86,8 @@ def _files(path: Path, explicit: bool, warnings: list[Warning_]) -> list[Path]:
 
 
 def load_estate(
-    paths: Sequence[str | Path], profiles: Sequence[str] = (), env_file: str | Path | None = None, lenient: bool = False
+    paths: Sequence[str | Path], profiles: Sequence[str] = (), env_file: str | Path | None = None, lenient: bool = False,
+    observed_orders: bool = False,
 ) -> Estate:
     """Read every path (files or directories, any mix of kinds) into one estate.
 
@@ -103,8 +108,20 @@ def load_estate(
     units: list[tuple[str, str]] = []
     unit_dir = UnitDir()
     config_files: list[Path] = []
+    observation_files: list[Path] = []
     parts: list[Partial] = []
     for f in files:
+        if f.suffix in OBSERVED_SUFFIXES or f.suffix in (".json", ".txt", ".log"):
+            if _observation_kind(f) is not None:  # detected by content, as every input
+                observation_files.append(f)
+                continue
+            if f.suffix in OBSERVED_SUFFIXES:
+                if f not in project_of:
+                    raise UnknownInputError(f"{f}: not an observation file the analyzer reads (strangler observe JSON Lines, "
+                                            "ss -tnp or netstat -tnp text, an Azure Migrate dependency CSV, Zipkin/Jaeger "
+                                            "dependency links, OpenTelemetry service-graph metrics)")
+                warnings.append(Warning_(str(f), None, "not an observation file the analyzer reads; skipped"))
+                continue
         link = link_kind(f) if f.suffix in UNIT_SUFFIXES else None
         if link is not None:  # unit.wants/dep.service: a dependency, not a unit file
             unit_dir.links.append((link[0], link[1], f.name, str(f)))
@@ -167,7 +184,7 @@ def load_estate(
         names = {Path(p).name for p, _ in units}
         unit_dir.aliases = {a: t for a, t in unit_dir.aliases.items() if t in names}  # else read under its own name
         parts.append(read_units(units, unit_dir))
-    if not parts and not config_files and not units:
+    if not parts and not config_files and not units and not observation_files:
         named = ", ".join(str(p) for p in paths)
         raise AnalyzerError(f"{named}: nothing the analyzer reads (a Compose file, Kubernetes manifests, systemd units, an "
                             "inventory YAML, or config files of components)")
@@ -194,7 +211,15 @@ def load_estate(
     for w in unresolved:
         whole.warnings.append(w)
     drift = _drift(declared, found, whole.config, components)
-    edges, yielded = yield_to_declared(merge_edges(declared + found))
+    observed: list[Edge] = []
+    if observation_files:
+        flows = [flow for f in observation_files for flow in read_observations(str(f), _read_text(f), whole.warnings)]
+        seen = map_flows(flows, components, observed_orders)
+        components = merge_components([*components, *seen.externals])
+        whole.warnings.extend(seen.warnings)
+        observed = seen.edges
+        drift = tuple(sorted((*drift, *_observed_drift(declared, seen)), key=lambda d: (d.src, d.dst, d.kind)))
+    edges, yielded = yield_to_declared(merge_edges(declared + found + observed))
     whole.warnings.extend(yielded)
     sources = tuple(sorted({str(f) for f in files}))
     return Estate(
@@ -341,6 +366,30 @@ def _config_edges(config: list[ConfigValue], components: Sequence[Component]) ->
                                       (Evidence(value.source, value.line, f"config.{value.origin}" + (".telemetry" if soft else ""),
                                                 detail),), declared=False))
     return edges, warnings
+
+
+def _observation_kind(path: Path) -> str | None:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return detect(f.read(65536))
+    except OSError:
+        return None
+
+
+def _observed_drift(declared: list[Edge], seen: Observed) -> list[Drift]:
+    """Observed, declared nowhere (a hidden dependency); declared, never observed although
+    its caller was watched (over the window, stated)."""
+    declared_keys = {e.key for e in declared}
+    observed_keys = {e.key for e in seen.edges}
+    out = [Drift(e.src, e.dst, "observed_undeclared", e.evidence) for e in seen.edges if e.key not in declared_keys]
+    window = seen.window_text()
+    external = {c.name for c in seen.externals}
+    for e in declared:
+        if e.src in seen.covered and e.key not in observed_keys and e.dst not in external:
+            out.append(Drift(e.src, e.dst, "declared_unobserved",
+                             (*e.evidence, Evidence(seen.sources[0] if seen.sources else "", None, "observed.window",
+                                                    f"not seen from {e.src} during {window}"))))
+    return out
 
 
 def _drift(declared: list[Edge], found: list[Edge], config: list[ConfigValue], components: Sequence[Component]) -> tuple[Drift, ...]:

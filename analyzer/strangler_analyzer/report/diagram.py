@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strangler_analyzer.analysis import Analysis
+from strangler_analyzer.model import Edge
 
 
 def dot_quote(text: str) -> str:
@@ -18,6 +19,11 @@ def dot_quote(text: str) -> str:
 def mermaid_label(text: str) -> str:
     """A Mermaid node label: a double quote would end it, so it becomes ``#quot;``."""
     return '"' + text.replace('"', "#quot;") + '"'
+
+
+def _origin(e: Edge) -> str:
+    """Where an undeclared edge comes from: configuration, or only observation."""
+    return "observed" if all(ev.kind.startswith("observed.") for ev in e.evidence) else "config"
 
 
 def _path_edges(a: Analysis) -> set[tuple[str, str]]:
@@ -47,7 +53,7 @@ def render_dot(a: Analysis) -> str:
         elif not e.declared:
             attrs.append("color=gray50")
         if not e.declared:
-            attrs += ['label="config"', "fontcolor=gray50"]  # found only in configuration: undeclared
+            attrs += [f'label="{_origin(e)}"', "fontcolor=gray50"]  # undeclared: found only in configuration, or observed
         out.append(f"  {q(e.dst)} -> {q(e.src)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -65,7 +71,7 @@ def render_mermaid(a: Analysis) -> str:
     links = []
     for e in a.estate.edges:
         arrow = "-.->" if e.strength == "soft" else "-->"
-        label = "" if e.declared else "|config|"  # undeclared: found only in configuration
+        label = "" if e.declared else f"|{_origin(e)}|"  # undeclared: found only in configuration, or observed
         out.append(f"  {ids[e.dst]} {arrow}{label} {ids[e.src]}")
         links.append((e.dst, e.src))
     on_path = _path_edges(a)

@@ -112,10 +112,9 @@ def render_text(a: Analysis) -> str:
         out += ["", f"After extracting {x.component} as {x.service}: new network edges needing readiness checks"]
         out += [f"  {src} -> {dst}" for src, dst in x.new_edges] or ["  (none)"]
     if e.drift:
-        out += ["", "Drift between declarations and configuration:"]
+        out += ["", "Drift between declarations, configuration and what was observed:"]
         for d in e.drift:
-            what = "found in config, not declared" if d.kind == "undeclared" else "declared, not found in its config"
-            out.append(f"  {d.src} -> {d.dst}: {what} ({_where(d)})")
+            out.append(f"  {d.src} -> {d.dst}: {DRIFT[d.kind]} ({_drift_where(d)})")
     if e.warnings:
         out += ["", f"Warnings ({len(e.warnings)}):"] + [f"  {w}" for w in e.warnings[:50]]
         if len(e.warnings) > 50:
@@ -128,9 +127,23 @@ def _most(f: Factor) -> float:
     return WEIGHTS[f.name] * 100
 
 
+DRIFT = {
+    "undeclared": "found in config, not declared",
+    "unconfigured": "declared, not found in its config",
+    "observed_undeclared": "observed, declared nowhere: a hidden dependency",
+    "declared_unobserved": "declared, never observed",
+}
+
+
 def _where(d: Drift) -> str:
     ev = d.evidence[0]
     return f"{ev.source}:{ev.line}" if ev.line else ev.source
+
+
+def _drift_where(d: Drift) -> str:
+    """Where the drift was found, and what an observation says (its counts, or its window)."""
+    seen = next((ev for ev in d.evidence if ev.kind.startswith("observed.") and ev.detail), None)
+    return _where(d) + (f"; {seen.detail}" if seen is not None else "")
 
 
 def next_steps(inputs: str, a: Analysis) -> str:
@@ -170,8 +183,7 @@ def render_markdown(a: Analysis) -> str:
         out.append(f"| {c.component} | {c.score:g} | " + " | ".join(f"{f.value:g}" for f in c.factors) + " |")
     if e.drift:
         out += ["", "## Drift", ""]
-        out += [f"- `{d.src} → {d.dst}`: {'found in config, not declared' if d.kind == 'undeclared' else 'declared, not found in its config'} "
-                f"(`{_where(d)}`)" for d in e.drift]
+        out += [f"- `{d.src} → {d.dst}`: {DRIFT[d.kind]} (`{_drift_where(d)}`)" for d in e.drift]
     if e.warnings:
         out += ["", "## Warnings", ""] + [f"- {w}" for w in e.warnings]
     return "\n".join(out) + "\n"
