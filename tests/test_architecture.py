@@ -69,7 +69,7 @@ def test_public_api_is_pinned() -> None:
         "KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore",
         "Thresholds", "check_not_self", "cohort_id", "collect_status", "compare", "default_path", "describe", "export", "is_loopback",
         "leftovers", "module_report", "open_plane", "open_store", "release_status", "render_status", "report_html", "report_json",
-        "report_text", "run_proxy", "sign_pin", "token_path", "transition", "with_overrides",
+        "report_text", "run_proxy", "serving", "sign_pin", "token_path", "transition", "with_overrides",
     ])
     for mod in (strangler_analyzer, strangler_common, strangler_proxy):
         for name in mod.__all__:

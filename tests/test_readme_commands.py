@@ -54,7 +54,7 @@ def test_every_readme_command_names_options_that_exist(line: str) -> None:
 
 
 RUNNABLE = [line for line in LINES if not PLACEHOLDER.search(line) and " | " not in line and " -- " not in line
-            and not re.search(r"\b(proxy|demo|loadtest|down|up|wait|release|apply)\b", line)  # servers, or a running proxy
+            and not re.search(r"\b(proxy|demo|loadtest|down|up|wait|release|apply|observe|status|dashboard)\b", line)  # servers, a running proxy, a long watch
             and all((ROOT / w).exists() for w in shlex.split(line) if w.endswith((".yaml", ".yml")))]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from strangler_common import UsageError
-from strangler_analyzer import analyze, blast_radius, build_graph
+from strangler_analyzer import Analysis, analyze, blast_radius, build_graph
 from strangler_analyzer import what_ifs
 from strangler_analyzer import FORMATS, render
 from strangler_analyzer import impact_json
@@ -47,6 +48,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_inputs(pl)
     pl.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     pl.add_argument("--top", type=int, default=10, help="how many candidates to list")
+    pl.add_argument("--observed-from-proxy", type=Path, metavar="ROUTES",
+                    help="the strangler proxy's route file: its state store's traffic per module and side says which "
+                         "modules carry traffic, and which components serve them")
+    pl.add_argument("--proxy-state", metavar="PATH|URL", help="with --observed-from-proxy: its state store, when not the default")
     examples(pl, "strangler plan --example portal", "strangler plan inventory.yaml --format json")
     pl.set_defaults(func=run_plan)
 
@@ -114,9 +119,50 @@ def run_impact(args: argparse.Namespace) -> int:
 
 def run_plan(args: argparse.Namespace) -> int:
     result = analyze(estate(args))
+    traffic = _proxy_traffic(args, result) if args.observed_from_proxy else None
     if args.format == "json":
         doc = json.loads(render(result, "json"))
-        write_output(json.dumps({"schema": "strangler.plan/1", "candidates": doc["candidates"][: args.top], "extraction": doc["extraction"]}, indent=2) + "\n", None)
+        plan = {"schema": "strangler.plan/1", "candidates": doc["candidates"][: args.top], "extraction": doc["extraction"]}
+        if traffic is not None:
+            plan["proxy_traffic"] = traffic
+        write_output(json.dumps(plan, indent=2) + "\n", None)
         return 0
-    write_output(render_plan(result, args.top), None)
+    write_output(render_plan(result, args.top) + (_traffic_text(traffic, args.observed_from_proxy) if traffic is not None else ""),
+                 None)
     return 0
+
+
+def _proxy_traffic(args: argparse.Namespace, result: Analysis) -> list[dict[str, object]]:
+    """Each module of the proxy with its requests per side (last minute, since start) and
+    the estate's components that serve it (as its legacy or its new service)."""
+    from strangler_cli.status_cmd import offline_status
+    from strangler_proxy import serving
+
+    doc, table = offline_status(args.observed_from_proxy, args.proxy_state)
+    components = [{"name": c.name, "host": c.host, "port": c.port} for c in result.estate.components]
+    served = serving(components, list(table.modules), table.upstreams)
+    out: list[dict[str, object]] = []
+    for m in doc["modules"]:
+        t = m["traffic"]
+        out.append({"module": m["module"], "stage": m["stage"], "new_share": m["new_share"],
+                    "legacy": {"minute": t["legacy"]["minute"]["requests"], "total": t["legacy"]["total"]["requests"]},
+                    "new": {"minute": t["new"]["minute"]["requests"], "total": t["new"]["total"]["requests"]},
+                    "components": {c: sides[m["module"]] for c, sides in sorted(served.items()) if m["module"] in sides}})
+    return out
+
+
+def _traffic_text(traffic: list[dict[str, object]], routes: Path) -> str:
+    lines = ["", f"Traffic through the strangler proxy ({routes}; its state store, as last published):"]
+    quiet = []
+    for m in traffic:
+        legacy, new = m["legacy"], m["new"]
+        assert isinstance(legacy, dict) and isinstance(new, dict) and isinstance(m["components"], dict)
+        if not legacy["total"] and not new["total"]:
+            quiet.append(str(m["module"]))
+            continue
+        served = ", ".join(f"{c} ({side})" for c, side in m["components"].items()) or "no component of this estate"
+        lines.append(f"  {m['module']:<16} {m['stage']:<9} {m['new_share']:g} % new; last minute legacy {legacy['minute']}, "
+                     f"new {new['minute']}; since start {legacy['total']} / {new['total']}; served by {served}")
+    if quiet:
+        lines.append(f"  no traffic recorded: {', '.join(quiet)}")
+    return "\n".join(lines) + "\n"

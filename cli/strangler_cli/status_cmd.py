@@ -9,11 +9,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strangler_common import StranglerError
 from strangler_cli.helptext import examples
 from strangler_cli.admin_client import add_admin_options, token_for
+
+if TYPE_CHECKING:
+    from strangler_proxy import RouteTable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,20 +58,26 @@ def fetch(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _offline(args: argparse.Namespace) -> dict[str, Any]:
-    from strangler_proxy import collect_status, default_path, load_routes, open_store, with_overrides
-
     if args.routes is None:
         raise StranglerError(f"no proxy answers on {args.admin}; with it down, name the route file with --routes "
                              "(and the state store with --state if it is not the default)")
-    state = args.state or default_path(args.routes)
-    if not str(state).startswith(("postgresql://", "postgres://")) and not Path(state).exists():
-        raise StranglerError(f"no proxy answers on {args.admin} and no state store at {state}: start the proxy "
-                             f"(strangler proxy --routes {args.routes}) or name its store with --state")
-    store = open_store(state)
+    return offline_status(args.routes, args.state, f"no proxy answers on {args.admin} and ")[0]
+
+
+def offline_status(routes: Path, state: str | None, why: str = "") -> tuple[dict[str, Any], RouteTable]:
+    """The status document read from the state store of ``routes`` (or ``state``), and the
+    table it is of (overrides applied)."""
+    from strangler_proxy import collect_status, default_path, load_routes, open_store, with_overrides
+
+    location = state or default_path(routes)
+    if not str(location).startswith(("postgresql://", "postgres://")) and not Path(location).exists():
+        raise StranglerError(f"{why}no state store at {location}: start the proxy (strangler proxy --routes {routes}) or "
+                             "name its store with --state")
+    store = open_store(location)
     try:
-        table = with_overrides(load_routes(args.routes), store.overrides())
-        shadow = default_path(args.routes) if args.state is None or str(args.state).startswith("postgres") else args.state
-        return collect_status(table.modules, store, shadow, {}, "store")
+        table = with_overrides(load_routes(routes), store.overrides())
+        shadow = default_path(routes) if state is None or str(state).startswith("postgres") else state
+        return collect_status(table.modules, store, shadow, {}, "store"), table
     finally:
         store.close()
 

@@ -37,7 +37,7 @@ __all__ = [
 # command pays only for what it touches); the type checker sees the real names
 if TYPE_CHECKING:
     from strangler_proxy.control.controller import release_status
-    from strangler_proxy.control.status import collect as collect_status, render_text as render_status
+    from strangler_proxy.control.status import collect as collect_status, render_text as render_status, serving
     from strangler_proxy.control.activity import leftovers
     from strangler_proxy.control.transition import Refusal, describe, transition
     from strangler_proxy.dispatch import cohort_id
@@ -56,6 +56,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "release_status": ("strangler_proxy.control.controller", "release_status"),
     "collect_status": ("strangler_proxy.control.status", "collect"),
     "render_status": ("strangler_proxy.control.status", "render_text"),
+    "serving": ("strangler_proxy.control.status", "serving"),
     "leftovers": ("strangler_proxy.control.activity", "leftovers"),
     "Refusal": ("strangler_proxy.control.transition", "Refusal"),
     "describe": ("strangler_proxy.control.transition", "describe"),
@@ -85,7 +86,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "open_store": ("strangler_proxy.state", "open_store"),
     "token_path": ("strangler_proxy.state", "token_path"),
 }
-__all__ += ["KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "collect_status", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "release_status", "render_status", "report_html", "report_json", "report_text", "run_proxy", "sign_pin", "token_path", "transition", "with_overrides"]
+__all__ += ["KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "collect_status", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "release_status", "render_status", "report_html", "report_json", "report_text", "run_proxy", "serving", "sign_pin", "token_path", "transition", "with_overrides"]
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

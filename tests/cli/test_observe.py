@@ -103,3 +103,17 @@ def test_sigterm_stops_observe_with_what_it_has(pair: int, tmp_path: Path) -> No
 def test_observe_usage_errors_exit_2(tmp_path: Path) -> None:
     r = strangler("observe", "--interval", "0", "--duration", "1s")
     assert r.returncode == 2 and "above 0" in r.stderr
+
+
+def test_the_kernel_netlink_view_and_proc_net_tcp_agree(pair: int) -> None:
+    """observe reads sock_diag (as ss does) and falls back to /proc/net/tcp{,6}: both see the same sockets."""
+    from strangler_analyzer.observed.procnet import diag_sockets, parse_proc_net
+
+    netlink = diag_sockets()
+    assert netlink is not None, "sock_diag netlink is available on this machine"
+    text = [s for name in ("tcp", "tcp6") for s in parse_proc_net(Path(f"/proc/net/{name}").read_text())]
+
+    def mine(sockets):  # type: ignore[no-untyped-def]
+        return {(state, local, remote, inode) for state, local, remote, inode in sockets if pair in (local[1], remote[1])}
+
+    assert mine(netlink) == mine(text) and len(mine(netlink)) == 7  # the listener, and both ends of 3 connections

@@ -110,3 +110,31 @@ def test_two_replicas_on_postgresql_are_summed(tmp_path: Path, legacy: Upstream,
         return d["processes"], next(m for m in d["modules"] if m["module"] == "kb")["traffic"]["legacy"]["minute"]["requests"]
 
     assert wait_until(lambda: kb() == (2, 60), timeout=15), kb()  # either replica's admin shows both replicas' traffic
+
+
+def test_plan_knows_which_modules_carry_proxy_traffic(tmp_path: Path, legacy: Upstream, service: Upstream,
+                                                      start_proxy) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25, item 5: the proxy's own traffic per module is an input to the plan."""
+    routes = routes_file(tmp_path / "routes.yaml", {"legacy": legacy.url, "service": service.url}, MODULES)
+    p = start_proxy(routes)
+    with httpx.Client() as c:
+        for i in range(40):
+            c.get(f"{p.url}/echo/cases/{i}")
+    def published() -> bool:  # a poll publishes the traffic to the state store
+        t = next(m for m in p.admin_call("GET", "/status").json()["modules"] if m["module"] == "cases")["traffic"]
+        return bool(t["legacy"]["total"]["requests"] + t["new"]["total"]["requests"] == 40)
+
+    assert wait_until(published, timeout=10)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("components:\n  db: {tier: database}\n  legacy: {tier: app, depends_on: [db]}\n"
+                         "  service: {tier: app, depends_on: [db]}\n")
+    r = strangler("plan", str(inventory), "--observed-from-proxy", str(routes), "--proxy-state", p.state, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    traffic = {m["module"]: m for m in json.loads(r.stdout)["proxy_traffic"]}
+    cases = traffic["cases"]
+    assert cases["legacy"]["total"] + cases["new"]["total"] == 40
+    assert cases["components"] == {"legacy": "legacy", "service": "new"}
+    assert traffic["kb"]["legacy"]["total"] == 0
+    text = strangler("plan", str(inventory), "--observed-from-proxy", str(routes), "--proxy-state", p.state)
+    assert "Traffic through the strangler proxy" in text.stdout and "served by legacy (legacy), service (new)" in text.stdout
+    assert "no traffic recorded: kb, broken" in text.stdout

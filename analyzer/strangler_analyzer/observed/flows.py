@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 EPHEMERAL = 32768  # Linux's default ip_local_port_range starts here: a client's port, never a service's
 
 
-@dataclass(frozen=True, slots=True)
-class Peer:
+class Peer(NamedTuple):
     """One end of a flow, as much as the reader knows of it: a host name (or a traced
-    service's name), an address, the server's port, the process and its command line."""
+    service's name), an address, the server's port, the process and its command line.
+    A tuple: hashed and compared in C, as a million flows' ends must be."""
 
     host: str | None = None
     ip: str | None = None

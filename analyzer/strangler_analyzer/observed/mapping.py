@@ -47,6 +47,24 @@ class Observed:
         return f"{time.strftime(fmt, time.gmtime(first))} to {time.strftime(fmt, time.gmtime(last))} UTC"
 
 
+class _Edge:
+    """What the flows of one (client, server, reader) add up to."""
+
+    __slots__ = ("count", "errors", "first", "last", "source", "line")
+
+    def __init__(self, f: Flow) -> None:
+        self.count, self.errors, self.first, self.last = f.count, f.errors, f.first_seen, f.last_seen
+        self.source, self.line = f.source, f.line
+
+    def add(self, f: Flow) -> None:
+        self.count += f.count
+        self.errors += f.errors
+        if f.first_seen is not None and (self.first is None or f.first_seen < self.first):
+            self.first = f.first_seen
+        if f.last_seen is not None and (self.last is None or f.last_seen > self.last):
+            self.last = f.last_seen
+
+
 class _Index:
     def __init__(self, components: Sequence[Component]) -> None:
         self.by_key: dict[str, list[str]] = {}
@@ -63,6 +81,7 @@ class _Index:
             if c.process:
                 self.patterns.append((re.compile(c.process), c.name))
         self.hosts = {c.name: {k for k in (c.host, *c.addresses) if k} for c in components}
+        self.memo: dict[tuple[Peer, str | None, bool], str | None] = {}
 
     def keys(self, peer: Peer, observer: str | None) -> list[str]:
         keys = [k.lower() for k in (peer.host, peer.ip) if k]
@@ -72,6 +91,13 @@ class _Index:
         return keys + short
 
     def resolve(self, peer: Peer, observer: str | None, server: bool) -> str | None:
+        """The component at this end of a flow (memoised: a million flows have few distinct ends)."""
+        key = (peer, observer, server)
+        if key not in self.memo:
+            self.memo[key] = self._resolve(peer, observer, server)
+        return self.memo[key]
+
+    def _resolve(self, peer: Peer, observer: str | None, server: bool) -> str | None:
         command = peer.cmdline or peer.process
         if command:
             for pattern, name in self.patterns:
@@ -93,8 +119,9 @@ class _Index:
 def map_flows(flows: Sequence[Flow], components: Sequence[Component], observed_orders: bool = False) -> Observed:
     index = _Index(components)
     out = Observed()
-    edges: dict[tuple[str, str, str], list[Flow]] = {}
-    external: dict[str, list[Flow]] = {}
+    edges: dict[tuple[str, str, str], _Edge] = {}
+    external: dict[str, Flow] = {}  # name -> the first flow that reached it
+    covered: set[str] = set()
     strangers: dict[str, int] = {}
     firsts = [f.first_seen for f in flows if f.first_seen is not None]
     lasts = [f.last_seen for f in flows if f.last_seen is not None]
@@ -104,31 +131,39 @@ def map_flows(flows: Sequence[Flow], components: Sequence[Component], observed_o
     for c in components:
         if not c.external and ({c.name.lower(), *(h.lower() for h in index.hosts.get(c.name, ()))} & observers):
             out.covered.add(c.name)
+    resolve = index.resolve
     for f in flows:
-        client = index.resolve(f.client, f.observer, server=False)
-        server = index.resolve(f.server, f.observer, server=True)
+        client = resolve(f.client, f.observer, False)
+        server = resolve(f.server, f.observer, True)
         if server is None:
-            if f.server.port is not None and f.server.port >= EPHEMERAL:
-                strangers[f"{f.server.label()} (an ephemeral port: a client's end read as a server's)"] = \
-                    strangers.get(f"{f.server.label()} (an ephemeral port: a client's end read as a server's)", 0) + 1
+            port = f.server.port
+            if port is not None and port >= EPHEMERAL:
+                who = f"{f.server.label()} (an ephemeral port: a client's end read as a server's)"
+                strangers[who] = strangers.get(who, 0) + 1
                 continue
-            name = f.server.label() if not is_loopback(f.server.ip) or not f.observer else f"{f.observer}:{f.server.port}"
-            external.setdefault(name, []).append(f)
+            name = f.server.label() if not is_loopback(f.server.ip) or not f.observer else f"{f.observer}:{port}"
+            if name not in external:
+                external[name] = f
             server = name
         if client is None:
             who = f.client.label() + (f" ({f.client.process})" if f.client.process else "")
             strangers[who] = strangers.get(who, 0) + 1
             continue
-        out.covered.add(client)
+        covered.add(client)
         if client != server:
-            edges.setdefault((client, server, f.reader), []).append(f)
-    for name, seen in sorted(external.items()):
-        f = seen[0]
+            key = (client, server, f.reader)
+            acc = edges.get(key)
+            if acc is None:
+                edges[key] = _Edge(f)
+            else:
+                acc.add(f)
+    out.covered |= covered
+    for name, f in sorted(external.items()):
         out.externals.append(Component(name=name, tier="external", external=True, startup_seconds=0.0,
                                        evidence=(Evidence(f.source, f.line, f"observed.{f.reader}", "an endpoint no component matches"),)))
     if external:
         listed = ", ".join(sorted(external)[:10]) + (f" and {len(external) - 10} more" if len(external) > 10 else "")
-        first = next(iter(sorted(external.items())))[1][0]
+        first = next(iter(sorted(external.items())))[1]
         out.warnings.append(Warning_(first.source, first.line, f"observed connections to {len(external)} endpoint(s) no "
                                      f"component matches, added as external components: {listed}"))
     if strangers:
@@ -137,14 +172,10 @@ def map_flows(flows: Sequence[Flow], components: Sequence[Component], observed_o
         out.warnings.append(Warning_(out.sources[0] if out.sources else "observations", None,
                                      f"observed flows from {len(top)} client(s) no component matches (give the inventory "
                                      f"'addresses:' or 'process:'), left out: {listed}"))
-    for (client, server, reader), seen in sorted(edges.items()):
-        count = sum(f.count for f in seen)
-        errors = sum(f.errors for f in seen)
-        fs = [f.first_seen for f in seen if f.first_seen is not None]
-        ls = [f.last_seen for f in seen if f.last_seen is not None]
-        when = (f", {time.strftime('%Y-%m-%d %H:%M', time.gmtime(min(fs)))} to "
-                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(max(ls)))} UTC") if fs and ls else ""
-        detail = f"{count} {UNITS.get(reader, 'times')}" + (f", {errors} failed" if errors else "") + when
+    for (client, server, reader), acc in sorted(edges.items()):
+        when = (f", {time.strftime('%Y-%m-%d %H:%M', time.gmtime(acc.first))} to "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(acc.last))} UTC") if acc.first is not None and acc.last is not None else ""
+        detail = f"{acc.count} {UNITS.get(reader, 'times')}" + (f", {acc.errors} failed" if acc.errors else "") + when
         out.edges.append(Edge(client, server, "soft", observed_orders,
-                              (Evidence(seen[0].source, seen[0].line, f"observed.{reader}", detail),), declared=False))
+                              (Evidence(acc.source, acc.line, f"observed.{reader}", detail),), declared=False))
     return out

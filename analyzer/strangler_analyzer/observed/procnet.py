@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Observer", "Socket", "parse_proc_net"]
 
@@ -25,15 +26,24 @@ MAX_FLOWS = 100_000
 MAX_CMDLINE = 300
 
 
-@dataclass(frozen=True, slots=True)
-class Socket:
+class Socket(NamedTuple):
     state: str
     local: tuple[str, int]
     remote: tuple[str, int]
     inode: int
 
 
+_IPS: dict[str, str] = {}  # hex -> text: a host has few addresses, seen on thousands of sockets
+
+
 def _ip(hexed: str) -> str:
+    found = _IPS.get(hexed)
+    if found is None:
+        found = _IPS[hexed] = _ip_text(hexed)
+    return found
+
+
+def _ip_text(hexed: str) -> str:
     raw = bytes.fromhex(hexed)
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw[::-1])
@@ -51,15 +61,64 @@ def parse_proc_net(text: str) -> Iterator[Socket]:
     Socket(state='01', local=('127.0.0.1', 8080), remote=('127.0.0.1', 54321), inode=4242)
     """
     for line in text.splitlines()[1:]:
-        parts = line.split()
-        if len(parts) < 10:
-            continue
+        parts = line.split(None, 10)
+        if len(parts) < 10 or (parts[3] != ESTABLISHED and parts[3] != LISTEN):
+            continue  # TIME_WAIT and the like: no process, nothing to map
         try:
             local_ip, local_port = parts[1].split(":")
             remote_ip, remote_port = parts[2].split(":")
             yield Socket(parts[3], (_ip(local_ip), int(local_port, 16)), (_ip(remote_ip), int(remote_port, 16)), int(parts[9]))
         except ValueError:
             continue
+
+
+NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLMSG_DONE, NLMSG_ERROR = 4, 20, 3, 2
+_WANTED = (1 << 1) | (1 << 10)  # TCP_ESTABLISHED, TCP_LISTEN: the kernel filters the rest out
+# inet_diag_msg: family, state, timer, retrans, source and destination ports (network order: swapped through
+# _SWAP), addresses, interface, cookie, expires, queues, uid, inode
+_DIAG = struct.Struct("=BBBBHH16s16sIQIIIII")
+_SWAP = [((p & 0xFF) << 8) | (p >> 8) for p in range(65536)] if struct.pack("=H", 1) == b"\x01\x00" else list(range(65536))
+
+
+def diag_sockets() -> list[tuple[str, tuple[str, int], tuple[str, int], int]] | None:
+    """Established and listening TCP sockets from the kernel's sock_diag netlink interface
+    (what ``ss`` uses): the kernel filters by state and formats nothing, several times
+    cheaper than ``/proc/net/tcp`` on a busy host. None where netlink is not allowed."""
+    out: list[tuple[str, tuple[str, int], tuple[str, int], int]] = []
+    v4, v6 = _ADDRS[socket.AF_INET], _ADDRS[socket.AF_INET6]
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+            for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
+                req = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _WANTED) + bytes(48)
+                nl.sendto(struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, 0x1 | 0x300, seq, 0) + req, (0, 0))
+                done = False
+                while not done:
+                    data = nl.recv(1 << 20)
+                    offset = 0
+                    while offset + 16 <= len(data):
+                        length, kind = struct.unpack_from("=IH", data, offset)
+                        if kind == NLMSG_DONE:
+                            done = True
+                            break
+                        if kind == NLMSG_ERROR or length < 16:
+                            return None
+                        fam, state, _, _, sport, dport, src, dst, _, _, _, _, _, _, inode = _DIAG.unpack_from(data, offset + 16)
+                        known = v4 if fam == socket.AF_INET else v6
+                        local, remote = known.get(src) or _addr(fam, src), known.get(dst) or _addr(fam, dst)
+                        out.append(("0A" if state == 10 else "01", (local, _SWAP[sport]), (remote, _SWAP[dport]), inode))
+                        offset += (length + 3) & ~3
+    except OSError:
+        return None
+    return out
+
+
+_ADDRS: dict[int, dict[bytes, str]] = {socket.AF_INET: {}, socket.AF_INET6: {}}  # the 16-byte field -> text
+
+
+def _addr(family: int, raw: bytes) -> str:
+    text = socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw)
+    found = _ADDRS[family][raw] = text[7:] if text.startswith("::ffff:") and "." in text else text
+    return found
 
 
 @dataclass
@@ -70,6 +129,8 @@ class _Flow:
     last_seen: float
     snapshots: int = 0
     connections: int = 0  # the most seen at once
+    counted: int = -1  # the last snapshot that counted it
+    now: int = 0  # connections in the current snapshot
 
 
 @dataclass
@@ -85,9 +146,16 @@ class Observer:
     snapshots: int = 0
     dropped: int = 0
     hidden: int = 0  # processes whose sockets this user cannot read (last snapshot)
+    owners: dict[int, int] = field(default_factory=dict)  # socket inode -> pid, from the last scan of /proc/*/fd
+    processes: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)  # pid -> (name, command line)
+    unowned: set[int] = field(default_factory=set)  # inodes the last scan found no readable owner for
 
-    def _owners(self) -> dict[int, int]:
-        """Socket inode -> pid, for every process whose descriptors this user may read."""
+    def _owners(self, inodes: set[int]) -> dict[int, int]:
+        """Socket inode -> pid, for every process whose descriptors this user may read. The
+        scan (a readlink per descriptor of every process) is skipped while every socket is
+        one the last scan saw: long-lived connections cost nothing more per snapshot."""
+        if inodes <= self.owners.keys() | self.unowned:
+            return self.owners
         owners: dict[int, int] = {}
         hidden = 0
         for name in os.listdir(self.proc):
@@ -110,6 +178,11 @@ class Observer:
                 if target.startswith("socket:["):
                     owners[int(target[8:-1])] = pid
         self.hidden = hidden
+        self.owners = owners
+        self.unowned = inodes - owners.keys()  # no readable process holds them: not worth a rescan until others come
+        gone = set(self.processes) - set(owners.values())
+        for pid in gone:  # a pid that no longer holds a socket may be reused: forget its name
+            del self.processes[pid]
         return owners
 
     def _process(self, pid: int | None, cache: dict[int, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
@@ -138,51 +211,57 @@ class Observer:
         now = self.clock()
         if self.started is None:
             self.started = now
-        sockets = [s for name in ("tcp", "tcp6") for s in parse_proc_net(self._read(name))]
-        owners = self._owners()
-        listening = {s.local for s in sockets if s.state == LISTEN}
+        sockets: list[tuple[str, tuple[str, int], tuple[str, int], int]] | None = diag_sockets() if self.proc == "/proc" else None
+        if sockets is None:  # no netlink here (or another /proc): the text tables
+            sockets = [s for name in ("tcp", "tcp6") for s in parse_proc_net(self._read(name))]
+        owners = self._owners({inode for _, _, _, inode in sockets if inode})
+        listeners = [(local, inode) for state, local, _, inode in sockets if state == LISTEN]
+        listening = {local for local, _ in listeners}
         any_port = {port for ip, port in listening if ip in ("0.0.0.0", "::")}
-        listener_pid = {s.local[1]: owners.get(s.inode) for s in sockets if s.state == LISTEN}
+        listener_pid = {local[1]: owners.get(inode) for local, inode in listeners}
         local_ips = {ip for ip, _ in listening} | {"127.0.0.1", "::1"}
-        cache: dict[int, tuple[str | None, str | None]] = {}
-        seen: dict[tuple[str, str, str, int], int] = {}
-        for s in sockets:
-            if s.state != ESTABLISHED:
+        cache = self.processes
+        process = self._process
+        seen: dict[tuple[str, int | None, str, int], int] = {}  # (client ip, client pid, server ip, server port)
+        ends: dict[tuple[str, int | None, str, int], tuple[int | None, bool]] = {}  # -> (server pid, local server)
+        for state, local, remote, inode in sockets:
+            if state != ESTABLISHED:
                 continue
-            client: dict[str, Any]
-            server: dict[str, Any]
-            serves = s.local in listening or s.local[1] in any_port
-            if serves:
-                if s.remote[0] in local_ips or s.remote[0].startswith("127."):
+            remote_local = remote[0] in local_ips or remote[0].startswith("127.")
+            key: tuple[str, int | None, str, int]
+            if local in listening or local[1] in any_port:
+                if remote_local:
                     continue  # a local client: its own end is read as the client's row
-                comm, cmd = self._process(owners.get(s.inode), cache)
-                client = {"ip": s.remote[0]}
-                server = {"ip": s.local[0], "port": s.local[1], "pid": owners.get(s.inode), "process": comm, "cmdline": cmd}
+                key = (remote[0], None, local[0], local[1])
+                if key not in ends:
+                    ends[key] = (owners.get(inode), True)
             else:
-                pid = owners.get(s.inode)
-                comm, cmd = self._process(pid, cache)
-                client = {"ip": s.local[0], "pid": pid, "process": comm, "cmdline": cmd}
-                server = {"ip": s.remote[0], "port": s.remote[1]}
-                if s.remote[0] in local_ips or s.remote[0].startswith("127."):
-                    spid = listener_pid.get(s.remote[1])
-                    scomm, scmd = self._process(spid, cache)
-                    server.update(pid=spid, process=scomm, cmdline=scmd)
-            key = (str(client["ip"]), str(client.get("cmdline") or client.get("process") or ""), str(server["ip"]), int(server["port"]))
+                key = (local[0], owners.get(inode), remote[0], remote[1])
+                if key not in ends:
+                    ends[key] = (listener_pid.get(remote[1]) if remote_local else None, False)
             seen[key] = seen.get(key, 0) + 1
-            flow = self.flows.get(key)
+        for key, (server_pid, remote_client) in ends.items():
+            client_ip, client_pid, server_ip, port = key
+            comm, cmd = process(client_pid, cache)
+            flow_key = (client_ip, cmd or comm or "", server_ip, port)  # a process's pids fold into one flow
+            flow = self.flows.get(flow_key)
             if flow is None:
                 if len(self.flows) >= self.max_flows:
                     self.dropped += 1
                     continue
-                flow = self.flows[key] = _Flow(client, server, now, now)
+                scomm, scmd = process(server_pid, cache)
+                client = {"ip": client_ip} if remote_client else {"ip": client_ip, "pid": client_pid, "process": comm, "cmdline": cmd}
+                server = {"ip": server_ip, "port": port, "pid": server_pid, "process": scomm, "cmdline": scmd}
+                flow = self.flows[flow_key] = _Flow(client, server, now, now)
             flow.last_seen = now
-        for key, n in seen.items():
-            flow = self.flows.get(key)
-            if flow is not None:
+            if flow.counted != self.snapshots:  # once per snapshot, however many pids make it
+                flow.counted = self.snapshots
                 flow.snapshots += 1
-                flow.connections = max(flow.connections, n)
+                flow.now = 0
+            flow.now += seen[key]
+            flow.connections = max(flow.connections, flow.now)
         self.snapshots += 1
-        return len(seen)
+        return len(ends)
 
     def lines(self, interval: float) -> Iterator[dict[str, Any]]:
         """The JSON Lines document: a header, then one line per flow."""

@@ -125,8 +125,10 @@ def _socket_table(kind: str) -> Callable[[str, str, list[Warning_]], list[Flow]]
 
 
 def _read_observe(text: str, path: str, warnings: list[Warning_]) -> list[Flow]:
-    out: list[Flow] = []
+    """Lines of one (client, server) are folded as they are read: a file of many hosts' and
+    hours' lines holds few distinct flows, and a million lines must not be a million objects."""
     host = None
+    folded: dict[tuple[object, ...], _Fold] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -135,21 +137,39 @@ def _read_observe(text: str, path: str, warnings: list[Warning_]) -> list[Flow]:
         except orjson.JSONDecodeError as exc:
             warnings.append(Warning_(path, number, f"observe: not a JSON line ({exc}); skipped"))
             continue
-        if not isinstance(doc, dict):
-            warnings.append(Warning_(path, number, "observe: expected a JSON object; skipped"))
-            continue
-        if doc.get("schema") == OBSERVE_SCHEMA:
-            host = str(doc.get("host") or "") or None
-            continue
         try:
+            if doc.get("schema") == OBSERVE_SCHEMA:
+                host = str(doc.get("host") or "") or None
+                continue
             c, s = doc["client"], doc["server"]
-            out.append(Flow("observe", Peer(c.get("host") or host, c.get("ip"), None, c.get("process"), c.get("cmdline")),
-                            Peer(s.get("host"), s.get("ip"), int(s["port"]), s.get("process"), s.get("cmdline")),
-                            int(doc.get("snapshots", 1)), _number(doc.get("first_seen")), _number(doc.get("last_seen")),
-                            path, number, observer=host))
+            key = (c.get("host") or host, c.get("ip"), c.get("process"), c.get("cmdline"),
+                   s.get("host"), s.get("ip"), int(s["port"]), s.get("process"), s.get("cmdline"), host)
+            n, first, last = int(doc.get("snapshots", 1)), doc.get("first_seen"), doc.get("last_seen")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             warnings.append(Warning_(path, number, f"observe: a flow needs client and server with the server's port ({exc}); skipped"))
-    return out
+            continue
+        acc = folded.get(key)
+        if acc is None:
+            folded[key] = _Fold(n, _number(first), _number(last), number)
+        else:
+            acc.add(n, _number(first), _number(last))
+    return [Flow("observe", Peer(k[0], k[1], None, k[2], k[3]), Peer(k[4], k[5], k[6], k[7], k[8]),  # type: ignore[arg-type]
+                 a.n, a.first, a.last, path, a.line, observer=k[9])  # type: ignore[arg-type]
+            for k, a in folded.items()]
+
+
+class _Fold:
+    __slots__ = ("n", "first", "last", "line")
+
+    def __init__(self, n: int, first: float | None, last: float | None, line: int) -> None:
+        self.n, self.first, self.last, self.line = n, first, last, line
+
+    def add(self, n: int, first: float | None, last: float | None) -> None:
+        self.n += n
+        if first is not None and (self.first is None or first < self.first):
+            self.first = first
+        if last is not None and (self.last is None or last > self.last):
+            self.last = last
 
 
 def _number(x: object) -> float | None:

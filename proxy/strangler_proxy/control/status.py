@@ -19,11 +19,11 @@ from typing import Any
 from strangler_proxy.control.release import Judgement
 from strangler_proxy.control.traffic import HISTORY, SLOT, Summary, summarise
 from strangler_proxy.control.transition import describe
-from strangler_proxy.model import Module
+from strangler_proxy.model import Module, Upstream
 from strangler_proxy.shadow.evidence import ModuleReport, module_report
 from strangler_proxy.state import LedgerEntry, ReleaseState, Store
 
-__all__ = ["SCHEMA", "build_status", "collect", "new_share", "render_text"]
+__all__ = ["SCHEMA", "build_status", "collect", "new_share", "render_text", "serving"]
 
 SCHEMA = "strangler.status/1"
 
@@ -97,6 +97,20 @@ def collect(modules: Sequence[Module], store: Store, shadow_state: str | Path | 
         finally:
             evidence.close()
     return build_status(modules, releases, traffic, last, shadow, checks, now, source)
+
+
+def serving(components: list[dict[str, Any]], modules: list[Module], upstreams: Mapping[str, Upstream]) -> dict[str, dict[str, str]]:
+    """Which modules each component serves, and as which side: a component is a module's
+    new service or its legacy when it bears the upstream's name or its host and port. Pure."""
+    out: dict[str, dict[str, str]] = {}
+    for c in components:
+        name, host, port = c.get("name"), c.get("host"), c.get("port")
+        for m in modules:
+            for side, upstream in (("new", m.service), ("legacy", m.legacy)):
+                u = upstreams.get(upstream)
+                if name == upstream or (u is not None and host and port and (str(host).lower(), port) == (u.host.lower(), u.port)):
+                    out.setdefault(str(name), {})[m.name] = side
+    return out
 
 
 def _pct(x: float | None) -> str:

@@ -28,7 +28,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -40,16 +40,15 @@ from starlette.routing import Route
 
 from strangler_proxy.control.actions import Actions
 from strangler_proxy.control.identity import Operators
-from strangler_proxy.control.status import collect
+from strangler_proxy.control.status import collect, serving
 from strangler_proxy.control.traffic import summarise
 from strangler_proxy.dataplane.runtime import Runtime
 from strangler_proxy.errors import ProxyError
-from strangler_proxy.model import Module, Upstream
 from strangler_proxy.shadow.evidence import module_report
 from strangler_proxy.shadow.report import report_json
 from strangler_proxy.state import Store
 
-__all__ = ["COOKIE", "CSP", "Sessions", "Tickets", "serving", "ui_routes"]
+__all__ = ["COOKIE", "CSP", "Sessions", "Tickets", "ui_routes"]
 
 COOKIE = "strangler_ui"
 TICKET_SECONDS = 60.0
@@ -111,20 +110,6 @@ class Sessions:
 
     def end(self, sid: str | None) -> None:
         self.live.pop(sid or "", None)
-
-
-def serving(components: list[dict[str, Any]], modules: list[Module], upstreams: Mapping[str, Upstream]) -> dict[str, dict[str, str]]:
-    """Which modules each component serves, and as which side: a component is a module's
-    new service or its legacy when it bears the upstream's name or its host and port. Pure."""
-    out: dict[str, dict[str, str]] = {}
-    for c in components:
-        name, host, port = c.get("name"), c.get("host"), c.get("port")
-        for m in modules:
-            for side, upstream in (("new", m.service), ("legacy", m.legacy)):
-                u = upstreams.get(upstream)
-                if name == upstream or (u is not None and host and port and (str(host).lower(), port) == (u.host.lower(), u.port)):
-                    out.setdefault(str(name), {})[m.name] = side
-    return out
 
 
 def _asset(name: str) -> bytes:
