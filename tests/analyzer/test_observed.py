@@ -129,3 +129,53 @@ def test_an_inventory_process_pattern_is_checked_at_its_line(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as exc:
         load_estate([bad])
     assert "inventory.yaml:3" in str(exc.value) and "not a regular expression" in str(exc.value)
+
+
+def _fake_proc(root: Path, rows: list[str], owners: dict[int, list[int]], commands: dict[int, str]) -> Path:
+    """A /proc tree: net/tcp with ``rows``, and per pid its socket descriptors, name and command line."""
+    (root / "net").mkdir(parents=True)
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    (root / "net" / "tcp").write_text(header + "".join(r + "\n" for r in rows))
+    (root / "net" / "tcp6").write_text(header)
+    for pid, inodes in owners.items():
+        fd = root / str(pid) / "fd"
+        fd.mkdir(parents=True)
+        for i, inode in enumerate(inodes):
+            (fd / str(i)).symlink_to(f"socket:[{inode}]")
+        (root / str(pid) / "comm").write_text(commands[pid].split()[0] + "\n")
+        (root / str(pid) / "cmdline").write_bytes(commands[pid].replace(" ", "\0").encode())
+    return root
+
+
+def _row(local: str, remote: str, state: str, inode: int) -> str:
+    def hexed(address: str) -> str:
+        ip, port = address.split(":")
+        return "".join(f"{int(x):02X}" for x in reversed(ip.split("."))) + f":{int(port):04X}"
+
+    return f"   0: {hexed(local)} {hexed(remote)} {state} 00000000:00000000 00:00000000 00000000     0        0 {inode} 1"
+
+
+def test_observe_folds_client_ports_and_caps_its_flows(tmp_path: Path) -> None:
+    from strangler_analyzer.observed.procnet import Observer
+
+    rows = [_row("0.0.0.0:5432", "0.0.0.0:0", "0A", 10)]  # postgres listens
+    rows += [_row(f"10.0.0.5:{40000 + i}", "10.0.0.9:5432", "01", 100 + i) for i in range(5)]  # java -> db, 5 ports
+    rows += [_row("10.0.0.5:41000", "10.0.0.20:27000", "01", 200)]  # java -> the licence server
+    rows += [_row("10.0.0.1:5432", "10.0.0.7:51000", "01", 11)]  # a remote client of postgres
+    proc = _fake_proc(tmp_path / "proc", rows, {300: [10, 11], 400: [*range(100, 105), 200]},
+                      {300: "postgres -D /data", 400: "java -jar portal.jar"})
+    clock = iter(range(1000, 2000, 5))
+    o = Observer(proc=str(proc), clock=lambda: float(next(clock)), host="app1")
+    o.snapshot()
+    o.snapshot()
+    lines = list(o.lines(5.0))
+    header, flows = lines[0], lines[1:]
+    assert header["snapshots"] == 2 and header["flows"] == 3 and header["window"] == [1000.0, 1010.0]
+    db = next(f for f in flows if f["server"]["port"] == 5432 and f["client"]["ip"] == "10.0.0.5")
+    assert db["connections"] == 5 and db["snapshots"] == 2  # five client ports, one flow
+    assert db["client"]["cmdline"] == "java -jar portal.jar" and db["client"]["pid"] == 400
+    remote = next(f for f in flows if f["client"]["ip"] == "10.0.0.7")
+    assert remote["server"]["process"] == "postgres" and "pid" not in remote["client"]
+    capped = Observer(proc=str(proc), max_flows=1, host="app1")
+    capped.snapshot()
+    assert len(capped.flows) == 1 and capped.dropped == 2  # bounded: more flows are counted, not kept

@@ -114,6 +114,7 @@ class ControlPlane:
 
     async def tick(self) -> None:
         step = self.background.step
+        self.traffic.tick()  # on the loop, where the app records
         if self.external is not None:  # changes made outside a release (start-up, reload, admin)
             await step("data plane apply", self._apply_external)
             seen = await step("data plane metrics", self.external.read, self.runtime.snapshot.table)
@@ -137,9 +138,9 @@ class ControlPlane:
         if payload:
             await step("release windows", self.store.put_windows, self.windows.source, payload)
         if self.serves:
-            record = self.traffic.publish({name: b.state for name, b in breakers.items()})
-            if record is not None:
-                await step("traffic", self.store.put_traffic, self.windows.source, record)
+            rows = self.traffic.publish({name: b.state for name, b in breakers.items()})
+            if rows:
+                await step("traffic", self.store.put_traffic, self.windows.source, rows)
 
     async def _webhook(self, hook: Webhook, event: dict[str, object]) -> None:
         """Fire and forget: a slow or broken webhook never holds a release back."""

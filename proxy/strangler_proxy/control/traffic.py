@@ -8,7 +8,7 @@ status (the admin API of the leader, or the CLI with the proxy down) sums the pu
 records of every worker and replica (``summarise``): the same figures the release
 controller judges on, for every module rather than only those under release.
 
-The per-request cost is one dict lookup and one ``Window.add``.
+The per-request cost is one dict lookup and one ``Window.add`` (no clock read: ``tick``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ HISTORY = 30  # slots kept apart (5 minutes: the dashboard's sparklines); older 
 RECENT = 6  # slots that make "the last minute"
 FRESH = 600.0  # seconds: a process that published nothing for this long is gone (its record is not summed)
 HEARTBEAT = 60.0  # seconds: a process publishes at least this often, traffic or not
+PUBLISH_EVERY = 1.0  # seconds: at most this often
 SIDES = ("legacy", "new")
 
 
@@ -43,11 +44,19 @@ class Traffic:
         self.fallback_totals: dict[str, int] = {}
         self.breaker_events: list[tuple[float, str, str]] = []  # (ts, module, "open" | "closed"), newest last
         self.started = clock()
-        self.changed = False
+        self.slot = int(self.started // SLOT)  # the current slot, moved on by ``tick``
+        self.changed = False  # breaker events to publish
+        self.dirty: set[str] = set()  # modules with traffic since the last publish
+        self.open_said: dict[str, str] = {}  # the open breakers last published
         self.published = float("-inf")
 
+    def tick(self) -> None:
+        """Follow the clock: the control loop calls it every poll (half a second), so the
+        requests need no clock read of their own."""
+        self.slot = int(self.clock() // SLOT)
+
     def observe(self, module: str, side: str, seconds: float, error: bool) -> None:
-        slot = int(self.clock() // SLOT)
+        slot = self.slot
         slots = self.slots.get((module, side))
         if slots is None:
             slots = self.slots[(module, side)] = {}
@@ -55,16 +64,15 @@ class Traffic:
         if w is None:
             w = slots[slot] = Window()
         w.add(seconds, error)
-        self.changed = True
+        self.dirty.add(module)
 
     def fallback(self, module: str) -> None:
         """Legacy answered after the new service failed: a fallback, and a failed request of
         the new side (as the release controller counts it; legacy's answer is its own request)."""
         self.observe(module, "new", 0.0, True)
-        slot = int(self.clock() // SLOT)
+        slot = self.slot
         per = self.fallbacks.setdefault(module, {})
         per[slot] = per.get(slot, 0) + 1
-        self.changed = True
 
     def breaker(self, module: str, state: str) -> None:
         """A breaker opened or closed in this process (kept for the dashboard's history)."""
@@ -82,30 +90,46 @@ class Traffic:
             for s in [s for s in per if s < oldest]:
                 self.fallback_totals[module] = self.fallback_totals.get(module, 0) + per.pop(s)
 
-    def publish(self, breakers: dict[str, str]) -> str | None:
-        """This process's record as JSON (None when nothing changed since the last one):
-        per module and side its recent slots and its folded total; its breakers' states."""
+    def publish(self, breakers: dict[str, str]) -> list[tuple[str, str]]:
+        """What changed since the last publish, as rows (module, JSON) to upsert: one per
+        module with new traffic (its total, its last minute's windows, its 5-minute history
+        of counts: a few KB, whatever the uptime), and this process's own row (module "":
+        alive when, its open breakers and their history), at least every ``HEARTBEAT``
+        seconds. At most once per ``PUBLISH_EVERY`` seconds: a 10,000-module table is not
+        rewritten every poll."""
         now = self.clock()
-        if not self.changed and not any(s != "closed" for s in breakers.values()) and now - self.published < HEARTBEAT:
-            return None
-        self.changed = False
+        self.slot = now_slot = int(now // SLOT)
+        open_now = {m: s for m, s in breakers.items() if s != "closed"}
+        due = now - self.published >= PUBLISH_EVERY
+        if not due or (not self.dirty and not self.changed and open_now == self.open_said and now - self.published < HEARTBEAT):
+            return []
         self.published = now
-        self._fold(int(now // SLOT))
-        modules: dict[str, dict[str, Any]] = {}
-        for (module, side), slots in self.slots.items():
-            total = self.totals.get((module, side))
-            if not slots and total is None:
-                continue
-            m = modules.setdefault(module, {})
-            m[side] = {"slots": {str(s): w.to_json() for s, w in slots.items()},
-                       "total": None if total is None else total.to_json()}
-        for module in set(self.fallbacks) | set(self.fallback_totals):
-            modules.setdefault(module, {})["fallbacks"] = {
-                "slots": {str(s): n for s, n in self.fallbacks.get(module, {}).items()},
-                "total": self.fallback_totals.get(module, 0)}
-        return json.dumps({"ts": now, "started": self.started, "slot": SLOT, "modules": modules,
-                           "breakers": {m: s for m, s in breakers.items() if s != "closed"},
-                           "breaker_events": self.breaker_events}, separators=(",", ":"))
+        self._fold(now_slot)
+        rows: list[tuple[str, str]] = []
+        for module in sorted(self.dirty):
+            doc: dict[str, Any] = {}
+            for side in SIDES:
+                slots = self.slots.get((module, side), {})
+                folded = self.totals.get((module, side))
+                if not slots and folded is None:
+                    continue
+                total = folded or Window()
+                for w in slots.values():
+                    total = total.merge(w)
+                doc[side] = {"total": total.to_json(),
+                             "recent": {str(s): w.to_json() for s, w in slots.items() if now_slot - s < RECENT},
+                             "history": {str(s): w.requests for s, w in slots.items()}}
+            if module in self.fallbacks or module in self.fallback_totals:
+                per = self.fallbacks.get(module, {})
+                doc["fallbacks"] = {"slots": {str(s): n for s, n in per.items()},
+                                    "total": self.fallback_totals.get(module, 0) + sum(per.values())}
+            rows.append((module, json.dumps(doc, separators=(",", ":"))))
+        self.dirty.clear()
+        self.changed = False
+        self.open_said = open_now
+        rows.append(("", json.dumps({"ts": now, "started": self.started, "breakers": open_now,
+                                     "breaker_events": self.breaker_events}, separators=(",", ":"))))
+        return rows
 
 
 @dataclass
@@ -131,44 +155,51 @@ class Summary:
         return self.sides.get((module, side)) or Side()
 
 
-def summarise(records: Iterable[tuple[str, float, str]], now: float) -> Summary:
-    """Sum the records (source, published at, JSON) of every live process. Pure."""
+def summarise(records: Iterable[tuple[str, str, float, str]], now: float) -> Summary:
+    """Sum the rows (source, module, published at, JSON) of every live process (one whose
+    own row, module "", is fresher than ``FRESH``). Pure."""
     out = Summary()
     now_slot = int(now // SLOT)
-    for _source, published, text in records:
-        if now - published > FRESH:
+    rows = list(records)
+    alive: set[str] = set()
+    for source, module, published, text in rows:
+        if module != "" or now - published > FRESH:
             continue
         try:
             doc = json.loads(text)
         except ValueError:
-            continue  # a record cut short: that process's next one replaces it
+            continue  # a row cut short: that process's next one replaces it
+        alive.add(source)
         out.processes += 1
-        for module, per in doc.get("modules", {}).items():
-            for side in SIDES:
-                data = per.get(side)
-                if data is None:
-                    continue
-                s = out.sides.get((module, side))
-                if s is None:
-                    s = out.sides[(module, side)] = Side()
-                if data.get("total") is not None:
-                    s.total = s.total.merge(Window.from_json(data["total"]))
-                for key, wj in data.get("slots", {}).items():
-                    w = Window.from_json(wj)
-                    age = now_slot - int(key)
-                    s.total = s.total.merge(w)
-                    if 0 <= age < RECENT:
-                        s.minute = s.minute.merge(w)
-                    if 0 <= age < HISTORY:
-                        s.history[HISTORY - 1 - age] += w.requests
-            fb = per.get("fallbacks")
-            if fb is not None:
-                recent = sum(n for key, n in fb.get("slots", {}).items() if 0 <= now_slot - int(key) < RECENT)
-                total = int(fb.get("total", 0)) + sum(fb.get("slots", {}).values())
-                old = out.fallbacks.get(module, (0, 0))
-                out.fallbacks[module] = (old[0] + recent, old[1] + total)
-        for module in doc.get("breakers", {}):
-            out.breakers[module] = out.breakers.get(module, 0) + 1
+        for module_name in doc.get("breakers", {}):
+            out.breakers[module_name] = out.breakers.get(module_name, 0) + 1
         out.breaker_events += [(float(e[0]), str(e[1]), str(e[2])) for e in doc.get("breaker_events", [])]
+    for source, module, _published, text in rows:
+        if module == "" or source not in alive:
+            continue
+        try:
+            per = json.loads(text)
+        except ValueError:
+            continue
+        for side in SIDES:
+            data = per.get(side)
+            if data is None:
+                continue
+            s = out.sides.get((module, side))
+            if s is None:
+                s = out.sides[(module, side)] = Side()
+            s.total = s.total.merge(Window.from_json(data["total"]))
+            for key, wj in data.get("recent", {}).items():
+                if 0 <= now_slot - int(key) < RECENT:
+                    s.minute = s.minute.merge(Window.from_json(wj))
+            for key, n in data.get("history", {}).items():
+                age = now_slot - int(key)
+                if 0 <= age < HISTORY:
+                    s.history[HISTORY - 1 - age] += int(n)
+        fb = per.get("fallbacks")
+        if fb is not None:
+            recent = sum(n for key, n in fb.get("slots", {}).items() if 0 <= now_slot - int(key) < RECENT)
+            old = out.fallbacks.get(module, (0, 0))
+            out.fallbacks[module] = (old[0] + recent, old[1] + int(fb.get("total", 0)))
     out.breaker_events.sort()
     return out

@@ -37,8 +37,9 @@ CREATE TABLE IF NOT EXISTS strangler_releases (
 CREATE TABLE IF NOT EXISTS strangler_release_windows (
   source TEXT NOT NULL, module TEXT NOT NULL, step_key DOUBLE PRECISION NOT NULL, data TEXT NOT NULL,
   updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, module));
-CREATE TABLE IF NOT EXISTS strangler_traffic (
-  source TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS strangler_module_traffic (
+  source TEXT NOT NULL, module TEXT NOT NULL, data TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (source, module));
 CREATE INDEX IF NOT EXISTS strangler_ledger_module ON strangler_ledger (module, id);
 CREATE TABLE IF NOT EXISTS strangler_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO strangler_meta VALUES ('version', 0) ON CONFLICT DO NOTHING;
@@ -217,21 +218,23 @@ class PgStateStore:
             "SELECT data FROM strangler_release_windows WHERE module = %s AND step_key = %s", (module, key)).fetchall())
         return [str(r[0]) for r in rows]
 
-    def put_traffic(self, source: str, data: str) -> None:
-        """This replica's traffic record, replacing its last (no version bump: it changes no override)."""
+    def put_traffic(self, source: str, rows: list[tuple[str, str]]) -> None:
+        """This replica's changed traffic rows (no version bump: they change no override)."""
         now = time.time()
 
         def tx() -> None:
             with self.db.transaction(), self.db.cursor() as cur:
-                cur.execute("INSERT INTO strangler_traffic VALUES (%s,%s,%s) ON CONFLICT (source) DO UPDATE "
-                            "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at", (source, data, now))
-                cur.execute("DELETE FROM strangler_traffic WHERE updated_at < %s", (now - TRAFFIC_KEPT,))
+                cur.executemany("INSERT INTO strangler_module_traffic VALUES (%s,%s,%s,%s) ON CONFLICT (source, module) DO UPDATE "
+                                "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at",
+                                [(source, module, data, now) for module, data in rows])
+                cur.execute("DELETE FROM strangler_module_traffic WHERE source IN (SELECT source FROM strangler_module_traffic WHERE "
+                            "module = '' AND updated_at < %s)", (now - TRAFFIC_KEPT,))
 
         self._run(tx)
 
-    def traffic(self) -> list[tuple[str, float, str]]:
-        rows = self._run(lambda: self.db.execute("SELECT source, updated_at, data FROM strangler_traffic").fetchall())
-        return [(str(s), float(u), str(d)) for s, u, d in rows]
+    def traffic(self) -> list[tuple[str, str, float, str]]:
+        rows = self._run(lambda: self.db.execute("SELECT source, module, updated_at, data FROM strangler_module_traffic").fetchall())
+        return [(str(s), str(m), float(u), str(d)) for s, m, u, d in rows]
 
     def last_changes(self) -> dict[str, LedgerEntry]:
         rows = self._run(lambda: self.db.execute(

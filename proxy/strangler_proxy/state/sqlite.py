@@ -51,10 +51,12 @@ CREATE TABLE IF NOT EXISTS release_windows (
   updated_at REAL NOT NULL,
   PRIMARY KEY (source, module)
 );
-CREATE TABLE IF NOT EXISTS traffic (
-  source TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS module_traffic (
+  source TEXT NOT NULL,
+  module TEXT NOT NULL,
   data TEXT NOT NULL,
-  updated_at REAL NOT NULL
+  updated_at REAL NOT NULL,
+  PRIMARY KEY (source, module)
 );
 CREATE INDEX IF NOT EXISTS ledger_module ON ledger(module, id);
 CREATE TRIGGER IF NOT EXISTS ledger_append_only_u BEFORE UPDATE ON ledger
@@ -219,24 +221,26 @@ class StateStore:
             raise StateStoreError(f"state store {self.path}: {exc}") from None
         return [str(r[0]) for r in rows]
 
-    def put_traffic(self, source: str, data: str) -> None:
-        """This process's traffic record, replacing its last; records of processes gone for an
-        hour are dropped."""
+    def put_traffic(self, source: str, rows: list[tuple[str, str]]) -> None:
+        """This process's changed traffic rows (module, JSON); the rows of a process gone for
+        an hour are dropped."""
         now = time.time()
         try:
             with self._tx():
-                self.db.execute("INSERT INTO traffic VALUES (?,?,?) ON CONFLICT(source) DO UPDATE SET data=excluded.data, "
-                                "updated_at=excluded.updated_at", (source, data, now))
-                self.db.execute("DELETE FROM traffic WHERE updated_at < ?", (now - TRAFFIC_KEPT,))
+                self.db.executemany("INSERT INTO module_traffic VALUES (?,?,?,?) ON CONFLICT(source, module) DO UPDATE SET "
+                                    "data=excluded.data, updated_at=excluded.updated_at",
+                                    [(source, module, data, now) for module, data in rows])
+                self.db.execute("DELETE FROM module_traffic WHERE source IN (SELECT source FROM module_traffic WHERE module = '' AND "
+                                "updated_at < ?)", (now - TRAFFIC_KEPT,))
         except sqlite3.Error as exc:
             raise StateStoreError(f"state store {self.path}: cannot record traffic: {exc}") from None
 
-    def traffic(self) -> list[tuple[str, float, str]]:
+    def traffic(self) -> list[tuple[str, str, float, str]]:
         try:
-            rows = self.db.execute("SELECT source, updated_at, data FROM traffic").fetchall()
+            rows = self.db.execute("SELECT source, module, updated_at, data FROM module_traffic").fetchall()
         except sqlite3.Error as exc:
             raise StateStoreError(f"state store {self.path}: {exc}") from None
-        return [(str(s), float(u), str(d)) for s, u, d in rows]
+        return [(str(s), str(m), float(u), str(d)) for s, m, u, d in rows]
 
     def last_changes(self) -> dict[str, LedgerEntry]:
         try:
