@@ -72,7 +72,7 @@ def test_bad_table_refuses_to_start(tmp_path: Path) -> None:
 def test_routes_check_and_explain(tmp_path: Path) -> None:
     root = Path(__file__).parent.parent.parent / "routes" / "example.yaml"
     r = strangler("routes", "check", str(root))
-    assert r.returncode == 0 and "1 modules (1 canary)" in r.stdout
+    assert r.returncode == 0 and "1 module (1 canary)" in r.stdout
     signed = tmp_path / "signed.yaml"
     signed.write_text(root.read_text() + "pin: {secret_env: TEST_PIN_SECRET}\n")
     env = {"TEST_PIN_SECRET": "a-long-shared-secret-for-testers"}
