@@ -67,6 +67,19 @@ def instructions_per_request(cmd: list[str], port: int, workdir: Path, conns: in
         proc.wait(30)
 
 
+def _editable() -> bool:
+    """Whether the strangler this interpreter runs is an editable install (PEP 660)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        text = distribution("strangler").read_text("direct_url.json") or "{}"
+    except PackageNotFoundError:
+        return False
+    import json
+
+    return bool(json.loads(text).get("dir_info", {}).get("editable"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -75,6 +88,10 @@ def main() -> None:
     ap.add_argument("--old", help="another build's strangler executable, measured in the same run")
     ap.add_argument("--callgrind", action="store_true")
     args = ap.parse_args()
+    if args.old and _editable():
+        print("bench: this strangler is an editable install (pip install -e): it ran ~9 % slower than the same code "
+              "installed in a same-run comparison; compare installs alike (python3 -m venv V && V/bin/pip install . && "
+              "V/bin/python loadtests/bench_relay.py --old ...)", file=sys.stderr)
     for tool in ("wrk", "nginx", "curl", "taskset") + (("valgrind", "callgrind_control") if args.callgrind else ()):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is not installed (apt-get install wrk nginx-light curl valgrind)")
