@@ -271,3 +271,20 @@ def test_dark_scheme_phone_width_and_the_data_port_never_serves_it(cockpit: Prox
     assert "content-security-policy" not in r.headers and "needs a login link" not in r.text
     forwarded = httpx.post(f"{cockpit.url}/ui/tickets", headers={"authorization": f"Bearer {TOKEN}"})
     assert "expires_in" not in forwarded.text  # legacy answered it: no ticket comes from the data port
+
+
+def test_shadow_differences_show_the_field_and_one_legacy_new_pair(tmp_path: Path, legacy: Upstream, service: Upstream,
+                                                                   start_proxy, browser: WebDriver) -> None:  # type: ignore[no-untyped-def]
+    shadowed = ("  cases:\n    match: {path_prefix: /shadow}\n    service: service\n    stage: shadow\n"
+                "    shadow: {min_samples: 5}\n")
+    p = start_proxy(routes_file(tmp_path / "routes.yaml", {"legacy": legacy.url, "service": service.url}, shadowed))
+    with httpx.Client() as c:
+        for _ in range(20):
+            c.get(f"{p.url}/shadow/changed")
+    browser.get(login_url(p))
+    wait_for(browser, "#modules tbody tr")
+    browser.get(f"{p.admin}/ui/#/module/cases")
+    fields = wait_for(browser, "#shadow-fields", timeout=20)
+    assert "/price" in fields.text
+    legacy_side, new_side = (e.text for e in browser.find_elements(By.CSS_SELECTOR, "#shadow-pair pre"))
+    assert '"price": 10' in legacy_side and '"price": 12' in new_side  # the pair, each side's body as it answered

@@ -234,6 +234,16 @@ function steps(ledger) {
     }))));
 }
 
+function sideText(side) {
+  // one side of a shadow pair: its status and its body, a JSON body pretty-printed
+  if (!side) return "–";
+  let body = side.body;
+  if (typeof body === "string") {
+    try { body = JSON.parse(body); } catch (e) { /* not JSON: shown as it came */ }
+  }
+  return `HTTP ${side.status}\n` + (typeof body === "string" ? body : JSON.stringify(body, null, 2));
+}
+
 function sideCard(label, f) {
   return h("div", {class: "card"}, h("span", {class: "muted"}, label),
     h("b", {}, `${f.minute.requests} req/min`),
@@ -277,8 +287,11 @@ async function showModule(name, refresh) {
       shadow.fields.length ? h("table", {id: "shadow-fields"}, h("thead", {}, h("tr", {}, h("th", {}, "field"), h("th", {class: "num"}, "mismatches"))),
         h("tbody", {}, shadow.fields.slice(0, 10).map((f) => h("tr", {}, h("td", {}, f.path), h("td", {class: "num"}, f.mismatches))))) :
         h("p", {class: "muted"}, "No field differs beyond its noise."),
-      sample ? h("div", {class: "pair"}, h("div", {}, h("h3", {}, "legacy"), h("pre", {}, JSON.stringify(sample.legacy ?? sample, null, 2))),
-        h("div", {}, h("h3", {}, "new"), h("pre", {}, JSON.stringify(sample.new ?? sample.service ?? {}, null, 2)))) : null);
+      sample ? h("p", {class: "muted"}, `one pair: ${sample.method} ${sample.path}; differs at ` +
+        (sample.differences || []).map((d) => `${d.path} (${d.kind})`).join(", ")) : null,
+      sample ? h("div", {class: "pair", id: "shadow-pair"},
+        h("div", {}, h("h3", {}, "legacy"), h("pre", {}, sideText(sample.legacy))),
+        h("div", {}, h("h3", {}, "new"), h("pre", {}, sideText(sample.candidate)))) : null);
   }
   const breakers = detail.breaker_events.length ? h("ul", {}, detail.breaker_events.slice().reverse().map((e) => h("li", {}, `${when(e.ts)}: ${e.state}`))) :
     h("p", {class: "muted"}, "The breaker has not opened.");
