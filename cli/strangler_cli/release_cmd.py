@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 from strangler_common import StranglerError, UsageError
-from strangler_cli.admin_client import add_admin_options, token_for
+from strangler_cli.admin_client import add_admin_options, error_text, token_for
 from strangler_proxy import RELEASE_ACTIONS
 from strangler_proxy import default_path
 
@@ -71,10 +71,7 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, obje
     url = f"http://{args.admin}{path}"
     r = httpx.request(method, url, json=body, headers={"authorization": f"Bearer {_token(args)}"}, timeout=10)
     if r.status_code >= 400:
-        try:
-            message = r.json().get("error", r.text)
-        except ValueError:
-            message = r.text
+        message = error_text(r)
         if r.status_code == 409:  # a refusal: its reason says it all
             raise StranglerError(str(message))
         raise StranglerError(f"{method} {url}: {r.status_code}: {message}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from strangler_common import StranglerError
 from strangler_cli.helptext import examples
-from strangler_cli.admin_client import add_admin_options, token_for
+from strangler_cli.admin_client import add_admin_options, check, token_for
 
 if TYPE_CHECKING:
     from strangler_proxy import RouteTable
@@ -47,12 +47,7 @@ def fetch(args: argparse.Namespace) -> dict[str, Any]:
         return _offline(args)  # no token file: the proxy never ran with this route file
     except httpx.HTTPError as exc:
         raise StranglerError(f"GET {url}: {exc}") from None
-    if r.status_code != 200:
-        try:
-            message = r.json().get("error", r.text)
-        except ValueError:
-            message = r.text
-        raise StranglerError(f"GET {url}: {r.status_code}: {message}")
+    check(r, f"GET {url}")
     doc: dict[str, Any] = r.json()
     return doc
 

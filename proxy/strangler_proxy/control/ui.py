@@ -152,7 +152,7 @@ def ui_routes(runtime: Runtime, store: Store, operators: Operators, actions: Act
     async def put_estate(request: Request) -> Response:
         if bearer(request) is None:
             return fail(401, "missing or wrong bearer token")
-        body = b""
+        body = bytearray()  # appended in place: a 64 MiB upload is not copied chunk after chunk
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_ESTATE_BYTES:
