@@ -10,6 +10,11 @@ route table as ../shared/bench/peers.sh (one module in canary at 50 %). With ``-
 each proxy also runs under valgrind: instructions per request over 10 s of wrk at 1 and 32
 connections after a warm-up, the figure that does not move with this VM's noise.
 
+``--floor`` adds two servers that are not proxies (``asgi_floor.py``): uvicorn configured as
+strangler configures it with an ASGI app that answers by itself (``uvicorn-0``), and the same
+behind strangler's listener (``listener-0``): what any proxy on uvicorn costs before it talks
+to an upstream, the bound of what work on strangler's own code can reach.
+
 The target: strangler >= 0.85x the relay's throughput; no ratio may get worse.
 """
 
@@ -31,11 +36,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_proxy import BIN, BODY, NGINX_PROXY, UPSTREAM, Stack, free_port, routes, wait_port, wrk  # noqa: E402
 
 RELAY = Path(__file__).parent / "relay.py"
+FLOOR = Path(__file__).parent / "asgi_floor.py"
 
 
 def proxy_command(name: str, exe: str, routes_path: Path, port: int, state: Path) -> list[str]:
     if name == "relay":
         return [sys.executable, str(RELAY), str(routes_path), str(port)]
+    if name == "uvicorn-0":
+        return [sys.executable, str(FLOOR), str(port)]
+    if name == "listener-0":
+        return [sys.executable, str(FLOOR), "--listener", str(port)]
     return [exe, "proxy", "--routes", str(routes_path), "--listen", f"127.0.0.1:{port}", "--admin", "off", "--state", str(state)]
 
 
@@ -87,6 +97,7 @@ def main() -> None:
     ap.add_argument("--conns", default="1,32")
     ap.add_argument("--old", help="another build's strangler executable, measured in the same run")
     ap.add_argument("--callgrind", action="store_true")
+    ap.add_argument("--floor", action="store_true", help="also measure uvicorn answering by itself (asgi_floor.py)")
     args = ap.parse_args()
     if args.old and _editable():
         print("bench: this strangler is an editable install (pip install -e): it ran ~9 % slower than the same code "
@@ -103,7 +114,8 @@ def main() -> None:
         table = routes(s.dir / "r.yaml", up, up2, 1)
         ports = {"direct": up, "nginx": free_port()}
         s.nginx(NGINX_PROXY % (up, ports["nginx"]), 0, "nginx-proxy")
-        builds = {"relay": "", "strangler": str(BIN)} | ({"old": args.old} if args.old else {})
+        builds = ({"relay": "", "strangler": str(BIN)} | ({"old": args.old} if args.old else {})
+                  | ({"uvicorn-0": "", "listener-0": ""} if args.floor else {}))
         for name, exe in builds.items():
             ports[name] = free_port()
             s.spawn(proxy_command(name, exe, table, ports[name], s.dir / f"{name}.db"), 0, f"{name}.log")

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from strangler_proxy.control.status import collect as collect_status, render_text as render_status, serving
     from strangler_proxy.control.activity import leftovers
     from strangler_proxy.control.transition import Refusal, describe, transition
+    from strangler_proxy.dataplane.listener import Guard, protocol_classes
     from strangler_proxy.dispatch import cohort_id
+    from strangler_proxy.limits import Limits
     from strangler_proxy.model import Override, RELEASE_ACTIONS, with_overrides
     from strangler_proxy.pins import sign_pin
     from strangler_proxy.planes import KubeOptions, export, open_plane
@@ -61,7 +63,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Refusal": ("strangler_proxy.control.transition", "Refusal"),
     "describe": ("strangler_proxy.control.transition", "describe"),
     "transition": ("strangler_proxy.control.transition", "transition"),
+    "Guard": ("strangler_proxy.dataplane.listener", "Guard"),
+    "protocol_classes": ("strangler_proxy.dataplane.listener", "protocol_classes"),
     "cohort_id": ("strangler_proxy.dispatch", "cohort_id"),
+    "Limits": ("strangler_proxy.limits", "Limits"),
     "Override": ("strangler_proxy.model", "Override"),
     "RELEASE_ACTIONS": ("strangler_proxy.model", "RELEASE_ACTIONS"),
     "with_overrides": ("strangler_proxy.model", "with_overrides"),
@@ -86,7 +91,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "open_store": ("strangler_proxy.state", "open_store"),
     "token_path": ("strangler_proxy.state", "token_path"),
 }
-__all__ += ["KubeOptions", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "collect_status", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "release_status", "render_status", "report_html", "report_json", "report_text", "run_proxy", "serving", "sign_pin", "token_path", "transition", "with_overrides"]
+__all__ += ["Guard", "KubeOptions", "Limits", "Override", "RELEASE_ACTIONS", "Refusal", "ReleaseState", "Response", "ServeOptions", "ShadowStore", "Thresholds", "check_not_self", "cohort_id", "collect_status", "compare", "default_path", "describe", "export", "is_loopback", "leftovers", "module_report", "open_plane", "open_store", "protocol_classes", "release_status", "render_status", "report_html", "report_json", "report_text", "run_proxy", "serving", "sign_pin", "token_path", "transition", "with_overrides"]
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
