@@ -9,6 +9,9 @@ from tests.loadtests.test_scenarios import demo_processes
 
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+# the demo estate's processes are counted machine-wide (demo_processes): these tests run in one
+# pytest-xdist worker, in turn
+pytestmark = [pytestmark, pytest.mark.xdist_group("demo-estate")]
 
 
 def _rows(section: str) -> dict[str, list[str]]:
@@ -66,8 +69,10 @@ def test_sigterm_stops_the_demo_with_status_0_after_cleanup(tmp_path: Path) -> N
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
-        while "== cases: legacy ==" not in proc.stdout.readline() and time.monotonic() < deadline:
-            pass
+        seen = ""
+        while "== cases: legacy" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            seen = proc.stdout.readline()
+        assert "== cases: legacy" in seen, "the demo never reached its first stage"  # stopped mid-walk, not after it
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     finally:
