@@ -13,6 +13,9 @@ from tests.cli.helpers import strangler
 
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
+# the demo estate's processes are counted machine-wide (demo_processes): these tests run in one
+# pytest-xdist worker, in turn
+pytestmark = [pytestmark, pytest.mark.xdist_group("demo-estate")]
 
 
 def demo_processes() -> int:
