@@ -5,13 +5,10 @@ import pytest
 from pathlib import Path
 
 from tests.cli.helpers import strangler
-from tests.loadtests.test_scenarios import demo_processes
+from tests.loadtests.test_scenarios import demo_processes, tagged
 
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
-# the demo estate's processes are counted machine-wide (demo_processes): these tests run in one
-# pytest-xdist worker, in turn
-pytestmark = [pytestmark, pytest.mark.xdist_group("demo-estate")]
 
 
 def _rows(section: str) -> dict[str, list[str]]:
@@ -22,7 +19,7 @@ def test_demo_walks_cases_from_legacy_to_released(tmp_path: Path) -> None:
     """Issue 23, item 9: per-stage counts, new traffic at canary 10 %, the shadow gate explained,
     the canary steps taken by the real release controller with its checks on screen, and the
     released row showing what runs (not a weight left from the canary)."""
-    r = strangler("demo", "--once", "--step-seconds", "1", "--workdir", str(tmp_path), timeout=240)
+    r = strangler("demo", "--once", "--step-seconds", "1", "--workdir", str(tmp_path), timeout=240, env=tagged(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     sections = out.split("\n== ")
@@ -42,14 +39,14 @@ def test_demo_walks_cases_from_legacy_to_released(tmp_path: Path) -> None:
     assert int(canary50["cases"][4]) < int(legacy["cases"][4]) + int(shadow["cases"][4]) + int(canary10["cases"][4])
     assert released["cases"][1:3] == ["released", "100"] and int(released["cases"][5]) > 0
     assert int(released["cases"][4]) == 0  # released: legacy serves none of it (no fallbacks either)
-    assert (tmp_path / "routes.yaml").exists() and demo_processes() == 0
+    assert (tmp_path / "routes.yaml").exists() and demo_processes(tmp_path) == 0
 
 
 def test_the_demo_leaves_no_folder_of_its_own_behind(tmp_path: Path) -> None:
     """Issue 23, item 6: without --workdir the demo's temporary folder is removed."""
     import os
 
-    r = strangler("demo", "--once", "--step-seconds", "1", timeout=180, env={"TMPDIR": str(tmp_path)})
+    r = strangler("demo", "--once", "--step-seconds", "1", timeout=180, env={"TMPDIR": str(tmp_path), **tagged(tmp_path)})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "removed when the demo ends" in r.stdout and os.listdir(tmp_path) == []
 
@@ -65,7 +62,7 @@ def test_sigterm_stops_the_demo_with_status_0_after_cleanup(tmp_path: Path) -> N
 
     assert BIN
     proc = subprocess.Popen([BIN, "demo", "--step-seconds", "30"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "TMPDIR": str(tmp_path)}, text=True)
+                            env={**os.environ, "TMPDIR": str(tmp_path), **tagged(tmp_path)}, text=True)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
@@ -81,6 +78,6 @@ def test_sigterm_stops_the_demo_with_status_0_after_cleanup(tmp_path: Path) -> N
         proc.stdout.close()  # type: ignore[union-attr]
     assert os.listdir(tmp_path) == []
     deadline = time.monotonic() + 15
-    while demo_processes() and time.monotonic() < deadline:  # the estate's processes finish their own stop
+    while demo_processes(tmp_path) and time.monotonic() < deadline:  # the estate's processes finish their own stop
         time.sleep(0.2)
-    assert demo_processes() == 0
+    assert demo_processes(tmp_path) == 0

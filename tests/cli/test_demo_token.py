@@ -13,9 +13,6 @@ from tests.proxy.upstreams import free_port
 
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
-# the demo estate's processes are counted machine-wide (demo_processes): these tests run in one
-# pytest-xdist worker, in turn
-pytestmark = [pytestmark, pytest.mark.xdist_group("demo-estate")]
 
 
 def test_a_token_starting_with_a_dash_starts_the_proxy(tmp_path: Path) -> None:

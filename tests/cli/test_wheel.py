@@ -12,9 +12,6 @@ import sys
 from pathlib import Path
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
-# the demo estate's processes are counted machine-wide (demo_processes): these tests run in one
-# pytest-xdist worker, in turn
-pytestmark = [pytestmark, pytest.mark.xdist_group("demo-estate")]
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,36 @@ from tests.cli.helpers import strangler
 
 
 pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast loop (pytest -m 'not slow')
-# the demo estate's processes are counted machine-wide (demo_processes): these tests run in one
-# pytest-xdist worker, in turn
-pytestmark = [pytestmark, pytest.mark.xdist_group("demo-estate")]
 
 
-def demo_processes() -> int:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sum("strangler_cli.demo.apps" in line for line in out.splitlines())
+TAG = "STRANGLER_TEST_ESTATE"
+
+
+def tagged(tmp_path: Path) -> dict[str, str]:
+    """The environment that marks the demo estate a test starts as that test's (its
+    processes inherit it), so that tests running beside it (pytest-xdist) are not counted."""
+    return {TAG: str(tmp_path)}
+
+
+def demo_processes(tmp_path: Path) -> int:
+    """The demo estate's processes still running that the test of ``tmp_path`` started."""
+    mine = f"{TAG}={tmp_path}".encode()
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"strangler_cli.demo.apps" in (entry / "cmdline").read_bytes() and mine in (entry / "environ").read_bytes().split(b"\0"):
+                count += 1
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return count
 
 
 @pytest.mark.parametrize("scenario", ["steady", "release-under-load", "service-fault", "shadow-overhead", "reload-storm"])
 def test_scenario_short_variant_passes_its_thresholds(scenario: str, tmp_path: Path) -> None:
-    r = strangler("loadtest", scenario, "--users", "8", "--duration", "5s", "--report-dir", str(tmp_path), timeout=180)
+    r = strangler("loadtest", scenario, "--users", "8", "--duration", "5s", "--report-dir", str(tmp_path), timeout=180,
+                  env=tagged(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     verdicts = [line for line in r.stdout.splitlines() if "requests" in line and line.startswith("strangler loadtest")]
     assert verdicts and all(line.endswith("PASS") for line in verdicts), r.stdout
@@ -42,7 +58,7 @@ def test_scenario_short_variant_passes_its_thresholds(scenario: str, tmp_path: P
         assert 50 <= applied <= 201
     if scenario == "shadow-overhead":
         assert "ratio" in r.stdout
-    assert demo_processes() == 0
+    assert demo_processes(tmp_path) == 0
 
 
 def test_thresholds_fail_the_run(tmp_path: Path) -> None:
@@ -60,15 +76,16 @@ def test_bad_input_names_what_failed(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        r = strangler("loadtest", "steady", "--port", str(s.getsockname()[1]), "--duration", "3s", "--report-dir", str(tmp_path))
+        r = strangler("loadtest", "steady", "--port", str(s.getsockname()[1]), "--duration", "3s", "--report-dir", str(tmp_path),
+                      env=tagged(tmp_path))
     assert r.returncode == 1 and "is in use" in r.stderr and "Traceback" not in r.stderr
-    assert demo_processes() == 0
+    assert demo_processes(tmp_path) == 0
 
 
 def test_several_load_processes(tmp_path: Path) -> None:
     r = strangler("loadtest", "steady", "--users", "8", "--duration", "4s", "--processes", "2", "--report-dir", str(tmp_path),
-                  timeout=180)
+                  timeout=180, env=tagged(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     (verdict,) = [line for line in r.stdout.splitlines() if "requests" in line and line.startswith("strangler loadtest")]
     assert verdict.endswith("PASS") and " 0 failed" in verdict
-    assert demo_processes() == 0
+    assert demo_processes(tmp_path) == 0
