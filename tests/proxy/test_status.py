@@ -43,10 +43,12 @@ def test_status_shows_every_module_with_its_traffic_summed_over_workers(workers:
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)  # type: ignore[no-any-return]
 
-    def counted() -> bool:
+    def counted() -> bool:  # every process publishes each module's row on its own beat: wait for all of them
         d = doc()
-        cases = next(m for m in d["modules"] if m["module"] == "cases")["traffic"]
-        return d["processes"] == workers and cases["legacy"]["minute"]["requests"] + cases["new"]["minute"]["requests"] == sent
+        traffic = {m["module"]: m["traffic"] for m in d["modules"]}
+        cases, broken = traffic["cases"], traffic["broken"]
+        return (d["processes"] == workers and cases["legacy"]["minute"]["requests"] + cases["new"]["minute"]["requests"] == sent
+                and broken["legacy"]["minute"]["requests"] == 10)
 
     assert wait_until(counted, timeout=15), doc()
     d = doc()
