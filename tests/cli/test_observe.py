@@ -117,3 +117,25 @@ def test_the_kernel_netlink_view_and_proc_net_tcp_agree(pair: int) -> None:
         return {(state, local, remote, inode) for state, local, remote, inode in sockets if pair in (local[1], remote[1])}
 
     assert mine(netlink) == mine(text) and len(mine(netlink)) == 7  # the listener, and both ends of 3 connections
+
+
+def test_another_users_processes_are_counted_and_their_connections_still_seen(pair: int) -> None:
+    """Unprivileged, as documented: run as ``nobody``, observe cannot read the descriptors of
+    the test's (root's) server and client, so it counts them as unreadable, says so, and still
+    records the flow, without a process it could not see (never one it guessed)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("runs observe as another user: needs root and setpriv (util-linux)")
+    assert BIN
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", BIN, "observe",
+                        "--duration", "1s", "--interval", "0.5s"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    header, flows = lines[0], lines[1:]
+    assert header["hidden_processes"] >= 2  # at least the pair's two processes (root's)
+    assert f"{header['hidden_processes']} processes not readable by this user" in r.stderr
+    mine = [f for f in flows if f["server"]["port"] == pair]
+    assert len(mine) == 1 and mine[0]["connections"] == 3, flows
+    assert "cmdline" not in mine[0]["client"] and "cmdline" not in mine[0]["server"]  # not readable: not named
