@@ -85,17 +85,14 @@ def collect(modules: Sequence[Module], store: Store, shadow_state: str | Path | 
     traffic = summarise(store.traffic(), now)
     last = store.last_changes()
     shadow: dict[str, ModuleReport] = {}
-    wanted = [m for m in modules if m.shadow is not None]
-    if wanted and shadow_state is not None and Path(shadow_state).exists():
-        from strangler_proxy.shadow.store import ShadowStore
+    wanted = [(m.name, m.shadow.min_samples) for m in modules if m.shadow is not None]
+    if wanted:
+        from strangler_proxy.shadow.store import opened
 
-        evidence = ShadowStore(shadow_state)
-        try:
-            for m in wanted:
-                assert m.shadow is not None
-                shadow[m.name] = module_report(m.name, evidence.load(m.name), min_samples=m.shadow.min_samples)
-        finally:
-            evidence.close()
+        with opened(shadow_state) as evidence:
+            if evidence is not None:
+                for name, min_samples in wanted:
+                    shadow[name] = module_report(name, evidence.load(name), min_samples=min_samples)
     return build_status(modules, releases, traffic, last, shadow, checks, now, source)
 
 

@@ -237,15 +237,13 @@ def ui_routes(runtime: Runtime, store: Store, operators: Operators, actions: Act
             events = [{"ts": ts, "state": state} for ts, mod, state in summarise(store.traffic(), time.time()).breaker_events
                       if mod == name]
             shadow = None
-            if m.shadow is not None and shadow_state is not None and Path(shadow_state).exists():
-                from strangler_proxy.shadow.store import ShadowStore
+            if m.shadow is not None:
+                from strangler_proxy.shadow.store import opened
 
-                evidence = ShadowStore(shadow_state)
-                try:
-                    rep = module_report(name, evidence.load(name), min_samples=m.shadow.min_samples)
-                    shadow = report_json([rep], {name: evidence.samples(name, 3)}, None)["modules"][0]
-                finally:
-                    evidence.close()
+                with opened(shadow_state) as evidence:
+                    if evidence is not None:
+                        rep = module_report(name, evidence.load(name), min_samples=m.shadow.min_samples)
+                        shadow = report_json([rep], {name: evidence.samples(name, 3)}, None)["modules"][0]
             return {"ledger": ledger, "breaker_events": events, "shadow": shadow}
 
         try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from strangler_proxy.errors import StateStoreError
 from strangler_proxy.state.sqlite import connect
 from strangler_proxy.shadow.evidence import EndpointStats
 
-__all__ = ["ShadowStore"]  # public (the CLI's and loadtests' imports are checked against it)
+__all__ = ["ShadowStore", "opened"]  # public (the CLI's and loadtests' imports are checked against it)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shadow_counts (
@@ -117,3 +118,16 @@ class ShadowStore:
         rows = self.db.execute("SELECT sample FROM shadow_samples WHERE module=? ORDER BY id DESC LIMIT ?", (module, limit))
         return [json.loads(r[0]) for r in rows]
 
+
+@contextmanager
+def opened(path: str | Path | None) -> Iterator[ShadowStore | None]:
+    """The shadow evidence in ``path`` for the length of a ``with`` (closed after it), or
+    ``None`` when there is no file yet (no module has mirrored anything)."""
+    if path is None or not Path(path).exists():
+        yield None
+        return
+    store = ShadowStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
