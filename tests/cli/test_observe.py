@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # starts servers or processes: not in the fast lo
 SERVER = ("import socket, sys\n"
           "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
           "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); held = []\n"
-          "while True: held.append(s.accept()[0])\n")
+          "while True: held.append(s.accept()[0]); print('accepted', flush=True)\n")
 CLIENT = ("import socket, sys, time\n"
           "held = [socket.create_connection(('127.0.0.1', int(sys.argv[1]))) for _ in range(3)]\n"
           "print('connected', flush=True); time.sleep(120)\n")
@@ -31,7 +31,8 @@ CLIENT = ("import socket, sys, time\n"
 @pytest.fixture
 def pair() -> Iterator[int]:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), "strangler-test-server"])
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), "strangler-test-server"],
+                              stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 10
         client = None
@@ -42,6 +43,10 @@ def pair() -> Iterator[int]:
                 client = subprocess.Popen([sys.executable, "-c", CLIENT, str(port), "strangler-test-client"],
                                           stdout=subprocess.PIPE, text=True)
                 assert client.stdout is not None and client.stdout.readline().strip() == "connected"
+                # connected is not accepted: wait until the server holds the probe's and the client's 3
+                # sockets, or a reader sees one still in the accept queue (no inode yet) and the next has it
+                assert server.stdout is not None
+                assert [server.stdout.readline().strip() for _ in range(4)] == ["accepted"] * 4
             else:
                 time.sleep(0.1)
         assert client is not None
@@ -55,6 +60,8 @@ def pair() -> Iterator[int]:
     finally:
         server.kill()
         server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def test_observe_sees_the_client_process_calling_the_server_and_analyze_maps_them(pair: int, tmp_path: Path) -> None:
