@@ -107,7 +107,8 @@ def test_a_locked_state_store_never_stalls_traffic(tmp_path: Path, legacy: Upstr
     holder.start()
     latencies = _latencies_while(p, done)
     holder.join()
-    assert len(latencies) > 30 and max(latencies) < 0.5, max(latencies)
+    # a request that waited on the lock would take its 3 s; half of that is room for a loaded machine
+    assert len(latencies) > 30 and max(latencies) < 1.5, max(latencies)
 
 
 def test_reloading_a_10000_module_table_does_not_stall_traffic(tmp_path: Path, legacy: Upstream, start_proxy) -> None:  # type: ignore[no-untyped-def]

@@ -214,9 +214,16 @@ def test_leftovers_list_what_legacy_still_serves(tmp_path: Path, legacy: Upstrea
             c.get(f"{p.url}/echo/billing/{i}")
         c.get(f"{p.url}/echo/reports")
         c.get(f"{p.url}/echo/cases/1")  # claimed by a module: not a leftover
-    time.sleep(1.5)
-    r = strangler("release", "leftovers", "--state", str(tmp_path / "state.sqlite3"), "--format", "json")
-    rows = {x["endpoint"]: x["requests"] for x in json.loads(r.stdout)}
+    rows: dict[str, int] = {}
+
+    def flushed() -> bool:  # the proxy writes its activity about once a second, later on a loaded machine
+        r = strangler("release", "leftovers", "--state", str(tmp_path / "state.sqlite3"), "--format", "json")
+        assert r.returncode == 0, r.stderr
+        rows.clear()
+        rows.update({x["endpoint"]: x["requests"] for x in json.loads(r.stdout)})
+        return "GET /echo/reports" in rows
+
+    wait_for(flushed, 15)
     assert rows.get("GET /echo/billing/{id}") == 5 and rows.get("GET /echo/reports") == 1
     assert not any("cases" in e for e in rows)
 
@@ -228,7 +235,7 @@ def test_a_plan_starting_in_shadow_waits_for_the_gate_then_goes_canary(tmp_path:
     p = start_proxy(routes_file(tmp_path / "r.yaml", {"legacy": legacy.url, "service": service.url}, plan))
     p.admin_call("POST", "/releases/cases", json={"action": "start"})
     assert status(p)["stage"] == "shadow"
-    time.sleep(1.2)
+    wait_for(lambda: status(p).get("last_check") is not None, 15)  # the first check (every 0.5 s)
     s = status(p)
     assert s["stage"] == "shadow" and s["last_check"]["verdict"] == "wait"  # no comparisons yet: no verdict
     with httpx.Client() as c:
