@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.harness import ProxyProcess, routes_file, rss_kib
+from tests.proxy.harness import ProxyProcess, routes_file, rss_kib, wait_until
 from tests.proxy.rawpeers import RecordingUpstream, raw_exchange, statuses
 
 
@@ -249,9 +249,22 @@ def test_slow_bodies_hold_no_upstream_connection(strict: ProxyProcess, recorder:
     assert sorted(r.body for r in recorder.requests if r.method == "POST") == [b"a" * 1000 + b"b" * 1000] * 20
 
 
+def accepted(port: int) -> int:
+    """Connections the server on ``port`` has accepted and not closed, as the kernel lists them:
+    established or closed by the client only (CLOSE_WAIT), with an inode (one still in the
+    accept queue has none)."""
+    count = 0
+    for name in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] in ("01", "08") and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                count += 1
+    return count
+
+
 def test_connection_cap_closes_the_oldest_idle_then_refuses(strict: ProxyProcess, recorder: RecordingUpstream) -> None:
     idle = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(40)]
-    time.sleep(0.2)
+    assert wait_until(lambda: accepted(strict.port) == 40, 10)  # the proxy holds all 40: it is at its cap
     # at the cap: a new client is served, and the oldest idle connection made room
     answer = raw_exchange(strict.port, b"GET /new HTTP/1.1\r\nHost: p\r\n\r\n")
     assert statuses(answer) == [200]
@@ -259,14 +272,14 @@ def test_connection_cap_closes_the_oldest_idle_then_refuses(strict: ProxyProcess
     assert took < 2
     for s in idle:
         s.close()
-    time.sleep(0.2)
+    assert wait_until(lambda: accepted(strict.port) == 0, 10)
     # 40 connections each in the middle of a head: none idle, so a new one is refused with 503
     busy = []
     for _ in range(40):
         s = socket.create_connection(("127.0.0.1", strict.port))
         s.sendall(b"GET /busy HTTP/1.1\r\n")
         busy.append(s)
-    time.sleep(0.2)
+    assert wait_until(lambda: accepted(strict.port) == 40, 10)
     assert statuses(raw_exchange(strict.port, b"GET /refused HTTP/1.1\r\nHost: p\r\n\r\n")) == [503]
     for s in busy:
         s.close()
