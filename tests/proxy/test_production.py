@@ -111,7 +111,8 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(tmp_path: Path, legacy
         assert wait_until(lambda: legacy.in_flight == 8)
         assert proxy.proc is not None
         proxy.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        assert wait_until(lambda: "in-flight requests have 30 s to finish" in proxy.log.read_text(), 10)
+        time.sleep(0.3)  # uvicorn closes its listener on its next tick (every 0.1 s) after being told
         try:  # no new connections once draining
             httpx.get(f"{proxy.url}/echo/x", timeout=2)
             refused = False

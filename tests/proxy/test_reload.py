@@ -57,7 +57,7 @@ def test_in_flight_requests_finish_on_their_table(tmp_path: Path, legacy: Upstre
     result = {}
     t = threading.Thread(target=lambda: result.update(r=httpx.get(f"{p.url}/slow/1.5", timeout=10)))
     t.start()
-    time.sleep(0.3)
+    wait_for(lambda: service.in_flight == 1)  # the request is in the service's hands before the table changes
     routes.write_text(routes.read_text().replace("stage: released", "stage: legacy"))
     p.hup()
     wait_for(lambda: stage_of(p) == "legacy")
