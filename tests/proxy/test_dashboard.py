@@ -247,7 +247,7 @@ def test_judged_steps_show_their_figures_and_a_ledger_reason_with_markup_is_text
     browser.get(f"{p.admin}/ui/#/module/cases")
     row = wait_for(browser, "#steps tbody tr")
     # a judged step's row: its verdict (a step taken, or a check that failed on a loaded machine) and both sides' figures
-    when, verdict, _, legacy_cell, new_cell, _ = row.find_elements(By.TAG_NAME, "td")
+    _, verdict, _, legacy_cell, new_cell, _ = row.find_elements(By.TAG_NAME, "td")
     assert verdict.text in {"step", "released", "check_failed", "rollback"}, row.text
     assert verdict.get_attribute("class") == ("bad" if verdict.text in {"check_failed", "rollback"} else "good")
     assert "errors, p99" in legacy_cell.text and "errors, p99" in new_cell.text, row.text
