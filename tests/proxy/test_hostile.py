@@ -252,7 +252,8 @@ def test_slow_bodies_hold_no_upstream_connection(strict: ProxyProcess, recorder:
 def accepted(port: int) -> int:
     """Connections the server on ``port`` has accepted and not closed, as the kernel lists them:
     established or closed by the client only (CLOSE_WAIT), with an inode (one still in the
-    accept queue has none)."""
+    accept queue has none). Not the analyzer's ``parse_proc_net``: it keeps what ``observe``
+    maps (ESTABLISHED, LISTEN) and drops CLOSE_WAIT, which is a connection the proxy still holds."""
     count = 0
     for name in ("tcp", "tcp6"):
         for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
