@@ -330,8 +330,6 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
                              "or --admin off)") from None
         servers.append((_Server(_config(admin, admin_guard)), admin_sock))
 
-    if leads and opts.ready is not None:
-        opts.ready()  # every socket is bound: the start can no longer be refused for its inputs
     stopping = asyncio.Event()
     asked = False
 
@@ -339,6 +337,14 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
         nonlocal asked
         asked = True
         stopping.set()
+
+    # ours before anyone can know the proxy is up: a SIGTERM sent as soon as the token file
+    # appears is a clean stop (exit 0), never the default action's death by signal
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reload)))
+    if leads and opts.ready is not None:
+        opts.ready()  # every socket is bound: the start can no longer be refused for its inputs
 
     async def drain() -> None:
         await stopping.wait()
@@ -348,10 +354,6 @@ async def _process(opts: ServeOptions, table: RouteTable, role: str, sock: socke
             _log(f"stopping: no new connections; in-flight requests have {opts.drain_timeout:g} s to finish")
         for server, _ in servers:
             server.should_exit = True
-
-    loop.add_signal_handler(signal.SIGINT, stop)
-    loop.add_signal_handler(signal.SIGTERM, stop)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(background.step("route reload", reload)))
 
     async def watch() -> None:
         """The control plane's heartbeat: every step off the loop, none able to end it."""
