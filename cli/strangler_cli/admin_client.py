@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from strangler_common import StranglerError
+from strangler_common.text import comment
 
 DEFAULT = "127.0.0.1:9901"
 
@@ -22,18 +23,37 @@ def add_admin_options(p: argparse.ArgumentParser, routes_help: str) -> None:
 
 
 def error_text(r: Any) -> str:
-    """What a refused admin API call says: its JSON ``error``, else its body."""
+    """What a refused admin API call says: its JSON ``error``, else the start of its body on
+    one line, control characters escaped (whatever answered may not be strangler)."""
     try:
         doc = r.json()
     except ValueError:
-        return str(r.text)
-    return str(doc.get("error", r.text)) if isinstance(doc, dict) else str(r.text)
+        doc = None
+    if isinstance(doc, dict) and "error" in doc:
+        return "\n".join(comment(line) for line in str(doc["error"]).split("\n"))
+    return _foreign(str(r.text))
 
 
-def check(r: Any, what: str) -> None:
-    """A StranglerError naming the call, its status and the API's reason, for a 4xx or 5xx answer."""
-    if r.status_code >= 400:
+def _foreign(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return comment(flat[:limit]) + (" ..." if len(flat) > limit else "")
+
+
+def answer(r: Any, what: str, kind: type = dict) -> Any:
+    """The JSON of a successful admin API answer (a ``kind``: an object unless told).
+    Otherwise a StranglerError naming the call: its status and the API's reason, or that
+    what answered is not the admin API."""
+    if not 200 <= r.status_code < 300:
         raise StranglerError(f"{what}: {r.status_code}: {error_text(r)}")
+    try:
+        doc = r.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, kind):
+        raise StranglerError(f"{what}: {r.status_code}, but not from a strangler admin API (expected a JSON "
+                             f"{'list' if kind is list else 'object'}, got: {_foreign(str(r.text), 80) or 'an empty body'}); "
+                             "is --admin the proxy's admin listener, not its data port?")
+    return doc
 
 
 def token_for(token: str | None, routes: Path | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from strangler_common import StranglerError
 from strangler_cli.helptext import examples
-from strangler_cli.admin_client import add_admin_options, check, token_for
+from strangler_cli.admin_client import add_admin_options, answer, token_for
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,15 +60,15 @@ def run(args: argparse.Namespace) -> int:
             doc = estate_document(args.estate)
             r = httpx.put(f"{base}/ui/estate", content=json.dumps(doc), headers={**auth, "content-type": "application/json"},
                           timeout=60)
-            check(r, "PUT /ui/estate")
+            answer(r, "PUT /ui/estate")
             print(f"estate sent: {len(doc['analysis']['components'])} components")
         r = httpx.post(f"{base}/ui/tickets", headers=auth, timeout=10)
     except httpx.ConnectError:
         raise StranglerError(f"no proxy answers on {args.admin}: start one (strangler proxy --routes FILE), or name its "
                              "admin listener with --admin HOST:PORT") from None
-    check(r, "POST /ui/tickets")
-    url = f"{base}{r.json()['path']}"
-    print(f"dashboard: {url}\n(the link works once, within {r.json()['expires_in']:g} s; run strangler dashboard again for another)")
+    ticket = answer(r, "POST /ui/tickets")
+    url = f"{base}{ticket['path']}"
+    print(f"dashboard: {url}\n(the link works once, within {ticket['expires_in']:g} s; run strangler dashboard again for another)")
     if not args.no_browser:
         import webbrowser
 

@@ -21,10 +21,11 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 from strangler_common import StranglerError, UsageError
-from strangler_cli.admin_client import add_admin_options, error_text, token_for
+from strangler_cli.admin_client import add_admin_options, answer, error_text, token_for
 from strangler_proxy import RELEASE_ACTIONS
 from strangler_proxy import default_path
 
@@ -66,16 +67,14 @@ def _token(args: argparse.Namespace) -> str:
     return token_for(args.token, args.routes)
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None) -> object:
+def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None,
+          kind: type = dict) -> Any:
     import httpx  # here, not at the top: every strangler command would pay for it
     url = f"http://{args.admin}{path}"
     r = httpx.request(method, url, json=body, headers={"authorization": f"Bearer {_token(args)}"}, timeout=10)
-    if r.status_code >= 400:
-        message = error_text(r)
-        if r.status_code == 409:  # a refusal: its reason says it all
-            raise StranglerError(str(message))
-        raise StranglerError(f"{method} {url}: {r.status_code}: {message}")
-    return r.json()
+    if r.status_code == 409:  # a refusal: its reason says it all
+        raise StranglerError(error_text(r))
+    return answer(r, f"{method} {url}", kind)
 
 
 def _bar(step: int | None, steps: list[object], width: int = 20) -> str:
@@ -128,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "status":
             while True:
-                status = _call(args, "GET", "/releases")
-                assert isinstance(status, list)
+                status = _call(args, "GET", "/releases", kind=list)
                 if args.format == "json":
                     print(json.dumps(status, indent=2))
                 else:

@@ -150,16 +150,14 @@ def _live(args: argparse.Namespace, table: RouteTable) -> tuple[RouteTable, dict
     if args.admin:
         import httpx
 
-        from strangler_cli.admin_client import token_for
+        from strangler_cli.admin_client import answer, token_for
 
         try:
             r = httpx.get(f"http://{args.admin}/modules", headers={"authorization": f"Bearer {token_for(args.token, args.file)}"},
                           timeout=10)
         except httpx.HTTPError as exc:
             raise StranglerError(f"--admin {args.admin}: no proxy answers: {exc} (--offline for the file alone)") from None
-        if r.status_code != 200:
-            raise StranglerError(f"--admin {args.admin}: {r.status_code}: {r.text[:200]}")
-        mods = r.json()
+        mods = answer(r, f"--admin {args.admin}: GET /modules", list)
         overrides = {m["name"]: Override(m["stage"], m["weight"]) for m in mods if m.get("override")}
         breakers = {m["name"]: m["breaker"] for m in mods if m.get("breaker")}
 

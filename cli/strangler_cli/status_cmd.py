@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from strangler_common import StranglerError
 from strangler_cli.helptext import examples
-from strangler_cli.admin_client import add_admin_options, check, token_for
+from strangler_cli.admin_client import add_admin_options, answer, token_for
 
 if TYPE_CHECKING:
     from strangler_proxy import RouteTable
@@ -47,8 +47,7 @@ def fetch(args: argparse.Namespace) -> dict[str, Any]:
         return _offline(args)  # no token file: the proxy never ran with this route file
     except httpx.HTTPError as exc:
         raise StranglerError(f"GET {url}: {exc}") from None
-    check(r, f"GET {url}")
-    doc: dict[str, Any] = r.json()
+    doc: dict[str, Any] = answer(r, f"GET {url}")
     return doc
 
 

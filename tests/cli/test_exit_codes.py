@@ -124,3 +124,55 @@ def test_output_files_follow_the_umask_and_a_folder_leaves_no_hidden_file(tmp_pa
     r = strangler("analyze", "--example", "portal", "-o", str(folder))
     assert r.returncode == 1 and "it is a directory" in r.stderr
     assert list(tmp_path.iterdir()) == [out, folder] or sorted(p.name for p in tmp_path.iterdir()) == ["plan.txt", "reports"]
+
+
+def test_an_admin_address_that_is_not_strangler_is_a_one_line_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--admin aimed at another web server (the proxy's data port, say, where legacy answers):
+    each command that calls the admin API exits 1 saying what answered and what to check, on
+    one line, with the server's control characters escaped; never a JSON traceback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page = b"<!doctype html>\n<html>\x1b[31m" + b"legacy portal\n" * 40 + b"</html>\n"
+
+    class Legacy(BaseHTTPRequestHandler):
+        def answer(self, status: int) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's names)
+            self.answer(200)
+
+        def do_POST(self) -> None:  # noqa: N802
+            self.answer(500)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Legacy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    admin = f"127.0.0.1:{server.server_address[1]}"
+    routes = tmp_path / "r.yaml"
+    routes.write_text("upstreams: {legacy: 'http://127.0.0.1:9'}\n")
+    try:
+        runs = {
+            "status": strangler("status", "--admin", admin, "--token", "t"),
+            "release": strangler("release", "status", "--admin", admin, "--token", "t"),
+            "explain": strangler("routes", "explain", str(routes), "GET", "/x", "--admin", admin, "--token", "t"),
+            "dashboard": strangler("dashboard", "--admin", admin, "--token", "t", "--no-browser"),
+        }
+    finally:
+        server.shutdown()
+        server.server_close()
+    for name, r in runs.items():
+        assert r.returncode == 1 and "Traceback" not in r.stderr, (name, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "\x1b" not in r.stderr and "\\x1b" in r.stderr, (name, r.stderr)
+    for name in ("status", "release", "explain"):  # 200 and a web page: not the admin API
+        assert "200, but not from a strangler admin API (expected a JSON" in runs[name].stderr, runs[name].stderr
+        assert "is --admin the proxy's admin listener, not its data port?" in runs[name].stderr
+    # refused with a page: its start, on one line, cut
+    assert "POST /ui/tickets: 500: <!doctype html> <html>\\x1b[31mlegacy portal" in runs["dashboard"].stderr
+    assert runs["dashboard"].stderr.rstrip().endswith(" ...")
