@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,14 +31,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from strangler_cli.demo.estate import free_ports
+
 BIN = Path(sys.executable).parent / "strangler"
 BODY = '{"ok":true,"module":"cases","items":[1,2,3]}'
 
 
+_HANDED: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port not handed out before by this process: the kernel may give a
+    port bound and closed a moment ago out again, and two servers of one test would share it."""
+    (port,) = free_ports(1, taken=_HANDED)
+    _HANDED.add(port)
+    return port
 
 
 def wait_port(port: int, path: str = "/cases/1", timeout: float = 20) -> None:

@@ -42,15 +42,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_proxy import free_port  # noqa: E402
+
 BIN = Path(sys.executable).parent / "strangler"
 BODY = '{"ok":true,"module":"cases"}'
 CAP = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _raise_nofile() -> None:

@@ -19,11 +19,18 @@ from dataclasses import dataclass
 
 import pytest
 
+from strangler_cli.demo.estate import free_ports
+
+
+_HANDED: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port not handed out before by this process: the kernel may give a
+    port bound and closed a moment ago out again, and two servers of one test would share it."""
+    (port,) = free_ports(1, taken=_HANDED)
+    _HANDED.add(port)
+    return port
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:

