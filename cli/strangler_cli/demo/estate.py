@@ -129,8 +129,9 @@ class DemoEstate:
         return self
 
     def _start_proxy(self) -> None:
-        """The proxy on the ports asked for, or on two it is given; the proxy binds them
-        itself, so another process may take a given one first: then two others, three tries."""
+        """The proxy on the ports asked for and on free ones picked here for the others. The
+        proxy binds them itself, so another process may take a picked one first: then it is
+        picked again (three tries). A port asked for is never swapped for another."""
         chosen = not self.admin_port, not self.proxy_port
         strangler = str(Path(sys.executable).parent / "strangler")
         for attempt in range(3):
