@@ -25,13 +25,18 @@ def add_admin_options(p: argparse.ArgumentParser, routes_help: str) -> None:
 def error_text(r: Any) -> str:
     """What a refused admin API call says: its JSON ``error``, else the start of its body on
     one line, control characters escaped (whatever answered may not be strangler)."""
-    try:
-        doc = r.json()
-    except ValueError:
-        doc = None
+    doc = _json(r)
     if isinstance(doc, dict) and "error" in doc:
         return "\n".join(comment(line) for line in str(doc["error"]).split("\n"))
     return _foreign(str(r.text))
+
+
+def _json(r: Any) -> Any:
+    """The answer's JSON, or None when its body is not JSON."""
+    try:
+        return r.json()
+    except ValueError:
+        return None
 
 
 def _foreign(text: str, limit: int = 200) -> str:
@@ -45,10 +50,7 @@ def answer(r: Any, what: str, kind: type = dict) -> Any:
     what answered is not the admin API."""
     if not 200 <= r.status_code < 300:
         raise StranglerError(f"{what}: {r.status_code}: {error_text(r)}")
-    try:
-        doc = r.json()
-    except ValueError:
-        doc = None
+    doc = _json(r)
     if not isinstance(doc, kind):
         raise StranglerError(f"{what}: {r.status_code}, but not from a strangler admin API (expected a JSON "
                              f"{'list' if kind is list else 'object'}, got: {_foreign(str(r.text), 80) or 'an empty body'}); "
